@@ -1,0 +1,32 @@
+"""ocipush: a daemonless OCI registry client (push, pull, copy, build) tuned for Amazon ECR.
+
+The public API is imported lazily so that `import ocipush` stays fast (no httpx, pydantic or boto3 until used)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "push": "ocipush.api",
+    "pull": "ocipush.api",
+    "copy": "ocipush.api",
+    "delete": "ocipush.api",
+    "list_tags": "ocipush.api",
+    "catalog": "ocipush.api",
+    "inspect": "ocipush.api",
+    "resolve_digest": "ocipush.api",
+    "RegistryOptions": "ocipush.registry.options",
+    "OcipushError": "ocipush.errors",
+}
+
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ocipush' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,5 @@
+import sys
+
+from ocipush.cli import main
+
+sys.exit(main())

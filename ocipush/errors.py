@@ -1,0 +1,76 @@
+"""One exception hierarchy. Every error carries a message a user can act on; the CLI maps classes to exit codes."""
+
+from __future__ import annotations
+
+
+class OcipushError(Exception):
+    """Base of every error ocipush raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(OcipushError):
+    """The input (a flag, a reference, a file) is not valid."""
+
+    exit_code = 2
+
+
+class InvalidReferenceError(UsageError):
+    """A reference such as `host/repo:tag@digest` could not be parsed."""
+
+
+class NotFoundError(OcipushError):
+    """A repository, manifest, tag or blob does not exist."""
+
+    exit_code = 3
+
+
+class AuthError(OcipushError):
+    """Credentials are missing, wrong or not allowed to do this."""
+
+    exit_code = 4
+
+
+class RegistryError(OcipushError):
+    """The registry answered with an error we cannot work around."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class TransportError(OcipushError):
+    """The network failed and retries were exhausted."""
+
+    exit_code = 6
+
+
+class DigestMismatchError(OcipushError):
+    """Content did not hash to the digest it was announced with."""
+
+    exit_code = 7
+
+
+class UnsafeArchiveError(OcipushError):
+    """A layer tries to write outside the target directory or create something not allowed."""
+
+    exit_code = 8
+
+
+class LayoutError(OcipushError):
+    """An OCI image layout or docker archive on disk is missing or malformed."""
+
+    exit_code = 9
+
+
+class BuildError(UsageError):
+    """The build input (directory, tarball, build file) cannot be turned into layers."""
+
+
+class AwsError(OcipushError):
+    """An AWS API call failed; the message says what to do."""
+
+    exit_code = 10

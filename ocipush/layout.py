@@ -1,0 +1,194 @@
+"""OCI image layout on disk (image-spec `image-layout.md`): the local store and a push/pull endpoint.
+
+Blobs are written through a temporary file, verified, then renamed into place; `index.json` is rewritten
+atomically under a lock, so a crash never leaves a half-written blob or index."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from ocipush import mediatypes as mt
+from ocipush.digest import HashingReader, check_digest, hex_part, sha256_of, validate_digest
+from ocipush.errors import LayoutError, NotFoundError
+from ocipush.fsutil import atomic_write_bytes, atomic_writer
+from ocipush.models import Descriptor, Index, ManifestDocument
+
+REF_NAME = "org.opencontainers.image.ref.name"
+LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+COPY_SIZE = 1 << 20
+
+
+class OCILayout:
+    """An OCI image layout directory. `create=True` makes it (and its `oci-layout` file) when missing."""
+
+    def __init__(self, path: str, create: bool = False) -> None:
+        self.path = path
+        marker = os.path.join(path, "oci-layout")
+        if not os.path.exists(marker):
+            if not create:
+                raise LayoutError(f"{path} is not an OCI image layout (no oci-layout file)")
+            os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+            atomic_write_bytes(marker, LAYOUT_VERSION)
+            if not os.path.exists(self._index_path):
+                atomic_write_bytes(self._index_path, Index(manifests=[]).to_json_bytes())
+
+    @property
+    def _index_path(self) -> str:
+        return os.path.join(self.path, "index.json")
+
+    # --- blobs -------------------------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> str:
+        validate_digest(digest)
+        algorithm, hexdigest = digest.split(":", 1)
+        return os.path.join(self.path, "blobs", algorithm, hexdigest)
+
+    def has_blob(self, digest: str, size: int | None = None) -> bool:
+        try:
+            st = os.stat(self.blob_path(digest))
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} is not in layout {self.path}") from None
+
+    def read_blob(self, digest: str) -> bytes:
+        """Whole blob in memory: for manifests and configs only."""
+        with self.open_blob(digest) as f:
+            data = f.read()
+        check_digest(digest, sha256_of(data), f"blob in {self.path}")
+        return data
+
+    def write_blob(self, data: bytes, digest: str | None = None) -> str:
+        digest = digest or sha256_of(data)
+        check_digest(digest, sha256_of(data), "blob")
+        if not self.has_blob(digest, len(data)):
+            atomic_write_bytes(self.blob_path(digest), data)
+        return digest
+
+    def write_blob_stream(self, stream: BinaryIO, digest: str, size: int | None = None) -> None:
+        """Copy a stream into the store, verifying digest and size before it becomes visible."""
+        with self.blob_writer(digest, size) as out:
+            reader = HashingReader(stream, digest.split(":", 1)[0])
+            while chunk := reader.read(COPY_SIZE):
+                out.write(chunk)
+
+    @contextlib.contextmanager
+    def blob_writer(self, digest: str, size: int | None = None) -> Iterator[BinaryIO]:
+        """A file to write a blob into; on exit it is hashed from disk, checked, and renamed into place."""
+        target = self.blob_path(digest)
+        with atomic_writer(target) as f:
+            yield f
+            f.flush()
+            with open(f.name, "rb") as check:  # type: ignore[arg-type]
+                reader = HashingReader(check, digest.split(":", 1)[0])
+                while reader.read(COPY_SIZE):
+                    pass
+            check_digest(digest, reader.digest, f"blob written to {self.path}")
+            if size is not None and reader.size != size:
+                raise LayoutError(f"blob {digest}: wrote {reader.size} bytes, expected {size}")
+
+    def ingest_path(self, digest: str) -> str:
+        """Where a partial download of `digest` lives between attempts (resumed with Range)."""
+        directory = os.path.join(self.path, ".ingest")
+        os.makedirs(directory, exist_ok=True)
+        return os.path.join(directory, hex_part(digest) + ".partial")
+
+    def commit_ingest(self, digest: str, size: int | None) -> None:
+        """Move a completed partial download into the store once its digest and size are verified."""
+        partial = self.ingest_path(digest)
+        with open(partial, "rb") as f:
+            reader = HashingReader(f, digest.split(":", 1)[0])
+            while reader.read(COPY_SIZE):
+                pass
+        try:
+            check_digest(digest, reader.digest, "downloaded blob")
+            if size is not None and reader.size != size:
+                raise LayoutError(f"blob {digest}: downloaded {reader.size} bytes, expected {size}")
+        except Exception:
+            os.unlink(partial)
+            raise
+        target = self.blob_path(digest)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(partial, target)
+
+    # --- index -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(os.path.join(self.path, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read_index(self) -> Index:
+        try:
+            with open(self._index_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raise LayoutError(f"{self.path} has no index.json") from None
+        try:
+            return Index.model_validate_json(raw)
+        except ValueError as exc:
+            raise LayoutError(f"{self._index_path} is not a valid image index: {exc.__class__.__name__}") from None
+
+    def resolve(self, tag: str | None = None, digest: str | None = None) -> Descriptor:
+        """The index entry for `tag` (annotation ref.name), `digest`, or the only entry when neither is given."""
+        entries = self.read_index().manifests
+        if digest:
+            for entry in entries:
+                if entry.digest == digest:
+                    return entry
+            if self.has_blob(digest):
+                raw = self.read_blob(digest)
+                from ocipush.models import sniff_media_type
+
+                return Descriptor(mediaType=sniff_media_type(raw), digest=digest, size=len(raw))
+            raise NotFoundError(f"{digest} is not in layout {self.path}")
+        if tag:
+            for entry in entries:
+                if (entry.annotations or {}).get(REF_NAME) == tag:
+                    return entry
+            raise NotFoundError(f"tag {tag!r} is not in layout {self.path}")
+        if len(entries) == 1:
+            return entries[0]
+        if not entries:
+            raise NotFoundError(f"layout {self.path} holds no image")
+        names = sorted(filter(None, ((e.annotations or {}).get(REF_NAME) for e in entries)))
+        raise NotFoundError(f"layout {self.path} holds {len(entries)} images; name one with :TAG ({', '.join(names)})")
+
+    def read_manifest(self, descriptor: Descriptor) -> ManifestDocument:
+        return ManifestDocument(self.read_blob(descriptor.digest), descriptor.media_type)
+
+    def add_manifest(self, document: ManifestDocument, tags: Iterable[str] = (), **extra: object) -> Descriptor:
+        """Store a manifest blob and point index.json at it, once per tag (or untagged when no tag is given)."""
+        self.write_blob(document.raw, document.digest)
+        tags = list(tags)
+        with self._locked():
+            index = self.read_index()
+            manifests = list(index.manifests)
+            new_entries: list[Descriptor] = []
+            for tag in tags or [None]:
+                annotations = {REF_NAME: tag} if tag else None
+                new_entries.append(document.descriptor(annotations=annotations, **extra))
+            for tag in tags:
+                manifests = [m for m in manifests if (m.annotations or {}).get(REF_NAME) != tag]
+            if not tags:
+                manifests = [m for m in manifests if m.digest != document.digest or m.annotations]
+            manifests.extend(new_entries)
+            data = json.loads(index.to_json_bytes())
+            data["manifests"] = [json.loads(m.to_json_bytes()) for m in manifests]
+            data["mediaType"] = mt.OCI_INDEX
+            atomic_write_bytes(self._index_path, json.dumps(data, separators=(",", ":")).encode())
+        return new_entries[0]

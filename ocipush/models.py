@@ -1,0 +1,203 @@
+"""Pydantic models of descriptors, manifests, indexes and image configs.
+
+Models are for reading and for building new documents. A document received from elsewhere is kept as its exact
+bytes (`ManifestDocument.raw`) because its digest is the hash of those bytes; it is never re-serialised."""
+
+from __future__ import annotations
+
+import json
+import platform as _platform
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ocipush import mediatypes as mt
+from ocipush.digest import sha256_of
+from ocipush.errors import UsageError
+
+
+class _Model(BaseModel):
+    # Unknown fields are kept so that a document we rewrite (a config we edit) loses nothing.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_json_bytes(self) -> bytes:
+        """Canonical compact JSON of a document we create (sorted keys give stable digests)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class Platform(_Model):
+    architecture: str
+    os: str
+    os_version: str | None = Field(default=None, alias="os.version")
+    os_features: list[str] | None = Field(default=None, alias="os.features")
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
+
+
+class Descriptor(_Model):
+    media_type: str = Field(alias="mediaType")
+    digest: str
+    size: int
+    urls: list[str] | None = None
+    annotations: dict[str, str] | None = None
+    platform: Platform | None = None
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    data: str | None = None
+
+
+class Manifest(_Model):
+    schema_version: int = Field(default=2, alias="schemaVersion")
+    media_type: str | None = Field(default=mt.OCI_MANIFEST, alias="mediaType")
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    config: Descriptor
+    layers: list[Descriptor]
+    subject: Descriptor | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Index(_Model):
+    schema_version: int = Field(default=2, alias="schemaVersion")
+    media_type: str | None = Field(default=mt.OCI_INDEX, alias="mediaType")
+    artifact_type: str | None = Field(default=None, alias="artifactType")
+    manifests: list[Descriptor]
+    subject: Descriptor | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ContainerConfig(_Model):
+    user: str | None = Field(default=None, alias="User")
+    exposed_ports: dict[str, dict[str, Any]] | None = Field(default=None, alias="ExposedPorts")
+    env: list[str] | None = Field(default=None, alias="Env")
+    entrypoint: list[str] | None = Field(default=None, alias="Entrypoint")
+    cmd: list[str] | None = Field(default=None, alias="Cmd")
+    volumes: dict[str, dict[str, Any]] | None = Field(default=None, alias="Volumes")
+    working_dir: str | None = Field(default=None, alias="WorkingDir")
+    labels: dict[str, str] | None = Field(default=None, alias="Labels")
+    stop_signal: str | None = Field(default=None, alias="StopSignal")
+
+
+class RootFS(_Model):
+    type: str = "layers"
+    diff_ids: list[str] = Field(default_factory=list)
+
+
+class History(_Model):
+    created: str | None = None
+    created_by: str | None = None
+    author: str | None = None
+    comment: str | None = None
+    empty_layer: bool | None = None
+
+
+class ImageConfig(_Model):
+    created: str | None = None
+    author: str | None = None
+    architecture: str
+    os: str
+    os_version: str | None = Field(default=None, alias="os.version")
+    variant: str | None = None
+    config: ContainerConfig | None = None
+    rootfs: RootFS = Field(default_factory=RootFS)
+    history: list[History] | None = None
+
+    @property
+    def platform(self) -> Platform:
+        return Platform(architecture=self.architecture, os=self.os, variant=self.variant)
+
+
+@dataclass(frozen=True)
+class ManifestDocument:
+    """A manifest or index as exact bytes plus its media type; `digest` is the sha256 of `raw`."""
+
+    raw: bytes
+    media_type: str
+
+    @cached_property
+    def digest(self) -> str:
+        return sha256_of(self.raw)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in mt.INDEXES
+
+    @cached_property
+    def parsed(self) -> Manifest | Index:
+        try:
+            if self.is_index:
+                return Index.model_validate_json(self.raw)
+            return Manifest.model_validate_json(self.raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UsageError(f"malformed {self.media_type} document: {where}: {first['msg']}") from None
+
+    @property
+    def manifest(self) -> Manifest:
+        parsed = self.parsed
+        if not isinstance(parsed, Manifest):
+            raise UsageError(f"expected an image manifest, got {self.media_type}")
+        return parsed
+
+    @property
+    def index(self) -> Index:
+        parsed = self.parsed
+        if not isinstance(parsed, Index):
+            raise UsageError(f"expected an image index, got {self.media_type}")
+        return parsed
+
+    def descriptor(self, **extra: Any) -> Descriptor:
+        return Descriptor(mediaType=self.media_type, digest=self.digest, size=len(self.raw), **extra)
+
+    @classmethod
+    def from_model(cls, model: Manifest | Index) -> ManifestDocument:
+        media_type = model.media_type or (mt.OCI_INDEX if isinstance(model, Index) else mt.OCI_MANIFEST)
+        return cls(model.to_json_bytes(), media_type)
+
+
+def sniff_media_type(raw: bytes, declared: str | None = None) -> str:
+    """The media type of a manifest body: the declared one when it is a manifest type, else from the JSON."""
+    if declared:
+        declared = declared.split(";", 1)[0].strip()
+        if declared in mt.MANIFESTS:
+            return declared
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UsageError("manifest body is not JSON") from None
+    if not isinstance(data, dict):
+        raise UsageError("manifest body is not a JSON object")
+    media_type = data.get("mediaType")
+    if isinstance(media_type, str) and media_type in mt.MANIFESTS:
+        return media_type
+    return mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
+
+
+_ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}
+
+
+def host_platform() -> Platform:
+    machine = _platform.machine().lower()
+    arch = _ARCH_ALIASES.get(machine, machine)
+    return Platform(architecture=arch, os="linux", variant="v8" if arch == "arm64" else None)
+
+
+def parse_platform(text: str) -> Platform:
+    """`os/arch[/variant]` as docker writes it; raises UsageError otherwise."""
+    parts = text.strip().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/amd64")
+    return Platform(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else None)
+
+
+def platform_matches(wanted: Platform, candidate: Platform | None) -> bool:
+    if candidate is None:
+        return False
+    if (wanted.os, wanted.architecture) != (candidate.os, candidate.architecture):
+        return False
+    # arm64 images often omit the variant: only a variant asked for explicitly must match.
+    return wanted.variant is None or candidate.variant in (None, wanted.variant)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (idempotently) and run the embedded demo: build-push the example app to a registry started on 127.0.0.1,
+# pull it back and check digests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/ocipush demo "$@"
