@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from ocipush.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecr.type_defs import ImageIdentifierTypeDef
 
 
 class ImageId(BaseModel):
@@ -18,9 +21,13 @@ class ImageId(BaseModel):
     tag: str | None = None
     digest: str | None = None
 
-    def to_api(self) -> dict[str, str]:
-        ident = {"imageTag": self.tag, "imageDigest": self.digest}
-        return {key: value for key, value in ident.items() if value}
+    def to_api(self) -> ImageIdentifierTypeDef:
+        ident: ImageIdentifierTypeDef = {}
+        if self.tag:
+            ident["imageTag"] = self.tag
+        if self.digest:
+            ident["imageDigest"] = self.digest
+        return ident
 
     def __str__(self) -> str:
         tag = f":{self.tag}" if self.tag else ""
