@@ -18,7 +18,8 @@ class Destination(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     region: str
-    registry_id: str
+    # None: this account's own registry.
+    registry_id: str | None = None
 
 
 class ReplicationRule(BaseModel):
@@ -64,10 +65,16 @@ def put_replication_configuration(
 ) -> None:
     """Replace the registry's replication rules (an empty list turns replication off)."""
     client = ecr_client(region, profile)
+    own_id = ""
+    if any(d.registry_id is None for rule in rules for d in rule.destinations):
+        with aws_call("describe-registry", region=client.meta.region_name):
+            own_id = client.describe_registry()["registryId"]
     api_rules: list[Any] = []
     for rule in rules:
         api_rule: dict[str, Any] = {
-            "destinations": [{"region": d.region, "registryId": d.registry_id} for d in rule.destinations]
+            "destinations": [
+                {"region": d.region, "registryId": d.registry_id or own_id} for d in rule.destinations
+            ]
         }
         if rule.prefixes:
             api_rule["repositoryFilters"] = [

@@ -117,6 +117,38 @@ def describe_image_scan_findings(
     )
 
 
+def scan_image(
+    repository: str,
+    image: ImageId,
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    poll_seconds: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ScanResult:
+    """Start a scan and wait for its findings. ECR allows one basic scan per image a day: when today's scan
+    already ran (or scan-on-push started one), its result is used instead of failing."""
+    from botocore.exceptions import ClientError
+
+    client = ecr_client(region, profile)
+    with aws_call("start-image-scan", repository=f"{repository}{image}", region=client.meta.region_name):
+        try:
+            client.start_image_scan(repositoryName=repository, imageId=image.to_api())
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "LimitExceededException":
+                raise
+    return wait_for_scan(
+        repository,
+        image,
+        region=region,
+        profile=profile,
+        on_progress=on_progress,
+        poll_seconds=poll_seconds,
+        sleep=sleep,
+    )
+
+
 def wait_for_scan(
     repository: str,
     image: ImageId,
