@@ -1,0 +1,369 @@
+"""Apply image layers to a directory safely: whiteouts, links, modes, times; nothing is written outside it.
+
+Every write happens relative to a directory file descriptor reached by opening each parent component with
+`O_NOFOLLOW`, so a symlink in the tree can never redirect a write. A symlink met as a parent is followed only
+when its target stays inside the root (relative, not climbing out); absolute targets point at the host and are
+refused.
+`tarfile`'s own extraction and its `data` filter are not used: the filter refuses absolute symlinks and strips
+set-uid bits, both normal in a root filesystem, and it resolves paths by name rather than by descriptor."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol, cast
+
+from ocipush.digest import HashingReader, check_digest
+from ocipush.errors import UnsafeArchiveError, UsageError
+from ocipush.layout import OCILayout
+from ocipush.mediatypes import layer_compression
+from ocipush.models import Manifest
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+COPY_SIZE = 1 << 20
+MAX_SYMLINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Reader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class _Raw(io.RawIOBase):
+    """Adapts any `read(n)` object to the `readinto` interface that gzip readers need."""
+
+    def __init__(self, stream: Reader) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def decompress_stream(stream: Reader, compression: str) -> IO[bytes]:
+    """A reader of the uncompressed bytes of a gzip, zstd or plain stream (decompressed as it is read)."""
+    if compression == "gzip":
+        from isal import igzip
+
+        raw = _Raw(stream)
+        return cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+    if compression == "zstd":
+        import zstandard
+
+        return cast(
+            IO[bytes],
+            zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], stream), read_across_frames=True),
+        )
+    if compression == "none":
+        return cast(IO[bytes], stream)
+    raise UsageError(f"unsupported layer compression {compression!r}")
+
+
+def corrupt_stream_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "the compressed or tar bytes are damaged" (not an I/O failure)."""
+    import gzip
+
+    import zstandard
+
+    return (tarfile.TarError, EOFError, gzip.BadGzipFile, zstandard.ZstdError)
+
+
+def extract_layers(
+    layout: OCILayout,
+    manifest: Manifest,
+    target_dir: str,
+    *,
+    allow_devices: bool | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Unpack the layers in order into `target_dir` (created if missing; must be empty unless `overwrite`)."""
+    os.makedirs(target_dir, exist_ok=True)
+    if not overwrite and os.listdir(target_dir):
+        raise UsageError(f"{target_dir} is not empty; extract into an empty directory or pass overwrite=True")
+    for layer in manifest.layers:
+        with layout.open_blob(layer.digest) as blob:
+            reader = HashingReader(blob, layer.digest.split(":", 1)[0])
+            apply_layer(reader, layer.media_type, target_dir, allow_devices=allow_devices)
+            while reader.read(COPY_SIZE):  # the tar end may leave padding unread: hash all of it
+                pass
+        check_digest(layer.digest, reader.digest, f"layer {layer.digest}")
+
+
+def apply_layer(
+    stream: Reader, media_type: str, target_dir: str, *, allow_devices: bool | None = None
+) -> None:
+    """Apply one layer changeset (compressed per `media_type`) on top of what `target_dir` already holds.
+
+    Devices and fifos are created only when running as root and `allow_devices` is true; otherwise refused."""
+    root_fd = os.open(target_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        applier = _Applier(root_fd, devices=bool(allow_devices) and os.geteuid() == 0)
+        data = decompress_stream(stream, layer_compression(media_type))
+        try:
+            with tarfile.open(fileobj=data, mode="r|") as tar:
+                for member in tar:
+                    applier.apply(member, tar)
+        except corrupt_stream_errors() as exc:
+            raise UsageError(f"layer is damaged or not a {media_type} stream: {exc}") from None
+        applier.finish()
+    finally:
+        os.close(root_fd)
+
+
+def _split(name: str, what: str) -> list[str]:
+    """Path components of a tar name: leading '/' and '.' dropped; any '..' refused."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"refusing {what} {name!r}: path contains '..'")
+    return parts
+
+
+@dataclass
+class _Applier:
+    root_fd: int
+    devices: bool
+    # Paths written by this layer: a whiteout hides only what lower layers put there.
+    written: set[str] = field(default_factory=set)
+    # Directory metadata is applied last, children first, so that writing children does not disturb it.
+    dir_meta: list[tuple[str, tarfile.TarInfo]] = field(default_factory=list)
+    is_root: bool = field(default_factory=lambda: os.geteuid() == 0)
+
+    # --- resolving parents -------------------------------------------------------------------------------
+
+    def _resolve(self, parts: list[str], name: str, create: bool) -> list[str]:
+        """The real (symlink-free) path inside the root of the directory `parts`, creating missing ones."""
+        resolved: list[str] = []
+        pending = list(parts)
+        hops = 0
+        while pending:
+            comp = pending.pop(0)
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not resolved:
+                    raise UnsafeArchiveError(
+                        f"refusing {name!r}: a symlink in its path leads outside the target"
+                    )
+                resolved.pop()
+                continue
+            path = "/".join([*resolved, comp])
+            try:
+                st = os.stat(path, dir_fd=self.root_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if not create:
+                    raise UnsafeArchiveError(
+                        f"refusing {name!r}: {path!r} does not exist in the target"
+                    ) from None
+                with self._open_dir(resolved) as fd:
+                    os.mkdir(comp, 0o755, dir_fd=fd)
+                self.written.add(path)
+                resolved.append(comp)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                link = os.readlink(path, dir_fd=self.root_fd)
+                if os.path.isabs(link) or hops > MAX_SYMLINKS:
+                    raise UnsafeArchiveError(
+                        f"refusing {name!r}: {path!r} is a symlink to {link!r}, outside the target"
+                    )
+                pending[:0] = link.split("/")
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeArchiveError(f"refusing {name!r}: {path!r} is not a directory")
+            resolved.append(comp)
+        return resolved
+
+    @contextlib.contextmanager
+    def _open_dir(self, resolved: list[str]) -> Iterator[int]:
+        """A descriptor of a resolved directory, opened one component at a time without following symlinks."""
+        fd = os.dup(self.root_fd)
+        try:
+            for comp in resolved:
+                try:
+                    child = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise UnsafeArchiveError(f"refusing to write through symlink {comp!r}") from None
+                    raise
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    # --- entries -------------------------------------------------------------------------------------------
+
+    def apply(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        parts = _split(member.name, "entry")
+        if not parts:
+            return  # the root directory itself: the target's own attributes are the caller's
+        *parent, base = parts
+        resolved = self._resolve(parent, member.name, create=True)
+        path = "/".join([*resolved, base])
+        if base == OPAQUE:
+            with self._open_dir(resolved) as fd:
+                self._prune(fd, "/".join(resolved))
+            return
+        if base.startswith(WHITEOUT):
+            victim = base[len(WHITEOUT) :]
+            if victim.startswith(WHITEOUT):
+                return  # aufs metadata such as .wh..wh.plnk: not part of the image
+            if not victim:
+                raise UnsafeArchiveError(f"invalid whiteout {member.name!r}: no name to delete")
+            with self._open_dir(resolved) as fd:
+                self._whiteout(fd, victim, "/".join([*resolved, victim]))
+            return
+        if (member.ischr() or member.isblk() or member.isfifo()) and not self.devices:
+            raise UnsafeArchiveError(
+                f"refusing {member.name!r}: device nodes and fifos need root and allow_devices=True"
+            )
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk() or member.isdev()):
+            raise UnsafeArchiveError(f"refusing {member.name!r}: unsupported tar entry type {member.type!r}")
+        link_source = self._link_source(member) if member.islnk() else None
+        with self._open_dir(resolved) as fd:
+            self._make(fd, base, path, member, tar, link_source)
+        self.written.add(path)
+
+    def _link_source(self, member: tarfile.TarInfo) -> list[str]:
+        parts = _split(member.linkname, "hardlink target of")
+        if not parts:
+            raise UnsafeArchiveError(f"refusing hardlink {member.name!r}: it points at the root directory")
+        *parent, base = parts
+        resolved = self._resolve(parent, member.name, create=False)
+        with self._open_dir(resolved) as fd:
+            st = _lstat(fd, base)
+        if st is None:
+            raise UnsafeArchiveError(
+                f"refusing hardlink {member.name!r}: target {member.linkname!r} was not extracted before it"
+            )
+        if stat.S_ISDIR(st.st_mode):
+            raise UnsafeArchiveError(
+                f"refusing hardlink {member.name!r}: target {member.linkname!r} is a directory"
+            )
+        return [*resolved, base]
+
+    def _make(
+        self,
+        fd: int,
+        base: str,
+        path: str,
+        member: tarfile.TarInfo,
+        tar: tarfile.TarFile,
+        link_source: list[str] | None,
+    ) -> None:
+        existing = _lstat(fd, base)
+        if member.isdir():
+            if existing is None or not stat.S_ISDIR(existing.st_mode):
+                _remove(fd, base, existing)
+                os.mkdir(base, 0o700, dir_fd=fd)
+            self.dir_meta.append((path, member))
+            return
+        if link_source is not None:
+            with self._open_dir(link_source[:-1]) as src_fd:
+                source = _lstat(src_fd, link_source[-1])
+                if existing is not None and source is not None and _same_inode(existing, source):
+                    return
+                _remove(fd, base, existing)
+                os.link(link_source[-1], base, src_dir_fd=src_fd, dst_dir_fd=fd, follow_symlinks=False)
+            return  # a hardlink shares its target's inode and metadata
+        _remove(fd, base, existing)
+        if member.issym():
+            os.symlink(member.linkname, base, dir_fd=fd)
+        elif member.isreg():
+            self._write_file(fd, base, member, tar)
+            return
+        elif member.isfifo():
+            os.mkfifo(base, 0o600, dir_fd=fd)
+        else:
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(base, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=fd)
+        self._set_meta(fd, base, member, symlink=member.issym())
+
+    def _write_file(self, fd: int, base: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        out = os.open(
+            base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
+        )
+        try:
+            source = tar.extractfile(member)
+            if source is not None:
+                while chunk := source.read(COPY_SIZE):
+                    _write_all(out, chunk)
+            if self.is_root:
+                os.fchown(out, member.uid, member.gid)
+            os.fchmod(out, member.mode & 0o7777)  # after chown, which clears set-uid bits
+            os.utime(out, (member.mtime, member.mtime))
+        finally:
+            os.close(out)
+
+    def _set_meta(self, fd: int, base: str, member: tarfile.TarInfo, symlink: bool = False) -> None:
+        if self.is_root:
+            os.chown(base, member.uid, member.gid, dir_fd=fd, follow_symlinks=False)
+        if not symlink:  # Linux has no lchmod: a symlink's mode is meaningless anyway
+            os.chmod(base, member.mode & 0o7777, dir_fd=fd)
+        os.utime(base, (member.mtime, member.mtime), dir_fd=fd, follow_symlinks=False)
+
+    # --- whiteouts -----------------------------------------------------------------------------------------
+
+    def _whiteout(self, fd: int, name: str, path: str) -> None:
+        existing = _lstat(fd, name)
+        if existing is None:
+            return
+        if path not in self.written:
+            _remove(fd, name, existing)
+        elif stat.S_ISDIR(existing.st_mode):
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            try:
+                self._prune(child, path)
+            finally:
+                os.close(child)
+
+    def _prune(self, fd: int, path: str) -> None:
+        """Delete what lower layers put under a directory, keeping what this layer wrote."""
+        for name in os.listdir(fd):
+            self._whiteout(fd, name, f"{path}/{name}" if path else name)
+
+    def finish(self) -> None:
+        for path, member in reversed(self.dir_meta):
+            parts = path.split("/")
+            with contextlib.suppress(FileNotFoundError), self._open_dir(parts[:-1]) as fd:
+                existing = _lstat(fd, parts[-1])
+                if existing is not None and stat.S_ISDIR(existing.st_mode):  # not replaced later in the layer
+                    self._set_meta(fd, parts[-1], member)
+
+
+def _lstat(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _remove(fd: int, name: str, existing: os.stat_result | None) -> None:
+    if existing is None:
+        return
+    if stat.S_ISDIR(existing.st_mode):
+        shutil.rmtree(name, dir_fd=fd)  # fd-based on Linux: does not follow symlinks inside the tree
+    else:
+        os.unlink(name, dir_fd=fd)
+
+
+def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
