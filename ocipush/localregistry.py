@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -27,6 +28,9 @@ from ocipush.errors import OcipushError
 # such as ECR tokens must be hashed truncated or they never match.
 _BCRYPT_MAX = 72
 _BIND_RETRIES = 5
+# REGISTRY_* variables override the config file; AWS_* ones change the S3 driver (AWS_CA_BUNDLE even makes
+# distribution 2.8 panic). The registry must run only on the config written here.
+_FOREIGN_ENV = ("REGISTRY_", "AWS_")
 
 
 class LocalRegistryError(OcipushError):
@@ -197,23 +201,24 @@ class LocalRegistry:
     def _launch(self, binary: str, config: Path) -> bool:
         """Start the process and wait until it answers; False when it lost the race for its port."""
         with self.log_path.open("ab") as log:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
             self._proc = subprocess.Popen(
-                [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                [binary, "serve", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
             )
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 if "address already in use" in self._log_tail():
                     return False
-                raise LocalRegistryError(
-                    f"registry exited with status {self._proc.returncode}:\n{self._log_tail()}"
-                )
+                raise LocalRegistryError(f"registry exited with status {self._proc.returncode}:\n{self._log_tail()}")
             if self._answers():
                 return True
             time.sleep(0.05)
-        raise LocalRegistryError(
-            f"registry did not answer within {self._start_timeout:.0f} s:\n{self._log_tail()}"
-        )
+        raise LocalRegistryError(f"registry did not answer within {self._start_timeout:.0f} s:\n{self._log_tail()}")
 
     def _answers(self) -> bool:
         conn: http.client.HTTPConnection
@@ -289,8 +294,7 @@ class LocalRegistry:
             }
         if self._htpasswd is None:
             return {}
-        if isinstance(self._htpasswd, Path):
-            path = self._htpasswd
-        else:
-            path = write_htpasswd(tmp / "htpasswd", self._htpasswd)
+        path = self._htpasswd
+        if not isinstance(path, Path):
+            path = write_htpasswd(tmp / "htpasswd", path)
         return {"htpasswd": {"realm": "ocipush-local", "path": str(path)}}

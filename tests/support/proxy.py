@@ -276,11 +276,8 @@ class _ProxyHandler(QuietHandler):
 
     def _body(self) -> Iterator[bytes]:
         """The decoded request body in pieces, counted as it is read."""
-        if self._chunked():
-            pieces = self._dechunk()
-        else:
-            pieces = self._fixed(int(self.headers.get("Content-Length") or 0))
-        for piece in pieces:
+        length = int(self.headers.get("Content-Length") or 0)
+        for piece in self._dechunk() if self._chunked() else self._fixed(length):
             self.owner.count_body(self.command, self.kind, len(piece))
             yield piece
 
