@@ -89,7 +89,7 @@ class OCILayout:
         with atomic_writer(target) as f:
             yield f
             f.flush()
-            with open(f.name, "rb") as check:  # type: ignore[arg-type]
+            with open(f.name, "rb") as check:
                 reader = HashingReader(check, digest.split(":", 1)[0])
                 while reader.read(COPY_SIZE):
                     pass
@@ -154,7 +154,7 @@ class OCILayout:
                 raw = self.read_blob(digest)
                 from ocipush.models import sniff_media_type
 
-                return Descriptor(mediaType=sniff_media_type(raw), digest=digest, size=len(raw))
+                return Descriptor(media_type=sniff_media_type(raw), digest=digest, size=len(raw))
             raise NotFoundError(f"{digest} is not in layout {self.path}")
         if tag:
             for entry in entries:
@@ -179,9 +179,10 @@ class OCILayout:
             index = self.read_index()
             manifests = list(index.manifests)
             new_entries: list[Descriptor] = []
-            for tag in tags or [None]:
-                annotations = {REF_NAME: tag} if tag else None
-                new_entries.append(document.descriptor(annotations=annotations, **extra))
+            for tag in tags:
+                new_entries.append(document.descriptor(annotations={REF_NAME: tag}, **extra))
+            if not tags:
+                new_entries.append(document.descriptor(**extra))
             for tag in tags:
                 manifests = [m for m in manifests if (m.annotations or {}).get(REF_NAME) != tag]
             if not tags:

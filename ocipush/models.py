@@ -151,7 +151,7 @@ class ManifestDocument:
         return parsed
 
     def descriptor(self, **extra: Any) -> Descriptor:
-        return Descriptor(mediaType=self.media_type, digest=self.digest, size=len(self.raw), **extra)
+        return Descriptor(media_type=self.media_type, digest=self.digest, size=len(self.raw), **extra)
 
     @classmethod
     def from_model(cls, model: Manifest | Index) -> ManifestDocument:

@@ -1,0 +1,306 @@
+"""The library API: synchronous, typed calls over the transfer engine. Locations are strings as on the command
+line (`REF`, `docker://REF`, `oci:PATH[:tag]`, `docker-archive:FILE[:ref]`) or parsed `Location` values."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ocipush.errors import NotFoundError, RegistryError, UsageError
+from ocipush.layout import OCILayout
+from ocipush.models import ImageConfig, ManifestDocument, Platform, host_platform
+from ocipush.progress import ProgressCallback, ignore_progress
+from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
+from ocipush.registry.client import list_catalog
+from ocipush.registry.options import RegistryOptions
+from ocipush.registry.session import RegistrySession
+from ocipush.transfer import (
+    ImageSource,
+    ImageTarget,
+    LayoutSource,
+    LayoutTarget,
+    RegistrySource,
+    RegistryTarget,
+    TransferResult,
+    require_tagless_or_valid,
+    select_platform,
+    transfer,
+)
+
+LocationLike = str | Location
+
+
+def _location(value: LocationLike) -> Location:
+    return parse_location(value) if isinstance(value, str) else value
+
+
+def _reference(value: str | Reference) -> Reference:
+    location = _location(value)
+    if not isinstance(location, Reference):
+        raise UsageError(f"{value} is not a registry reference")
+    return location
+
+
+@contextlib.contextmanager
+def _scratch_dir(options: RegistryOptions) -> Iterator[str]:
+    from ocipush.cachedir import cache_subdir
+
+    path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", options.cache_dir))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _open_source(session: RegistrySession, location: Location) -> Iterator[ImageSource]:
+    if isinstance(location, Reference):
+        yield RegistrySource(session, location)
+    elif isinstance(location, LayoutLocation):
+        yield LayoutSource(session, OCILayout(location.path), location.tag, location.digest)
+    else:
+        from ocipush.archive import read_docker_archive
+
+        with _scratch_dir(session.options) as scratch:
+            layout = OCILayout(scratch, create=True)
+            reference = str(location.reference) if location.reference else None
+            descriptor = read_docker_archive(location.path, reference, layout, None)
+            yield LayoutSource(session, layout, None, descriptor.digest)
+
+
+def copy(
+    source: LocationLike,
+    target: LocationLike,
+    *,
+    tags: Iterable[str] = (),
+    platform: Platform | str | None = None,
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+    create_repository: Callable[[], bool] | None = None,
+) -> TransferResult:
+    """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
+    src, dst = _location(source), _location(target)
+    wanted = _platform(platform)
+    extra_tags = require_tagless_or_valid(tags)
+    with RegistrySession(options) as session, _open_source(session, src) as image:
+        jobs = session.options.jobs
+        if isinstance(dst, Reference):
+            all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
+            registry_target: ImageTarget = RegistryTarget(session, dst, progress)
+            return transfer(
+                image,
+                registry_target,
+                all_tags,
+                platform=wanted,
+                jobs=jobs,
+                progress=progress,
+                on_missing_repository=create_repository,
+            )
+        if isinstance(dst, LayoutLocation):
+            layout = OCILayout(dst.path, create=True)
+            layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
+            return transfer(
+                image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
+            )
+        return _to_archive(image, dst, wanted or host_platform(), session, progress)
+
+
+def _to_archive(
+    image: ImageSource, dst: ArchiveLocation, platform: Platform, session: RegistrySession, progress: ProgressCallback
+) -> TransferResult:
+    from ocipush.archive import write_docker_archive
+
+    with _scratch_dir(session.options) as scratch:
+        layout = OCILayout(scratch, create=True)
+        result = transfer(
+            image, LayoutTarget(layout, progress), [], platform=platform, jobs=session.options.jobs, progress=progress
+        )
+        descriptor = layout.resolve(digest=result.digest)
+        write_docker_archive(layout, descriptor, dst.path, str(dst.reference) if dst.reference else None)
+    return result
+
+
+def _platform(platform: Platform | str | None) -> Platform | None:
+    if isinstance(platform, str):
+        from ocipush.models import parse_platform
+
+        return parse_platform(platform)
+    return platform
+
+
+def push(
+    source: LocationLike,
+    target: LocationLike,
+    *,
+    tags: Iterable[str] = (),
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+    create_repository: Callable[[], bool] | None = None,
+) -> TransferResult:
+    """Push an image from a layout or docker archive to a registry (every platform of an index)."""
+    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository)
+
+
+def pull(
+    source: LocationLike,
+    target: LocationLike,
+    *,
+    platform: Platform | str | None = None,
+    all_platforms: bool = False,
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> TransferResult:
+    """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
+    (default: this machine's) unless `all_platforms`."""
+    wanted = None if all_platforms else (_platform(platform) or host_platform())
+    return copy(source, target, platform=wanted, options=options, progress=progress)
+
+
+def pull_rootfs(
+    source: LocationLike,
+    directory: str,
+    *,
+    platform: Platform | str | None = None,
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> TransferResult:
+    """Pull an image and unpack its layers (whiteouts applied, unsafe entries refused) into `directory`."""
+    from ocipush.extract import extract_layers
+
+    options = options or RegistryOptions.from_env()
+    with _scratch_dir(options) as scratch:
+        result = copy(
+            source,
+            LayoutLocation(scratch),
+            platform=_platform(platform) or host_platform(),
+            options=options,
+            progress=progress,
+        )
+        layout = OCILayout(scratch)
+        manifest = layout.read_manifest(layout.resolve(digest=result.digest)).manifest
+        extract_layers(layout, manifest, directory)
+    return result
+
+
+def fetch_manifest(
+    location: LocationLike, platform: Platform | None = None, options: RegistryOptions | None = None
+) -> ManifestDocument:
+    """The manifest or index at `location`; with `platform`, the platform's image manifest from an index."""
+    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
+        root = image.root()
+        if platform is not None and root.is_index:
+            return select_platform(image, root, platform)
+        return root
+
+
+def fetch_blob_bytes(location: LocationLike, digest: str, options: RegistryOptions | None = None) -> bytes:
+    """A small blob (a config) of the repository at `location`, verified."""
+    loc = _location(location)
+    if isinstance(loc, LayoutLocation):
+        return OCILayout(loc.path).read_blob(digest)
+    if not isinstance(loc, Reference):
+        raise UsageError(f"cannot read blobs from {loc}")
+    with RegistrySession(options) as session:
+        return session.client(loc).fetch_blob_bytes(digest)
+
+
+@dataclass
+class Inspection:
+    reference: str
+    digest: str
+    media_type: str
+    manifest: dict[str, Any]
+    config: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "manifest": self.manifest,
+            "config": self.config,
+        }
+
+
+def inspect(
+    location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
+) -> Inspection:
+    """Manifest, digest and (for an image) config of `location`."""
+    import json
+
+    loc = _location(location)
+    with RegistrySession(options) as session, _open_source(session, loc) as image:
+        root = image.root()
+        wanted = _platform(platform)
+        document = select_platform(image, root, wanted) if wanted and root.is_index else root
+        config = None
+        if not document.is_index:
+            descriptor = document.manifest.config
+            raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
+            config = json.loads(raw)
+            ImageConfig.model_validate(config) if descriptor.media_type.endswith("config.v1+json") else None
+        return Inspection(str(loc), document.digest, document.media_type, json.loads(document.raw), config)
+
+
+def resolve_digest(location: LocationLike, options: RegistryOptions | None = None) -> str:
+    """The digest of the manifest or index at `location` (a HEAD when the registry sends one)."""
+    loc = _location(location)
+    if isinstance(loc, Reference):
+        if loc.digest:
+            return loc.digest
+        with RegistrySession(options) as session:
+            found = session.client(loc).manifest_digest(loc.identifier)
+        if found is None:
+            raise NotFoundError(f"{loc} not found")
+        return found[0]
+    return fetch_manifest(loc, options=options).digest
+
+
+def list_tags(repository: str | Reference, options: RegistryOptions | None = None) -> list[str]:
+    reference = _reference(repository)
+    with RegistrySession(options) as session:
+        return session.client(reference).list_tags()
+
+
+def catalog(registry: str, options: RegistryOptions | None = None) -> list[str]:
+    """Repositories of a registry (the `_catalog` API; ECR serves its own through the ECR API instead)."""
+    with RegistrySession(options) as session:
+        return list_catalog(session.transport(registry))
+
+
+def delete(location: str | Reference, options: RegistryOptions | None = None) -> str:
+    """Delete the manifest a tag or digest names (all its tags go with it). Returns the deleted digest.
+
+    On ECR, where the v2 DELETE may be refused, the image is deleted through the ECR API instead."""
+    reference = _reference(location)
+    with RegistrySession(options) as session:
+        client = session.client(reference)
+        digest = reference.digest
+        if digest is None:
+            found = client.manifest_digest(reference.identifier)
+            if found is None:
+                raise NotFoundError(f"{reference} not found")
+            digest = found[0]
+        try:
+            client.delete_manifest(digest)
+        except RegistryError as exc:
+            ecr_host = client.transport.auth.ecr_host
+            if ecr_host is None or exc.status not in (400, 405):
+                raise
+            from ocipush.ecr_admin.images import batch_delete_image
+            from ocipush.ecr_admin.models import ImageId
+
+            answer = batch_delete_image(
+                reference.repository,
+                [ImageId(digest=digest)],
+                region=ecr_host.region,
+                profile=session.options.aws_profile,
+            )
+            if answer.failures:
+                failure = answer.failures[0]
+                raise RegistryError(f"delete {reference}: {failure.code}: {failure.reason}") from None
+        return digest

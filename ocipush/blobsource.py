@@ -1,0 +1,75 @@
+"""Where the bytes of a blob come from when it is uploaded: a file, or another registry (streamed, never stored).
+
+A source can be read from any offset, which is what lets an upload retry a chunk or resume after a crash."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ocipush.errors import RegistryError
+
+if TYPE_CHECKING:
+    from ocipush.registry.client import RegistryClient
+
+READ_SIZE = 1 << 20
+
+
+class BlobSource(Protocol):
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        """Yield exactly `length` bytes starting at `offset`."""
+        ...
+
+
+@dataclass
+class FileBlobSource:
+    path: str
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            remaining = length
+            position = offset
+            while remaining > 0:
+                data = os.pread(fd, min(READ_SIZE, remaining), position)
+                if not data:
+                    raise RegistryError(f"{self.path} is shorter than its descriptor says ({self.size} bytes)")
+                position += len(data)
+                remaining -= len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+
+@dataclass
+class RegistryBlobSource:
+    """A blob in another repository or registry; each range is a streamed GET with a Range header."""
+
+    client: RegistryClient
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        with self.client.open_blob(self.digest, start=offset) as response:
+            skip = offset if response.status_code == 200 else 0  # the source ignored Range
+            remaining = length
+            for data in response.iter_bytes(READ_SIZE):
+                if skip:
+                    cut = min(skip, len(data))
+                    data, skip = data[cut:], skip - cut
+                if not data:
+                    continue
+                data = data[:remaining]
+                remaining -= len(data)
+                yield data
+                if remaining == 0:
+                    return
+        if remaining:
+            raise RegistryError(f"blob {self.digest[:19]} from {self.client.name} ended early")

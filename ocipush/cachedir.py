@@ -1,0 +1,40 @@
+"""The one directory ocipush writes to besides its outputs: upload journals, build caches, pulled layouts.
+
+`$OCIPUSH_CACHE_DIR`, else `$XDG_CACHE_HOME/ocipush` or `~/.cache/ocipush`; when that is not writable (AWS Lambda's
+read-only HOME) a directory under the system temp dir (`/tmp` on Lambda)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def _writable(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def cache_dir(override: str | None = None) -> str:
+    if override:
+        os.makedirs(override, exist_ok=True)
+        return override
+    explicit = os.environ.get("OCIPUSH_CACHE_DIR")
+    if explicit:
+        os.makedirs(explicit, exist_ok=True)
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    preferred = os.path.join(base, "ocipush")
+    if _writable(preferred):
+        return preferred
+    fallback = os.path.join(tempfile.gettempdir(), f"ocipush-cache-{os.getuid()}")
+    os.makedirs(fallback, mode=0o700, exist_ok=True)
+    return fallback
+
+
+def cache_subdir(name: str, override: str | None = None) -> str:
+    path = os.path.join(cache_dir(override), name)
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,135 @@
+"""Pieces every transfer command shares: registry flags, progress rendering, result output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ocipush.errors import UsageError
+
+if TYPE_CHECKING:
+    from ocipush.progress import ProgressCallback, ProgressEvent
+    from ocipush.registry.options import RegistryOptions
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("registry access")
+    group.add_argument("--username", "-u", help="registry user name (password from --password-stdin)")
+    group.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    group.add_argument("--insecure", action="append", default=[], metavar="HOST", help="use plain HTTP for HOST")
+    group.add_argument("--ca-file", help="trust this CA bundle for TLS")
+    group.add_argument(
+        "--endpoint", action="append", default=[], metavar="HOST=URL", help="send requests for HOST to URL"
+    )
+    group.add_argument("--aws-profile", help="AWS profile for ECR tokens (default: the boto3 default chain)")
+    group.add_argument("--jobs", "-j", type=int, default=4, help="blobs transferred in parallel (default 4)")
+    group.add_argument("--chunk-size", type=int, metavar="MiB", help="upload chunk size (default 32, minimum 5)")
+    group.add_argument("--cache-dir", help="where journals and work files go (default ~/.cache/ocipush or /tmp)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--quiet", "-q", action="store_true", help="print only the result")
+    output.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def registry_options(args: argparse.Namespace) -> RegistryOptions:
+    from ocipush.registry.options import MIN_CHUNK_SIZE, RegistryOptions
+
+    endpoints = {}
+    for item in args.endpoint:
+        host, sep, url = item.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise UsageError(f"--endpoint {item!r}: expected HOST=http(s)://ADDRESS")
+        endpoints[host] = url.rstrip("/")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    password = None
+    if args.password_stdin:
+        if not args.username:
+            raise UsageError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.username:
+        raise UsageError("--username needs --password-stdin (passwords are never taken as arguments)")
+    options = RegistryOptions.from_env(
+        insecure=set(args.insecure),
+        ca_file=args.ca_file,
+        endpoints=endpoints,
+        username=args.username,
+        password=password,
+        aws_profile=args.aws_profile,
+        jobs=args.jobs,
+        cache_dir=args.cache_dir,
+    )
+    if args.chunk_size is not None:
+        if args.chunk_size * (1 << 20) < MIN_CHUNK_SIZE:
+            raise UsageError("--chunk-size must be at least 5 (MiB)")
+        options.chunk_size = args.chunk_size << 20
+    return options
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+class ProgressPrinter:
+    """One status line rewritten in place on a terminal; one plain line per blob event otherwise (CI logs)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._lock = threading.Lock()
+        self._totals: dict[str, int] = {}
+        self._done: dict[str, int] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            if event.total is not None:
+                self._totals[event.digest] = event.total
+            self._done[event.digest] = event.done
+            if self.tty:
+                done, total = sum(self._done.values()), sum(self._totals.values())
+                finished = sum(1 for d in self._done if self._done[d] >= self._totals.get(d, 1 << 62))
+                line = f"\r{finished}/{len(self._totals)} blobs  {_size(done)} / {_size(total)}"
+                sys.stderr.write(line.ljust(60))
+                sys.stderr.flush()
+            elif event.kind != "progress":
+                detail = f" ({event.message})" if event.message else ""
+                sys.stderr.write(f"{event.kind:8} {event.digest[:19]}  {_size(event.total)}{detail}\n")
+
+    def finish(self) -> None:
+        if self.tty and not self.quiet and self._totals:
+            sys.stderr.write("\n")
+
+
+def progress_for(args: argparse.Namespace) -> tuple[ProgressCallback, ProgressPrinter]:
+    printer = ProgressPrinter(args.quiet or args.json)
+    return printer, printer
+
+
+def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(text)
+
+
+def local_location(path: str) -> str:
+    """crane's habit: a directory is an OCI layout, a file a docker archive; prefixed locations pass through."""
+    if path.startswith(("oci:", "docker-archive:", "docker://")):
+        return path
+    if os.path.isdir(path):
+        return f"oci:{path}"
+    if os.path.isfile(path):
+        return f"docker-archive:{path}"
+    return path

@@ -1,0 +1,188 @@
+"""`ocipush push | pull | copy | delete | tags | catalog | inspect | digest`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ocipush.cli.common import add_registry_arguments, emit, local_location, progress_for, registry_options
+
+if TYPE_CHECKING:
+    from ocipush.registry.options import RegistryOptions
+    from ocipush.transfer import TransferResult
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: Any) -> None:
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser.set_defaults(handler=handler)
+        add_registry_arguments(parser)
+        return parser
+
+    push = command("push", _push, "push an image from an OCI layout or docker archive to a registry")
+    push.add_argument("source", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a directory / tarball path")
+    push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
+    push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
+    _add_create_repo(push)
+
+    pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
+    pull.add_argument("source", help="registry reference (or oci:/docker-archive: location)")
+    pull.add_argument("target", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a path (see --format)")
+    pull.add_argument("--format", choices=("oci", "docker-archive", "rootfs"), default="oci", help="for a plain path")
+    pull.add_argument("--platform", help="os/arch[/variant] to take from an index (default: this machine's)")
+    pull.add_argument("--all-platforms", action="store_true", help="keep the whole index (oci format only)")
+
+    copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
+    copy.add_argument("source")
+    copy.add_argument("target")
+    copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
+    copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
+    _add_create_repo(copy)
+
+    delete = command("delete", _delete, "delete the manifest a tag or digest names")
+    delete.add_argument("reference")
+
+    tags = command("tags", _tags, "list the tags of a repository")
+    tags.add_argument("repository")
+
+    catalog = command("catalog", _catalog, "list the repositories of a registry")
+    catalog.add_argument("registry", help="registry host, e.g. localhost:5000")
+
+    inspect = command("inspect", _inspect, "show the manifest, digest and config of an image")
+    inspect.add_argument("reference")
+    inspect.add_argument("--platform", help="pick this platform's image from an index")
+    inspect.add_argument("--raw", action="store_true", help="print only the manifest bytes as served")
+    inspect.add_argument("--config", action="store_true", help="print only the config")
+
+    digest = command("digest", _digest, "print the digest of the manifest a reference names")
+    digest.add_argument("reference")
+
+
+def _add_create_repo(parser: argparse.ArgumentParser) -> None:
+    from ocipush.cli.ecr import add_create_repo_arguments
+
+    add_create_repo_arguments(parser)
+
+
+def _create_repository(args: argparse.Namespace, target: str, options: RegistryOptions) -> Callable[[], bool] | None:
+    """For --create-repo on ECR: a callback that creates the missing repository when the registry says so."""
+    if not getattr(args, "create_repo", False):
+        return None
+    from ocipush.cli.ecr import repository_options_from_args
+    from ocipush.ecr_admin.repositories import ensure_repository
+    from ocipush.errors import UsageError
+    from ocipush.reference import Reference, parse_location
+    from ocipush.registry.ecr import parse_ecr_host
+
+    reference = parse_location(target)
+    host = parse_ecr_host(reference.registry) if isinstance(reference, Reference) else None
+    if host is None or not isinstance(reference, Reference):
+        raise UsageError(f"--create-repo works only for Amazon ECR targets, not {target}")
+    repo_options = repository_options_from_args(args)
+
+    def create() -> bool:
+        return ensure_repository(reference.repository, host.region, repo_options, profile=options.aws_profile)
+
+    return create
+
+
+def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
+    counts = {k: sum(1 for v in result.blobs.values() if v == k) for k in ("uploaded", "exists", "mounted")}
+    data = {"target": target, "digest": result.digest, "mediaType": result.media_type, "size": result.size,
+            "tags": result.tags, "blobs": counts}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({summary or 'no blobs'})")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    options = registry_options(args)
+    progress, printer = progress_for(args)
+    try:
+        result = api.push(local_location(args.source), args.target, tags=args.tag, options=options,
+                          progress=progress, create_repository=_create_repository(args, args.target, options))
+    finally:
+        printer.finish()
+    return _report(args, "pushed", args.target, result)
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    options = registry_options(args)
+    progress, printer = progress_for(args)
+    try:
+        result = api.copy(args.source, args.target, tags=args.tag, platform=args.platform, options=options,
+                          progress=progress, create_repository=_create_repository(args, args.target, options))
+    finally:
+        printer.finish()
+    return _report(args, "copied", args.target, result)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    options = registry_options(args)
+    progress, printer = progress_for(args)
+    target = args.target
+    try:
+        if args.format == "rootfs" and not target.startswith(("oci:", "docker-archive:")):
+            result = api.pull_rootfs(args.source, target, platform=args.platform, options=options, progress=progress)
+        else:
+            if not target.startswith(("oci:", "docker-archive:")):
+                target = f"{args.format}:{target}"
+            result = api.pull(args.source, target, platform=args.platform, all_platforms=args.all_platforms,
+                              options=options, progress=progress)
+    finally:
+        printer.finish()
+    return _report(args, "pulled", target, result)
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    digest = api.delete(args.reference, options=registry_options(args))
+    emit(args, {"deleted": digest}, digest if args.quiet else f"deleted {digest}")
+    return 0
+
+
+def _tags(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    tags = api.list_tags(args.repository, options=registry_options(args))
+    emit(args, {"tags": tags}, "\n".join(tags))
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    repositories = api.catalog(args.registry, options=registry_options(args))
+    emit(args, {"repositories": repositories}, "\n".join(repositories))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    found = api.inspect(args.reference, platform=args.platform, options=registry_options(args))
+    if args.config:
+        print(json.dumps(found.config, indent=2))
+    elif args.raw:
+        print(json.dumps(found.manifest, indent=2))
+    else:
+        print(json.dumps(found.to_dict(), indent=2))
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    from ocipush import api
+
+    print(api.resolve_digest(args.reference, options=registry_options(args)))
+    return 0

@@ -1,0 +1,179 @@
+"""Registry authentication: anonymous, Basic, and Bearer token challenges (realm/service/scope), with a token cache
+per scope set. Credentials come from explicit options, ECR (boto3), or the docker config."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from ocipush.errors import AuthError, TransportError
+from ocipush.registry import ecr
+from ocipush.registry.credentials import Credentials, lookup_credentials
+from ocipush.registry.options import RegistryOptions
+
+_PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """The first challenge of a `WWW-Authenticate` header (registries send one)."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _PARAM_RE.finditer(rest)
+    }
+    return Challenge(scheme.lower(), params)
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def delete_scope(repository: str) -> str:
+    return f"repository:{repository}:delete"
+
+
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class Authenticator:
+    """Auth state of one registry host, shared by all threads that talk to it."""
+
+    def __init__(self, host: str, options: RegistryOptions) -> None:
+        self.host = host
+        self.options = options
+        self._lock = threading.Lock()
+        self._scheme: str | None = None
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._credentials: object = _UNSET
+        self.ecr_host = ecr.parse_ecr_host(host)
+
+    # --- credentials ---------------------------------------------------------------------------------------------
+
+    def credentials(self) -> Credentials | None:
+        if self.ecr_host and self.options.username is None:
+            return ecr.ECR_TOKENS.credentials(self.ecr_host, self.options.aws_profile)
+        with self._lock:
+            if self._credentials is _UNSET:
+                self._credentials = self._find_credentials()
+            found = self._credentials
+        return found if isinstance(found, Credentials) else None
+
+    def _find_credentials(self) -> Credentials | None:
+        if self.options.username is not None:
+            return Credentials(self.options.username, self.options.password or "")
+        found = lookup_credentials(self.host, self.options.docker_config)
+        if found is None and ecr.is_ecr_public(self.host):
+            found = ecr.ECR_TOKENS.public_credentials(self.options.aws_profile)
+        return found
+
+    # --- headers -------------------------------------------------------------------------------------------------
+
+    def authorization(self, scopes: tuple[str, ...]) -> str | None:
+        """The Authorization header value for a request needing `scopes`, from what earlier challenges taught."""
+        if self._scheme == "basic":
+            creds = self.credentials()
+            if creds is None:
+                return None
+            raw = f"{creds.username}:{creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if self._scheme == "bearer":
+            with self._lock:
+                token = self._tokens.get(scopes)
+            if token and token.expires > time.time():
+                return f"Bearer {token.value}"
+        return None
+
+    def handle_unauthorized(self, response: httpx.Response, scopes: tuple[str, ...], client: httpx.Client) -> None:
+        """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
+        challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+        if challenge is None or challenge.scheme not in ("basic", "bearer"):
+            raise AuthError(f"{self.host} refused access and offered no usable authentication challenge")
+        if challenge.scheme == "basic":
+            if self.credentials() is None:
+                raise AuthError(f"{self.host} requires credentials: run `ocipush login` or pass --username")
+            if self._scheme == "basic":
+                raise AuthError(f"{self.host} rejected the credentials (check the username and password)")
+            self._scheme = "basic"
+            return
+        self._scheme = "bearer"
+        self._challenge = challenge
+        token = self._fetch_token(challenge, scopes, client)
+        with self._lock:
+            self._tokens[scopes] = token
+
+    def forget_token(self, scopes: tuple[str, ...]) -> None:
+        with self._lock:
+            self._tokens.pop(scopes, None)
+
+    def refresh_expired_ecr_token(self) -> bool:
+        """After ECR's 403 "token has expired": drop the cached token so the next attempt fetches a new one."""
+        if self.ecr_host is None or self.options.username is not None:
+            return False
+        ecr.ECR_TOKENS.invalidate(self.ecr_host, self.options.aws_profile)
+        return True
+
+    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...], client: httpx.Client) -> _Token:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise AuthError(f"{self.host} sent a bearer challenge without a realm")
+        # The challenge's own scope matters on registries with non-repository scopes (ECR Public says "aws").
+        wanted = list(scopes)
+        if challenge.params.get("scope") and challenge.params["scope"] not in wanted:
+            wanted.append(challenge.params["scope"])
+        service = challenge.params.get("service")
+        creds = self.credentials()
+        try:
+            if creds is not None and creds.is_identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": creds.password, "client_id": "ocipush"}
+                if service:
+                    form["service"] = service
+                if wanted:
+                    form["scope"] = " ".join(wanted)
+                answer = client.post(realm, data=form)
+            else:
+                params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
+                params += [("scope", s) for s in wanted]
+                auth = (creds.username, creds.password) if creds else None
+                answer = client.get(realm, params=params, auth=auth)
+        except httpx.TransportError as exc:
+            raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
+        if answer.status_code in (401, 403):
+            what = "rejected the credentials" if creds else "requires credentials (none are configured)"
+            raise AuthError(f"token service for {self.host} {what}")
+        if answer.status_code != 200:
+            raise AuthError(f"token service for {self.host} answered HTTP {answer.status_code}")
+        try:
+            data = answer.json()
+            value = data.get("token") or data.get("access_token")
+        except ValueError:
+            value = None
+        if not value:
+            raise AuthError(f"token service for {self.host} returned no token")
+        expires_in = data.get("expires_in") or 60
+        # Renew a little early so a token never expires mid-request.
+        return _Token(str(value), time.time() + max(int(expires_in) - 10, 10))

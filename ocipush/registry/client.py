@@ -1,0 +1,244 @@
+"""The distribution v2 calls for one repository: blobs, manifests, tags, catalog, deletes, upload sessions."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from urllib.parse import urljoin
+
+import httpx
+
+from ocipush import mediatypes as mt
+from ocipush.digest import sha256_of
+from ocipush.errors import DigestMismatchError, RegistryError
+from ocipush.models import ManifestDocument, sniff_media_type
+from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
+from ocipush.registry.errors import registry_error
+from ocipush.registry.transport import BodyFactory, Transport
+
+_LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+MAX_MANIFEST_BYTES = 4 << 20
+
+
+class RegistryClient:
+    """Calls on repository `repository` of the registry behind `transport`."""
+
+    def __init__(self, transport: Transport, repository: str) -> None:
+        self.transport = transport
+        self.repository = repository
+        self.pull_scopes = (pull_scope(repository),)
+        self.push_scopes = (push_scope(repository),)
+
+    @property
+    def name(self) -> str:
+        return f"{self.transport.host}/{self.repository}"
+
+    def _path(self, suffix: str) -> str:
+        return f"/v2/{self.repository}/{suffix}"
+
+    # --- blobs ---------------------------------------------------------------------------------------------------
+
+    def blob_size(self, digest: str, push: bool = False) -> int | None:
+        """Size of a blob the repository has, or None."""
+        scopes = self.push_scopes if push else self.pull_scopes
+        response = self.transport.request("HEAD", self._path(f"blobs/{digest}"), scopes=scopes)
+        if response.status_code == 200:
+            return int(response.headers.get("content-length", -1))
+        if response.status_code == 404:
+            return None
+        raise registry_error(response, f"check blob {digest[:19]} in {self.name}")
+
+    @contextlib.contextmanager
+    def open_blob(self, digest: str, start: int = 0) -> Iterator[httpx.Response]:
+        """A streamed GET of a blob from byte `start` (redirects followed without credentials)."""
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        response = self.transport.request(
+            "GET", self._path(f"blobs/{digest}"), scopes=self.pull_scopes, headers=headers, stream=True
+        )
+        try:
+            if response.status_code not in (200, 206):
+                response.read()
+                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")
+            yield response
+        finally:
+            response.close()
+
+    def fetch_blob_bytes(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        """A small blob (a config) in memory, verified against its digest."""
+        with self.open_blob(digest) as response:
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise RegistryError(f"blob {digest} in {self.name} is larger than {limit} bytes")
+        if sha256_of(bytes(data)) != digest:
+            raise DigestMismatchError(f"blob {digest} from {self.name} does not match its digest")
+        return bytes(data)
+
+    def delete_blob(self, digest: str) -> None:
+        response = self.transport.request(
+            "DELETE", self._path(f"blobs/{digest}"), scopes=(delete_scope(self.repository),)
+        )
+        if response.status_code not in (202, 204):
+            raise registry_error(response, f"delete blob {digest} from {self.name}")
+
+    # --- upload sessions -----------------------------------------------------------------------------------------
+
+    def start_upload(self, mount: str | None = None, mount_from: str | None = None) -> tuple[str | None, str | None]:
+        """POST an upload. Returns (session URL, None), or (None, digest) when a cross-repo mount succeeded."""
+        params = None
+        scopes: tuple[str, ...] = self.push_scopes
+        if mount:
+            params = {"mount": mount}
+            if mount_from:
+                params["from"] = mount_from
+                scopes = (*scopes, pull_scope(mount_from))
+        response = self.transport.request(
+            "POST", self._path("blobs/uploads/"), scopes=scopes, params=params, headers={"Content-Length": "0"}
+        )
+        if response.status_code == 201 and mount:
+            return None, mount
+        if response.status_code == 202 and "location" in response.headers:
+            return self.absolute(response, response.headers["location"]), None
+        raise registry_error(response, f"start blob upload to {self.name}")
+
+    def absolute(self, response: httpx.Response, location: str) -> str:
+        return urljoin(str(response.url), location)
+
+    def upload_status(self, session_url: str) -> tuple[str, int] | None:
+        """(session URL, bytes the registry holds) of an open upload, or None when the session is gone."""
+        response = self.transport.request("GET", session_url, scopes=self.push_scopes)
+        if response.status_code in (404, 400, 410):
+            return None
+        if response.status_code not in (200, 204):
+            raise registry_error(response, f"query upload status on {self.name}")
+        url = self.absolute(response, response.headers.get("location", session_url))
+        return url, _range_end(response.headers.get("range")) or 0
+
+    def patch_chunk(self, session_url: str, start: int, length: int, body: BodyFactory) -> tuple[str, httpx.Response]:
+        """Send one chunk; returns (next session URL, response). 202 is the spec's answer, ECR answers 201."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + length - 1}",
+            "Content-Length": str(length),
+        }
+        response = self.transport.request(
+            "PATCH", session_url, scopes=self.push_scopes, headers=headers, body=body, retry=False
+        )
+        url = session_url
+        if response.status_code in (201, 202) and "location" in response.headers:
+            url = self.absolute(response, response.headers["location"])
+        return url, response
+
+    def finish_upload(self, session_url: str, digest: str, body: BodyFactory | None = None, length: int = 0) -> None:
+        """PUT `?digest=` to close the session, optionally with the whole blob (monolithic upload)."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        separator = "&" if "?" in session_url else "?"
+        response = self.transport.request(
+            "PUT",
+            f"{session_url}{separator}digest={digest}",
+            scopes=self.push_scopes,
+            headers=headers,
+            body=body or (lambda: b""),
+            retry=body is None,
+        )
+        if response.status_code not in (201, 204):
+            raise registry_error(response, f"finish upload of {digest[:19]} to {self.name}")
+
+    def cancel_upload(self, session_url: str) -> None:
+        with contextlib.suppress(Exception):
+            self.transport.request("DELETE", session_url, scopes=self.push_scopes, retry=False)
+
+    # --- manifests -----------------------------------------------------------------------------------------------
+
+    def manifest_digest(self, reference: str) -> tuple[str, str, int] | None:
+        """(digest, media type, size) of a manifest via HEAD, or None when missing. Falls back to GET when the
+        registry sends no Docker-Content-Digest."""
+        response = self.transport.request(
+            "HEAD",
+            self._path(f"manifests/{reference}"),
+            scopes=self.pull_scopes,
+            headers={"Accept": mt.ACCEPT_MANIFESTS},
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise registry_error(response, f"check manifest {reference} in {self.name}")
+        digest = response.headers.get("docker-content-digest")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if digest and media_type in mt.MANIFESTS:
+            return digest, media_type, int(response.headers.get("content-length", 0))
+        document = self.get_manifest(reference)
+        return document.digest, document.media_type, len(document.raw)
+
+    def get_manifest(self, reference: str) -> ManifestDocument:
+        response = self.transport.request(
+            "GET",
+            self._path(f"manifests/{reference}"),
+            scopes=self.pull_scopes,
+            headers={"Accept": mt.ACCEPT_MANIFESTS},
+        )
+        if response.status_code != 200:
+            raise registry_error(response, f"get manifest {reference} from {self.name}")
+        raw = response.content
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise RegistryError(f"manifest {reference} in {self.name} is larger than 4 MiB")
+        document = ManifestDocument(raw, sniff_media_type(raw, response.headers.get("content-type")))
+        # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received.
+        if reference.startswith("sha256:") and document.digest != reference:
+            raise DigestMismatchError(f"manifest {reference} from {self.name} hashes to {document.digest}")
+        return document
+
+    def put_manifest(self, reference: str, document: ManifestDocument) -> str:
+        response = self.transport.request(
+            "PUT",
+            self._path(f"manifests/{reference}"),
+            scopes=self.push_scopes,
+            headers={"Content-Type": document.media_type},
+            body=lambda: document.raw,
+        )
+        if response.status_code not in (200, 201, 202):
+            raise registry_error(response, f"push manifest {reference} to {self.name}")
+        return document.digest
+
+    def delete_manifest(self, digest: str) -> None:
+        response = self.transport.request(
+            "DELETE", self._path(f"manifests/{digest}"), scopes=(delete_scope(self.repository),)
+        )
+        if response.status_code not in (200, 202, 204):
+            raise registry_error(response, f"delete manifest {digest} from {self.name}")
+
+    # --- listings ------------------------------------------------------------------------------------------------
+
+    def list_tags(self, page_size: int = 1000) -> list[str]:
+        return self._paginate(
+            self._path(f"tags/list?n={page_size}"), "tags", self.pull_scopes, f"list tags of {self.name}"
+        )
+
+    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[str]:
+        items: list[str] = []
+        url: str | None = path
+        while url:
+            response = self.transport.request("GET", url, scopes=scopes)
+            if response.status_code != 200:
+                raise registry_error(response, what)
+            items.extend(response.json().get(key) or [])
+            match = _LINK_RE.search(response.headers.get("link", ""))
+            url = self.absolute(response, match.group(1)) if match else None
+        return items
+
+
+def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
+    client = RegistryClient(transport, "")
+    return client._paginate(
+        f"/v2/_catalog?n={page_size}", "repositories", (CATALOG_SCOPE,), f"list repositories of {transport.host}"
+    )
+
+
+def _range_end(value: str | None) -> int | None:
+    """Bytes held according to a `Range: 0-N` (or `bytes=0-N`) header: N + 1."""
+    if not value:
+        return None
+    match = re.search(r"(\d+)-(\d+)", value)
+    return int(match.group(2)) + 1 if match else None

@@ -1,0 +1,118 @@
+"""Amazon ECR as a registry: host recognition, and registry passwords from `GetAuthorizationToken`, cached per
+account and Region, refreshed at half-life and whenever ECR answers 403 "token has expired"."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from ocipush.registry.credentials import Credentials
+
+_PRIVATE_HOST = re.compile(
+    r"^(?P<account>\d{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"|dkr-ecr(?P<fips2>-fips)?\.(?P<region2>[a-z0-9-]+)\.on\.aws)(?::\d+)?$"
+)
+ECR_PUBLIC_HOST = "public.ecr.aws"
+EXPIRED_MARKER = "authorization token has expired"
+
+
+@dataclass(frozen=True)
+class EcrHost:
+    account: str
+    region: str
+    fips: bool
+
+
+def parse_ecr_host(host: str) -> EcrHost | None:
+    """Account and Region of a private ECR registry host (standard, .com.cn, FIPS, dual-stack), else None."""
+    match = _PRIVATE_HOST.match(host.lower())
+    if not match:
+        return None
+    region = match.group("region") or match.group("region2")
+    fips = bool(match.group("fips") or match.group("fips2"))
+    return EcrHost(match.group("account"), region, fips)
+
+
+def is_ecr_public(host: str) -> bool:
+    return host.lower() == ECR_PUBLIC_HOST
+
+
+def is_expired_token_answer(status: int, body: bytes) -> bool:
+    """ECR says 403 with a 'token has expired' body (a bare 403 on HEAD, which we treat the same way)."""
+    return status == 403 and (not body or EXPIRED_MARKER in body.decode(errors="replace").lower())
+
+
+@dataclass
+class _Token:
+    credentials: Credentials
+    fetched: float
+    expires: float
+
+    @property
+    def stale(self) -> bool:
+        # The official credential helper treats a token as stale at half-life; so do we.
+        return time.time() >= self.fetched + (self.expires - self.fetched) / 2
+
+
+class EcrTokenCache:
+    """Process-wide cache of ECR registry passwords, keyed by (account, Region, profile)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, str, str | None], _Token] = {}
+
+    def credentials(self, host: EcrHost, profile: str | None = None) -> Credentials:
+        key = (host.account, host.region, profile)
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token.stale:
+                token = self._fetch(host, profile)
+                self._tokens[key] = token
+            return token.credentials
+
+    def invalidate(self, host: EcrHost, profile: str | None = None) -> None:
+        with self._lock:
+            self._tokens.pop((host.account, host.region, profile), None)
+
+    @staticmethod
+    def _fetch(host: EcrHost, profile: str | None) -> _Token:
+        from ocipush.aws import aws_error, ecr_client
+
+        client = ecr_client(region=host.region, profile=profile)
+        try:
+            answer = client.get_authorization_token(registryIds=[host.account])
+        except Exception as exc:
+            raise aws_error(exc, action="get an ECR registry token", repository=None, region=host.region) from None
+        data = answer["authorizationData"][0]
+        user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+        now = time.time()
+        expires = data["expiresAt"].timestamp() if data.get("expiresAt") else now + 12 * 3600
+        # moto hands out tokens that are already "expired": never let that make a token permanently stale.
+        expires = max(expires, now + 600)
+        return _Token(Credentials(user, password), now, expires)
+
+    def public_credentials(self, profile: str | None = None) -> Credentials | None:
+        """Basic credentials for ECR Public's token endpoint (its API lives only in us-east-1), or None when no AWS
+        credentials are configured: then pulls go anonymous, as `docker pull public.ecr.aws/...` does."""
+        key = ("public", "us-east-1", profile)
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token.stale:
+                from ocipush.aws import ecr_public_client
+
+                try:
+                    data = ecr_public_client(profile=profile).get_authorization_token()["authorizationData"]
+                except Exception:
+                    return None
+                user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+                now = time.time()
+                expires = data["expiresAt"].timestamp() if data.get("expiresAt") else now + 12 * 3600
+                token = _Token(Credentials(user, password), now, max(expires, now + 600))
+                self._tokens[key] = token
+            return token.credentials
+
+
+ECR_TOKENS = EcrTokenCache()

@@ -1,0 +1,41 @@
+"""Turn a registry's error answer (status + OCI error JSON) into one ocipush exception with a useful message."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from ocipush.errors import AuthError, NotFoundError, OcipushError, RegistryError
+
+_NOT_FOUND_CODES = {"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"}
+_AUTH_CODES = {"UNAUTHORIZED", "DENIED"}
+
+
+def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
+    """(code, message) pairs of an OCI error body; empty when the body is not one."""
+    try:
+        data = json.loads(response.content or b"{}")
+    except (ValueError, httpx.ResponseNotRead):
+        return []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
+
+
+def registry_error(response: httpx.Response, what: str) -> OcipushError:
+    """The exception for a failed `what` (e.g. "push manifest to host/repo:tag")."""
+    status = response.status_code
+    codes = error_codes(response)
+    code, message = codes[0] if codes else ("", "")
+    detail = f"{code}: {message}" if code else f"HTTP {status}"
+    if not code and response.content and len(response.content) < 200:
+        text = response.content.decode(errors="replace").strip().splitlines()
+        if text:
+            detail = f"HTTP {status}: {text[0]}"
+    if code in _NOT_FOUND_CODES or (status == 404 and not code):
+        return NotFoundError(f"{what}: not found ({detail})")
+    if code in _AUTH_CODES or status in (401, 403):
+        return AuthError(f"{what}: access denied ({detail})")
+    return RegistryError(f"{what}: {detail}", status=status, code=code or None)

@@ -1,0 +1,58 @@
+"""Settings shared by every registry call: TLS, insecure hosts, endpoint overrides, credentials, concurrency."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_CHUNK_SIZE = 32 << 20
+MIN_CHUNK_SIZE = 5 << 20  # ECR rejects smaller non-final parts
+
+
+def _env_map(value: str) -> dict[str, str]:
+    pairs = (item.split("=", 1) for item in value.split(",") if "=" in item)
+    return {host.strip(): url.strip().rstrip("/") for host, url in pairs}
+
+
+@dataclass
+class RegistryOptions:
+    """How to reach registries. Every field has a sensible default; env vars fill in what is not given:
+    `OCIPUSH_ENDPOINTS` (`host=url,host=url`), `OCIPUSH_INSECURE` (comma-separated hosts),
+    `OCIPUSH_CA_FILE`, `OCIPUSH_USERNAME` + `OCIPUSH_PASSWORD`."""
+
+    insecure: set[str] = field(default_factory=set)
+    ca_file: str | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)
+    username: str | None = None
+    password: str | None = None
+    docker_config: str | None = None
+    aws_profile: str | None = None
+    jobs: int = 4
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    timeout: float = 60.0
+    max_attempts: int = 6
+    max_retry_seconds: float = 120.0
+    cache_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> RegistryOptions:
+        options = cls(**overrides)  # type: ignore[arg-type]
+        env = os.environ
+        if "OCIPUSH_ENDPOINTS" in env:
+            options.endpoints = {**_env_map(env["OCIPUSH_ENDPOINTS"]), **options.endpoints}
+        if "OCIPUSH_INSECURE" in env:
+            options.insecure |= {h.strip() for h in env["OCIPUSH_INSECURE"].split(",") if h.strip()}
+        options.ca_file = options.ca_file or env.get("OCIPUSH_CA_FILE")
+        if options.username is None and env.get("OCIPUSH_USERNAME"):
+            options.username = env["OCIPUSH_USERNAME"]
+            options.password = env.get("OCIPUSH_PASSWORD", "")
+        return options
+
+    def base_url(self, host: str) -> str:
+        """Where requests for registry `host` go: an override, plain HTTP for insecure/loopback, else HTTPS."""
+        if host in self.endpoints:
+            return self.endpoints[host]
+        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if host in self.insecure or bare in ("localhost", "127.0.0.1", "[::1]"):
+            return f"http://{host}"
+        return f"https://{host}"

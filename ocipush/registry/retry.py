@@ -1,0 +1,58 @@
+"""The single retry policy: which failures are retried, how long to wait, when to give up."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+MAX_DELAY = 20.0
+
+
+@dataclass
+class RetryBudget:
+    """Counts attempts of one logical operation against the policy's limits."""
+
+    max_attempts: int
+    max_seconds: float
+    attempt: int = 0
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = time.monotonic()
+
+    def next_delay(self, retry_after: str | None = None) -> float | None:
+        """Seconds to sleep before the next attempt, or None when the budget is spent."""
+        self.attempt += 1
+        if self.attempt >= self.max_attempts:
+            return None
+        delay = _retry_after_seconds(retry_after)
+        if delay is None:
+            # Exponential backoff with full jitter, so parallel workers do not retry in lock-step.
+            delay = random.uniform(0, min(MAX_DELAY, 0.25 * 2**self.attempt))
+        if time.monotonic() - self.started + delay > self.max_seconds:
+            return None
+        return delay
+
+    def sleep(self, retry_after: str | None = None) -> bool:
+        delay = self.next_delay(retry_after)
+        if delay is None:
+            return False
+        time.sleep(delay)
+        return True
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(when.timestamp() - time.time(), 0.0), 60.0)

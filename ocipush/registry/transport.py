@@ -1,0 +1,141 @@
+"""HTTP transport for one registry: a bounded httpx client, auth challenges, ECR token refresh, the retry policy and
+redirects that never carry Authorization to another host."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterable
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ocipush.errors import TransportError
+from ocipush.registry import ecr
+from ocipush.registry.auth import Authenticator
+from ocipush.registry.options import RegistryOptions
+from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
+
+BodyFactory = Callable[[], Iterable[bytes] | bytes]
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+USER_AGENT = "ocipush/0.1"
+
+
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
+    if not ca_file:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(ca_file)
+    return context
+
+
+class Transport:
+    """Everything needed to send one request to registry `host` and get a meaningful answer back."""
+
+    def __init__(self, host: str, options: RegistryOptions) -> None:
+        self.host = host
+        self.options = options
+        self.base_url = options.base_url(host)
+        self.auth = Authenticator(host, options)
+        self._origin = urlsplit(self.base_url).netloc
+        limits = httpx.Limits(max_connections=max(options.jobs, 1) + 4, max_keepalive_connections=options.jobs + 4)
+        timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0))
+        self.client = httpx.Client(
+            verify=_ssl_context(options.ca_file),
+            limits=limits,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def budget(self) -> RetryBudget:
+        return RetryBudget(self.options.max_attempts, self.options.max_retry_seconds)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...],
+        headers: dict[str, str] | None = None,
+        body: BodyFactory | None = None,
+        params: dict[str, str] | None = None,
+        stream: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send a request, handling auth, retries and redirects. A streamed response must be closed by the caller.
+
+        `body` is a factory so that the request can be sent again after a retry or an auth challenge."""
+        url = self.url(path)
+        budget = self.budget()
+        auth_rounds = 0
+        redirects = 0
+        while True:
+            request_headers = dict(headers or {})
+            same_host = urlsplit(url).netloc == self._origin
+            if same_host:
+                authorization = self.auth.authorization(scopes)
+                if authorization:
+                    request_headers["Authorization"] = authorization
+            content = body() if body is not None else None
+            try:
+                request = self.client.build_request(
+                    method, url, headers=request_headers, content=content, params=params
+                )
+                response = self.client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if retry and budget.sleep():
+                    continue
+                raise TransportError(
+                    f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
+                ) from None
+            status = response.status_code
+            if status == 401 and same_host and auth_rounds < 2:
+                response.read()
+                response.close()
+                auth_rounds += 1
+                if auth_rounds == 2:
+                    self.auth.forget_token(scopes)
+                self.auth.handle_unauthorized(response, scopes, self.client)
+                continue
+            if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
+                data = response.read() if method != "HEAD" else b""
+                if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
+                    response.close()
+                    auth_rounds += 1
+                    continue
+            if status in REDIRECTS and "location" in response.headers and redirects < MAX_REDIRECTS:
+                response.close()
+                url = urljoin(str(response.url), response.headers["location"])
+                params = None  # the Location carries its own query
+                redirects += 1
+                if status == 303:
+                    method, body = "GET", None
+                continue
+            if status in RETRYABLE_STATUS and retry:
+                retry_after = response.headers.get("retry-after")
+                response.read()
+                response.close()
+                if budget.sleep(retry_after):
+                    # A presigned redirect target may have expired meanwhile: start again from the registry.
+                    url, redirects = self.url(path), 0
+                    continue
+                return response
+            if not stream:
+                response.read()
+                response.close()
+            return response
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect (is the registry address right and reachable?)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return f"connection failed ({exc.__class__.__name__})"

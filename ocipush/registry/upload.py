@@ -1,0 +1,193 @@
+"""Blob upload: skip what exists, mount across repositories, monolithic for small blobs, chunked for large ones.
+
+Chunked uploads follow what ECR needs (every non-final chunk >= 5 MiB, at most 4,200 parts, strictly sequential,
+201 or 202 accepted, the Range header not trusted beyond what is consistent with what we sent) and are resumable:
+within the process from the last byte the registry holds, and after a crash through the upload journal."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from ocipush.blobsource import BlobSource
+from ocipush.errors import OcipushError, RegistryError, TransportError
+from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
+from ocipush.registry.client import RegistryClient
+from ocipush.registry.errors import registry_error
+from ocipush.registry.journal import JournalEntry, UploadJournal
+from ocipush.registry.options import MIN_CHUNK_SIZE
+from ocipush.registry.retry import RETRYABLE_STATUS
+
+MAX_PARTS = 4200
+MAX_FRESH_SESSIONS = 3
+UploadOutcome = Literal["exists", "mounted", "uploaded"]
+
+
+def chunk_size_for(size: int, preferred: int) -> int:
+    """At least 5 MiB, at least what keeps the blob within ECR's part limit, rounded up to a whole MiB."""
+    needed = math.ceil(size / MAX_PARTS)
+    chunk = max(preferred, MIN_CHUNK_SIZE, needed)
+    return math.ceil(chunk / (1 << 20)) * (1 << 20)
+
+
+@dataclass
+class _Session:
+    url: str
+    offset: int
+
+
+class BlobUploader:
+    """Uploads blobs into one repository; safe to use from several threads (one blob per call)."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        journal: UploadJournal,
+        chunk_size: int,
+        progress: ProgressCallback = ignore_progress,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.preferred_chunk = chunk_size
+        self.progress = progress
+
+    def upload(self, source: BlobSource, mount_from: Iterable[str] = ()) -> UploadOutcome:
+        digest = source.digest
+        if self.client.blob_size(digest, push=True) is not None:
+            self.progress(ProgressEvent("skip", digest, source.size, source.size, "exists"))
+            return "exists"
+        session_url: str | None = None
+        for repository in mount_from:
+            if repository == self.client.repository:
+                continue
+            session_url, mounted = self.client.start_upload(mount=digest, mount_from=repository)
+            if mounted:
+                self.progress(ProgressEvent("mount", digest, source.size, source.size, f"from {repository}"))
+                return "mounted"
+            break  # a 202 opened a normal session: use it instead of asking again
+        self.progress(ProgressEvent("start", digest, source.size, 0))
+        chunk = chunk_size_for(source.size, self.preferred_chunk)
+        if source.size <= chunk and self._journal_entry(digest) is None:
+            self._upload_monolithic(source, session_url)
+        else:
+            if session_url:
+                self.client.cancel_upload(session_url)
+            self._upload_chunked(source, chunk)
+        self.progress(ProgressEvent("done", digest, source.size, source.size))
+        return "uploaded"
+
+    # --- monolithic ----------------------------------------------------------------------------------------------
+
+    def _upload_monolithic(self, source: BlobSource, session_url: str | None) -> None:
+        budget = self.client.transport.budget()
+        while True:
+            url = session_url or self.client.start_upload()[0]
+            session_url = None
+            assert url is not None
+            try:
+                self.client.finish_upload(
+                    url, source.digest, body=lambda: source.read_range(0, source.size), length=source.size
+                )
+                return
+            except (TransportError, RegistryError) as exc:
+                if isinstance(exc, RegistryError) and exc.status not in RETRYABLE_STATUS:
+                    raise
+                if self.client.blob_size(source.digest, push=True) is not None:
+                    return  # the registry stored it; only the answer was lost
+                if not budget.sleep():
+                    raise
+                self.progress(ProgressEvent("retry", source.digest, source.size, 0, str(exc)))
+
+    # --- chunked -------------------------------------------------------------------------------------------------
+
+    def _journal_entry(self, digest: str) -> JournalEntry | None:
+        return self.journal.load(self.client.transport.host, self.client.repository, digest)
+
+    def _record(self, source: BlobSource, session: _Session, chunk: int) -> None:
+        entry = JournalEntry(
+            self.client.transport.host, self.client.repository, source.digest, session.url, session.offset, chunk
+        )
+        self.journal.save(entry)
+
+    def _resume_from_journal(self, source: BlobSource) -> _Session | None:
+        entry = self._journal_entry(source.digest)
+        if entry is None:
+            return None
+        status = self._status(entry.url)
+        if status is None:
+            return None
+        url, held = status
+        # Only trust the registry's count when it is consistent with what we know it acknowledged.
+        offset = held if entry.offset <= held <= source.size else entry.offset
+        self.progress(ProgressEvent("resume", source.digest, source.size, offset, "from the upload journal"))
+        return _Session(url, offset)
+
+    def _status(self, url: str) -> tuple[str, int] | None:
+        try:
+            return self.client.upload_status(url)
+        except OcipushError:
+            return None
+
+    def _new_session(self) -> _Session:
+        url, _ = self.client.start_upload()
+        assert url is not None
+        return _Session(url, 0)
+
+    def _upload_chunked(self, source: BlobSource, chunk: int) -> None:
+        session = self._resume_from_journal(source) or self._new_session()
+        fresh_sessions = 0
+        budget = self.client.transport.budget()
+        doubtful = False  # we kept our own offset against the registry's: a 416 now means start over
+        while session.offset < source.size:
+            start = session.offset
+            length = min(chunk, source.size - start)
+            failure: str
+            try:
+                url, response = self.client.patch_chunk(
+                    session.url, start, length, functools.partial(source.read_range, start, length)
+                )
+                if response.status_code in (201, 202):
+                    session = _Session(url, start + length)
+                    self._record(source, session, chunk)
+                    self.progress(ProgressEvent("progress", source.digest, source.size, session.offset))
+                    doubtful = False
+                    continue
+                failure = f"HTTP {response.status_code}"
+                if response.status_code not in (*RETRYABLE_STATUS, 404, 416) and response.status_code < 500:
+                    raise registry_error(response, f"upload chunk of {source.digest[:19]} to {self.client.name}")
+                if response.status_code == 416 and doubtful:
+                    session, doubtful = self._restart(source, fresh_sessions), False
+                    fresh_sessions += 1
+                    continue
+            except (TransportError, httpx.HTTPError) as exc:
+                failure = str(exc) or exc.__class__.__name__
+            if not budget.sleep():
+                raise TransportError(f"upload of {source.digest[:19]} to {self.client.name} failed: {failure}")
+            self.progress(ProgressEvent("retry", source.digest, source.size, start, failure))
+            status = self._status(session.url)
+            if status is None:
+                session, doubtful = self._restart(source, fresh_sessions), False
+                fresh_sessions += 1
+                continue
+            url, held = status
+            if start <= held <= start + length:
+                session = _Session(url, held)
+                if held != start:
+                    self._record(source, session, chunk)
+            else:
+                # ECR's Range can stop advancing: keep the offset we tracked and retry the chunk from there.
+                session, doubtful = _Session(session.url, start), True
+        self.client.finish_upload(session.url, source.digest)
+        self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
+
+    def _restart(self, source: BlobSource, fresh_sessions: int) -> _Session:
+        if fresh_sessions >= MAX_FRESH_SESSIONS:
+            raise RegistryError(f"upload of {source.digest[:19]} to {self.client.name} kept losing its session")
+        self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
+        self.progress(ProgressEvent("retry", source.digest, source.size, 0, "upload session lost; starting over"))
+        return self._new_session()

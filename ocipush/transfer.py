@@ -1,0 +1,258 @@
+"""Push, pull and copy as one graph walk: resolve the root, move the blobs the destination lacks in parallel,
+then manifests children-first (image manifests before their index), tags last."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ocipush import mediatypes as mt
+from ocipush.blobsource import BlobSource, FileBlobSource, RegistryBlobSource
+from ocipush.errors import NotFoundError, UsageError
+from ocipush.layout import OCILayout
+from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
+from ocipush.progress import ProgressCallback, ignore_progress
+from ocipush.reference import Reference, parse_reference
+from ocipush.registry.download import download_blob
+from ocipush.registry.journal import UploadJournal
+from ocipush.registry.session import RegistrySession
+from ocipush.registry.upload import BlobUploader
+
+BASE_NAME = "org.opencontainers.image.base.name"
+
+
+# --- sources ---------------------------------------------------------------------------------------------------------
+
+
+class ImageSource(Protocol):
+    name: str
+
+    def root(self) -> ManifestDocument: ...
+
+    def manifest(self, descriptor: Descriptor) -> ManifestDocument: ...
+
+    def blob(self, descriptor: Descriptor) -> BlobSource: ...
+
+    def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        """Repositories on registry `host` that already hold the blob (for a cross-repository mount)."""
+        ...
+
+
+class RegistrySource:
+    def __init__(self, session: RegistrySession, reference: Reference) -> None:
+        self.reference = reference
+        self.client = session.client(reference)
+        self.name = str(reference)
+
+    def root(self) -> ManifestDocument:
+        return self.client.get_manifest(self.reference.identifier)
+
+    def manifest(self, descriptor: Descriptor) -> ManifestDocument:
+        return self.client.get_manifest(descriptor.digest)
+
+    def blob(self, descriptor: Descriptor) -> BlobSource:
+        return RegistryBlobSource(self.client, descriptor.digest, descriptor.size)
+
+    def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        return [self.reference.repository] if host == self.reference.api_host else []
+
+
+class LayoutSource:
+    """An image in an OCI layout. Blobs missing on disk (base layers a build never downloaded) are taken from the
+    registry named by the manifest's `org.opencontainers.image.base.name` annotation."""
+
+    def __init__(self, session: RegistrySession, layout: OCILayout, tag: str | None, digest: str | None) -> None:
+        self.session = session
+        self.layout = layout
+        self.tag, self.digest = tag, digest
+        self.name = f"oci:{layout.path}" + (f":{tag}" if tag else "")
+        self._base: dict[str, Reference] = {}
+
+    def root(self) -> ManifestDocument:
+        return self.manifest(self.layout.resolve(self.tag, self.digest))
+
+    def manifest(self, descriptor: Descriptor) -> ManifestDocument:
+        document = self.layout.read_manifest(descriptor)
+        if not document.is_index:
+            base = (document.manifest.annotations or {}).get(BASE_NAME)
+            if base:
+                reference = parse_reference(base)
+                for blob in [document.manifest.config, *document.manifest.layers]:
+                    self._base.setdefault(blob.digest, reference)
+        return document
+
+    def blob(self, descriptor: Descriptor) -> BlobSource:
+        if self.layout.has_blob(descriptor.digest):
+            return FileBlobSource(self.layout.blob_path(descriptor.digest), descriptor.digest, descriptor.size)
+        base = self._base.get(descriptor.digest)
+        if base is None:
+            raise NotFoundError(f"blob {descriptor.digest} is missing from {self.name}")
+        return RegistryBlobSource(self.session.client(base), descriptor.digest, descriptor.size)
+
+    def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        base = self._base.get(descriptor.digest)
+        if base is not None and base.api_host == host and not self.layout.has_blob(descriptor.digest):
+            return [base.repository]
+        return []
+
+
+# --- targets ---------------------------------------------------------------------------------------------------------
+
+
+class ImageTarget(Protocol):
+    name: str
+
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str: ...
+
+    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None: ...
+
+
+class RegistryTarget:
+    def __init__(self, session: RegistrySession, reference: Reference, progress: ProgressCallback) -> None:
+        self.reference = reference
+        self.client = session.client(reference)
+        self.name = f"{reference.registry}/{reference.repository}"
+        self.uploader = BlobUploader(
+            self.client, UploadJournal(session.options.cache_dir), session.options.chunk_size, progress
+        )
+
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
+        return self.uploader.upload(source.blob(descriptor), source.mount_from(descriptor, self.client.transport.host))
+
+    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
+        for reference in tags or [document.digest]:
+            self.client.put_manifest(reference, document)
+
+
+class LayoutTarget:
+    def __init__(self, layout: OCILayout, progress: ProgressCallback) -> None:
+        self.layout = layout
+        self.progress = progress
+        self.name = f"oci:{layout.path}"
+
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
+        if self.layout.has_blob(descriptor.digest, descriptor.size):
+            return "exists"
+        blob = source.blob(descriptor)
+        if isinstance(blob, RegistryBlobSource):
+            download_blob(blob.client, descriptor, self.layout, self.progress)
+        else:
+            with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
+                for data in blob.read_range(0, descriptor.size):
+                    out.write(data)
+        return "uploaded"
+
+    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
+        self.layout.add_manifest(document, tags)
+
+
+# --- the walk --------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TransferResult:
+    digest: str
+    media_type: str
+    size: int
+    tags: list[str]
+    blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
+
+    @property
+    def uploaded(self) -> int:
+        return sum(1 for outcome in self.blobs.values() if outcome == "uploaded")
+
+
+def select_platform(source: ImageSource, index: ManifestDocument, platform: Platform) -> ManifestDocument:
+    """The image for `platform` from an index (nested indexes followed)."""
+    for child in index.index.manifests:
+        if child.media_type in mt.INDEXES:
+            nested = source.manifest(child)
+            try:
+                return select_platform(source, nested, platform)
+            except NotFoundError:
+                continue
+        if platform_matches(platform, child.platform):
+            return source.manifest(child)
+    available = ", ".join(str(c.platform) for c in index.index.manifests if c.platform) or "none"
+    raise NotFoundError(f"{source.name} has no image for platform {platform} (available: {available})")
+
+
+def _collect(source: ImageSource, root: ManifestDocument) -> tuple[list[ManifestDocument], dict[str, Descriptor]]:
+    """Image manifests under `root` (children first, root last) and the blobs they reference."""
+    documents: list[ManifestDocument] = []
+    blobs: dict[str, Descriptor] = {}
+
+    def visit(document: ManifestDocument) -> None:
+        if document.is_index:
+            for child in document.index.manifests:
+                if child.media_type in mt.MANIFESTS:
+                    visit(source.manifest(child))
+        else:
+            manifest = document.manifest
+            for blob in [manifest.config, *manifest.layers]:
+                if blob.media_type == mt.DOCKER_FOREIGN_LAYER or blob.urls:
+                    continue  # foreign layers live elsewhere by design
+                blobs.setdefault(blob.digest, blob)
+        documents.append(document)
+
+    visit(root)
+    return documents, blobs
+
+
+def transfer(
+    source: ImageSource,
+    target: ImageTarget,
+    tags: Iterable[str],
+    *,
+    platform: Platform | None = None,
+    jobs: int = 4,
+    progress: ProgressCallback = ignore_progress,
+    on_missing_repository: Callable[[], bool] | None = None,
+) -> TransferResult:
+    """Copy the image (or, with `platform`, the one image of an index) from `source` to `target`."""
+    tags = list(tags)
+    root = source.root()
+    if platform is not None and root.is_index:
+        root = select_platform(source, root, platform)
+    documents, blobs = _collect(source, root)
+    result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
+
+    def move(descriptor: Descriptor) -> tuple[str, str]:
+        return descriptor.digest, target.put_blob(source, descriptor)
+
+    def move_all() -> None:
+        # Configs are small: do them with the layers; all blobs land before any manifest refers to them.
+        ordered = sorted(blobs.values(), key=lambda d: -d.size)
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob") as pool:
+            for digest, outcome in pool.map(move, ordered):
+                result.blobs[digest] = outcome
+
+    try:
+        move_all()
+    except NotFoundError as exc:
+        if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
+            raise
+        move_all()
+    for document in documents[:-1]:
+        target.put_manifest(document, [])
+    target.put_manifest(root, tags)
+    return result
+
+
+def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:
+    from ocipush.cachedir import cache_subdir
+
+    return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True)
+
+
+def require_tagless_or_valid(tags: Iterable[str]) -> list[str]:
+    from ocipush.reference import is_valid_tag
+
+    tags = list(tags)
+    for tag in tags:
+        if not is_valid_tag(tag):
+            raise UsageError(f"invalid tag {tag!r}")
+    return tags
