@@ -249,9 +249,7 @@ class _ProxyHandler(QuietHandler):
             self._drain()
             self._respond(fault.action)
             return
-        reset_after = (
-            fault.action.after_bytes if fault is not None and isinstance(fault.action, Reset) else None
-        )
+        reset_after = fault.action.after_bytes if fault is not None and isinstance(fault.action, Reset) else None
         session = self.owner.ecr_session(self.path)
         if session is not None and session.last_part_small and self._carries_body():
             self._drain()
@@ -274,23 +272,27 @@ class _ProxyHandler(QuietHandler):
     def _chunked(self) -> bool:
         return "chunked" in self.headers.get("Transfer-Encoding", "").lower()
 
-    def _body(self) -> Iterator[bytes]:
-        """The decoded request body in pieces, counted as it is read."""
+    def _body(self, limit: int | None = None) -> Iterator[bytes]:
+        """The decoded request body in pieces, counted as read; reads no more than `limit` bytes of it."""
+        budget = [limit if limit is not None else -1]
         length = int(self.headers.get("Content-Length") or 0)
-        for piece in self._dechunk() if self._chunked() else self._fixed(length):
+        for piece in self._dechunk(budget) if self._chunked() else self._fixed(length, budget):
             self.owner.count_body(self.command, self.kind, len(piece))
             yield piece
 
-    def _fixed(self, length: int) -> Iterator[bytes]:
-        while length > 0:
-            piece = self.rfile.read(min(CHUNK, length))
+    def _fixed(self, length: int, budget: list[int]) -> Iterator[bytes]:
+        while length > 0 and budget[0] != 0:
+            want = min(CHUNK, length) if budget[0] < 0 else min(CHUNK, length, budget[0])
+            piece = self.rfile.read(want)
             if not piece:
                 raise _Aborted
             length -= len(piece)
+            if budget[0] > 0:
+                budget[0] -= len(piece)
             yield piece
 
-    def _dechunk(self) -> Iterator[bytes]:
-        while True:
+    def _dechunk(self, budget: list[int]) -> Iterator[bytes]:
+        while budget[0] != 0:
             line = self.rfile.readline(1024)
             if not line:
                 raise _Aborted
@@ -299,7 +301,7 @@ class _ProxyHandler(QuietHandler):
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            yield from self._fixed(size)
+            yield from self._fixed(size, budget)
             self.rfile.readline(1024)
 
     def _drain(self) -> None:
@@ -336,23 +338,19 @@ class _ProxyHandler(QuietHandler):
         self._relay(resp, session, part)
 
     def _send_body(self, conn: http.client.HTTPConnection, chunked: bool, reset_after: int | None) -> int:
-        """Stream the body upstream and return its size; drains the client if the registry stops reading."""
+        """Stream the body upstream and return its size; drains the client if the registry stops reading.
+        With `reset_after`, stop after that many bytes (or the whole body, if shorter) and reset both sides."""
         sent = 0
         upstream_ok = True
-        for piece in self._body():
-            if reset_after is not None and sent + len(piece) >= reset_after:
-                piece = piece[: reset_after - sent]
-                self._send(conn, piece, chunked)
-                conn.close()
-                self._reset_client()
+        for piece in self._body(reset_after):
             sent += len(piece)
             if upstream_ok:
                 upstream_ok = self._send(conn, piece, chunked)
-        if chunked and upstream_ok:
-            self._send(conn, b"", chunked)
-        if reset_after is not None:  # a body shorter than the cut: reset once it is all through
+        if reset_after is not None:
             conn.close()
             self._reset_client()
+        if chunked and upstream_ok:
+            self._send(conn, b"", chunked)
         return sent
 
     @staticmethod
@@ -407,9 +405,7 @@ class _ProxyHandler(QuietHandler):
             return self.owner.url + location[len(self.owner.upstream_url) :]
         return location
 
-    def _freeze_range(
-        self, session: _EcrSession, headers: list[tuple[str, str]], part: int
-    ) -> list[tuple[str, str]]:
+    def _freeze_range(self, session: _EcrSession, headers: list[tuple[str, str]], part: int) -> list[tuple[str, str]]:
         with self.owner.lock:
             session.last_part_small = part < ECR_MIN_PART
             current = next((v for k, v in headers if k.lower() == "range"), None)
@@ -454,9 +450,7 @@ class BlobStore(BackgroundServer):
         ticket = secrets.token_urlsafe(16)
         with self.lock:
             self.tickets[ticket] = (path, authorization)
-        return (
-            f"{self.url}/{ticket}{urlsplit(path).path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=test"
-        )
+        return f"{self.url}/{ticket}{urlsplit(path).path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=test"
 
 
 class _BlobStoreHandler(QuietHandler):
