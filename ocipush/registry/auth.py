@@ -108,15 +108,20 @@ class Authenticator:
                 return f"Bearer {token.value}"
         return None
 
-    def handle_unauthorized(self, response: httpx.Response, scopes: tuple[str, ...], client: httpx.Client) -> None:
+    def handle_unauthorized(
+        self, response: httpx.Response, scopes: tuple[str, ...], client: httpx.Client, sent_authorization: bool
+    ) -> None:
         """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
         challenge = parse_challenge(response.headers.get("www-authenticate", ""))
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
             raise AuthError(f"{self.host} refused access and offered no usable authentication challenge")
         if challenge.scheme == "basic":
             if self.credentials() is None:
-                raise AuthError(f"{self.host} requires credentials: run `ocipush login` or pass --username")
-            if self._scheme == "basic":
+                raise AuthError(
+                    f"{self.host} requires credentials: put them in the docker config, "
+                    "or pass --username with --password-stdin"
+                )
+            if self._scheme == "basic" and sent_authorization:
                 raise AuthError(f"{self.host} rejected the credentials (check the username and password)")
             self._scheme = "basic"
             return

@@ -49,10 +49,12 @@ class RegistryOptions:
         return options
 
     def base_url(self, host: str) -> str:
-        """Where requests for registry `host` go: an override, plain HTTP for insecure/loopback, else HTTPS."""
+        """Where requests for registry `host` go: an override, else HTTPS."""
+        return self.endpoints.get(host, f"https://{host}")
+
+    def may_use_http(self, host: str) -> bool:
+        """Whether plain HTTP is allowed for `host` (marked insecure, or loopback as docker allows)."""
         if host in self.endpoints:
-            return self.endpoints[host]
+            return False
         bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if host in self.insecure or bare in ("localhost", "127.0.0.1", "[::1]"):
-            return f"http://{host}"
-        return f"https://{host}"
+        return host in self.insecure or bare in ("localhost", "127.0.0.1", "[::1]")

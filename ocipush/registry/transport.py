@@ -4,6 +4,7 @@ redirects that never carry Authorization to another host."""
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
@@ -38,6 +39,8 @@ class Transport:
         self.base_url = options.base_url(host)
         self.auth = Authenticator(host, options)
         self._origin = urlsplit(self.base_url).netloc
+        self._scheme_lock = threading.Lock()
+        self._scheme_known = not options.may_use_http(host)
         limits = httpx.Limits(max_connections=max(options.jobs, 1) + 4, max_keepalive_connections=options.jobs + 4)
         timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0))
         self.client = httpx.Client(
@@ -52,7 +55,22 @@ class Transport:
         self.client.close()
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
+        if path.startswith(("http://", "https://")):
+            return path
+        if not self._scheme_known:
+            self._choose_scheme()
+        return self.base_url + path
+
+    def _choose_scheme(self) -> None:
+        """For insecure and loopback hosts, as docker does: HTTPS when the registry speaks it, else plain HTTP."""
+        with self._scheme_lock:
+            if self._scheme_known:
+                return
+            try:
+                self.client.get(f"https://{self.host}/v2/", timeout=5.0).close()
+            except httpx.TransportError:
+                self.base_url = f"http://{self.host}"
+            self._scheme_known = True
 
     def budget(self) -> RetryBudget:
         return RetryBudget(self.options.max_attempts, self.options.max_retry_seconds)
@@ -102,7 +120,7 @@ class Transport:
                 auth_rounds += 1
                 if auth_rounds == 2:
                     self.auth.forget_token(scopes)
-                self.auth.handle_unauthorized(response, scopes, self.client)
+                self.auth.handle_unauthorized(response, scopes, self.client, "Authorization" in request_headers)
                 continue
             if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
                 data = response.read() if method != "HEAD" else b""

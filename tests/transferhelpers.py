@@ -1,0 +1,71 @@
+"""Helpers for transfer-engine tests: small images in a layout, running the CLI, comparing layouts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imagehelpers as ih
+
+from ocipush.layout import OCILayout
+from ocipush.models import Descriptor
+from ocipush.registry.options import RegistryOptions
+
+
+def random_bytes(size: int, seed: int) -> bytes:
+    """Deterministic incompressible bytes (sha256 in counter mode)."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest() * 1024
+        counter += 1
+    return bytes(out[:size])
+
+
+def make_image(path: Path, tag: str = "v1", big: int = 0, seed: int = 1) -> tuple[OCILayout, Descriptor]:
+    """A two-layer image; the first layer carries `big` incompressible bytes (stored uncompressed)."""
+    layout = OCILayout(str(path), create=True)
+    layers: list[tuple[list[ih.E], str]] = [([ih.file("etc/hello.txt", f"hello {seed}\n")], "gzip")]
+    if big:
+        layers.insert(0, ([ih.file("data.bin", random_bytes(big, seed))], "none"))
+    descriptor = ih.build_image(layout, layers, tag=tag, env=f"SEED={seed}")
+    return layout, descriptor
+
+
+def options(tmp_path: Path, **extra: object) -> RegistryOptions:
+    """Options that keep every file the test makes under tmp_path."""
+    return RegistryOptions(cache_dir=str(tmp_path / "cache"), max_retry_seconds=30, **extra)  # type: ignore[arg-type]
+
+
+def layout_blobs(layout: OCILayout) -> dict[str, bytes]:
+    root = Path(layout.path) / "blobs" / "sha256"
+    return {f"sha256:{p.name}": p.read_bytes() for p in root.iterdir() if p.is_file()}
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `ocipush` as a user would, in a separate process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ocipush.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ocipush: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
