@@ -99,7 +99,8 @@ class LocalRegistry:
 
     With neither `storage_dir` nor `s3`, blobs go to a directory inside the registry's temp dir.
     `htpasswd` is an existing file or a mapping user -> password. `log_path` (default: in the temp dir,
-    removed on exit) receives the registry's stdout and stderr, access log included.
+    removed on exit) receives the registry's stdout and stderr, access log included; the attribute of that
+    name is final once started.
     """
 
     def __init__(

@@ -17,9 +17,7 @@ from support.proxy import FaultProxy
 from support.tls import issue_cert, make_ca
 from support.tokenserver import TokenServer
 
-from ocipush.localregistry import LocalRegistry, S3Storage, TokenAuth, free_port
-
-__all__ = ["free_port"]
+from ocipush.localregistry import LocalRegistry, S3Storage, TokenAuth
 
 AWS_REGION = "us-east-1"
 # Dummy credentials: moto accepts anything, and they must never resolve to a real account.
@@ -62,9 +60,7 @@ def token_server(tmp_path: Path) -> Iterator[TokenServer]:
 @pytest.fixture
 def token_registry(tmp_path: Path, token_server: TokenServer) -> Iterator[RegistryHandle]:
     """A registry with token auth; `.auth` is alice's (full rights), `.token_server` counts token requests."""
-    auth = TokenAuth(
-        token_server.realm, token_server.service, token_server.issuer, token_server.rootcertbundle
-    )
+    auth = TokenAuth(token_server.realm, token_server.service, token_server.issuer, token_server.rootcertbundle)
     with LocalRegistry(token=auth, log_path=tmp_path / "registry.log") as running:
         yield RegistryHandle(running, "alice", TOKEN_USERS["alice"], token_server=token_server)
 
@@ -74,9 +70,7 @@ def tls_registry(tmp_path: Path) -> Iterator[RegistryHandle]:
     """A plain registry on https://127.0.0.1:PORT; `.ca_path` is the CA bundle a client must trust."""
     ca = make_ca(tmp_path / "tls")
     server = issue_cert(ca, tmp_path / "tls", "registry")
-    reg = LocalRegistry(
-        tls_cert=server.cert_path, tls_key=server.key_path, log_path=tmp_path / "registry.log"
-    )
+    reg = LocalRegistry(tls_cert=server.cert_path, tls_key=server.key_path, log_path=tmp_path / "registry.log")
     with reg as running:
         yield RegistryHandle(running, ca_path=ca.cert_path)
 
@@ -107,9 +101,7 @@ def s3_registry(tmp_path: Path, moto_server: str, aws_env: dict[str, str]) -> It
     """A registry storing into a fresh moto S3 bucket; blob GETs answer 307 to moto (`.s3_endpoint_url`)."""
     bucket = f"registry-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_server, region_name=AWS_REGION).create_bucket(Bucket=bucket)
-    storage = S3Storage(
-        moto_server, bucket, AWS_DUMMY["AWS_ACCESS_KEY_ID"], AWS_DUMMY["AWS_SECRET_ACCESS_KEY"]
-    )
+    storage = S3Storage(moto_server, bucket, AWS_DUMMY["AWS_ACCESS_KEY_ID"], AWS_DUMMY["AWS_SECRET_ACCESS_KEY"])
     with LocalRegistry(s3=storage, log_path=tmp_path / "registry.log") as running:
         yield RegistryHandle(running, s3_endpoint_url=moto_server, bucket=bucket, aws_env=aws_env)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import free_port
 from support.handles import RegistryHandle
 from support.v2 import digest_of, push_blob
 
@@ -42,9 +43,7 @@ def test_auth_registry_requires_credentials(auth_registry: RegistryHandle) -> No
     resp = httpx.get(f"{auth_registry.url}/v2/")
     assert resp.status_code == 401
     assert resp.headers["WWW-Authenticate"].startswith("Basic ")
-    assert (
-        httpx.get(f"{auth_registry.url}/v2/", auth=(auth_registry.username or "", "wrong")).status_code == 401
-    )
+    assert httpx.get(f"{auth_registry.url}/v2/", auth=(auth_registry.username or "", "wrong")).status_code == 401
     assert httpx.get(f"{auth_registry.url}/v2/", auth=auth_registry.auth).status_code == 200
 
 
@@ -88,3 +87,10 @@ def test_failed_start_reports_log_tail(tmp_path: Path) -> None:
     ):
         pass
     assert "registry" in str(info.value)
+
+
+def test_free_port_is_bindable() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", free_port()))

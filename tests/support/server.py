@@ -27,9 +27,7 @@ class BackgroundServer:
         self.port: int = self.httpd.server_address[1]
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name=type(self).__name__, daemon=True
-        )
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=type(self).__name__, daemon=True)
 
     def start(self) -> BackgroundServer:
         self._thread.start()

@@ -27,16 +27,12 @@ def _write(directory: Path, name: str, cert: x509.Certificate, key: ec.EllipticC
     key_path = directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return KeyPair(cert, key, cert_path, key_path)
 
 
-def _builder(
-    subject: str, issuer: x509.Name | None, key: ec.EllipticCurvePrivateKey
-) -> x509.CertificateBuilder:
+def _builder(subject: str, issuer: x509.Name | None, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     return (
@@ -76,9 +72,7 @@ def make_ca(directory: Path, name: str = "ca") -> KeyPair:
     return _write(directory, name, cert, key)
 
 
-def issue_cert(
-    ca: KeyPair, directory: Path, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
-) -> KeyPair:
+def issue_cert(ca: KeyPair, directory: Path, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> KeyPair:
     """A leaf cert signed by `ca` for `hosts` (IPs and DNS names); serves TLS and signs tokens."""
     key = ec.generate_private_key(ec.SECP256R1())
     alt_names: list[x509.GeneralName] = []
