@@ -18,7 +18,7 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from ocipush.digest import HashingReader, check_digest
 from ocipush.errors import UnsafeArchiveError, UsageError
@@ -52,22 +52,22 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
-def decompress_stream(stream: Reader, compression: str) -> IO[bytes]:
+def decompress_stream(stream: Reader, compression: str) -> BinaryIO:
     """A reader of the uncompressed bytes of a gzip, zstd or plain stream (decompressed as it is read)."""
     if compression == "gzip":
         from isal import igzip
 
         raw = _Raw(stream)
-        return cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+        return cast(BinaryIO, igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
     if compression == "zstd":
         import zstandard
 
         return cast(
-            IO[bytes],
-            zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], stream), read_across_frames=True),
+            BinaryIO,
+            zstandard.ZstdDecompressor().stream_reader(cast(BinaryIO, stream), read_across_frames=True),
         )
     if compression == "none":
-        return cast(IO[bytes], stream)
+        return cast(BinaryIO, stream)
     raise UsageError(f"unsupported layer compression {compression!r}")
 
 
@@ -142,8 +142,9 @@ class _Applier:
 
     # --- resolving parents -------------------------------------------------------------------------------
 
-    def _resolve(self, parts: list[str], name: str, create: bool) -> list[str]:
-        """The real (symlink-free) path inside the root of the directory `parts`, creating missing ones."""
+    def _resolve(self, parts: list[str], name: str, create: bool) -> list[str] | None:
+        """The real (symlink-free) path inside the root of the directory `parts`; missing directories are
+        created when `create`, else the answer is None."""
         resolved: list[str] = []
         pending = list(parts)
         hops = 0
@@ -163,9 +164,7 @@ class _Applier:
                 st = os.stat(path, dir_fd=self.root_fd, follow_symlinks=False)
             except FileNotFoundError:
                 if not create:
-                    raise UnsafeArchiveError(
-                        f"refusing {name!r}: {path!r} does not exist in the target"
-                    ) from None
+                    return None
                 with self._open_dir(resolved) as fd:
                     os.mkdir(comp, 0o755, dir_fd=fd)
                 self.written.add(path)
@@ -210,20 +209,8 @@ class _Applier:
         if not parts:
             return  # the root directory itself: the target's own attributes are the caller's
         *parent, base = parts
-        resolved = self._resolve(parent, member.name, create=True)
-        path = "/".join([*resolved, base])
-        if base == OPAQUE:
-            with self._open_dir(resolved) as fd:
-                self._prune(fd, "/".join(resolved))
-            return
         if base.startswith(WHITEOUT):
-            victim = base[len(WHITEOUT) :]
-            if victim.startswith(WHITEOUT):
-                return  # aufs metadata such as .wh..wh.plnk: not part of the image
-            if not victim:
-                raise UnsafeArchiveError(f"invalid whiteout {member.name!r}: no name to delete")
-            with self._open_dir(resolved) as fd:
-                self._whiteout(fd, victim, "/".join([*resolved, victim]))
+            self._apply_whiteout(parent, base, member.name)
             return
         if (member.ischr() or member.isblk() or member.isfifo()) and not self.devices:
             raise UnsafeArchiveError(
@@ -232,9 +219,27 @@ class _Applier:
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk() or member.isdev()):
             raise UnsafeArchiveError(f"refusing {member.name!r}: unsupported tar entry type {member.type!r}")
         link_source = self._link_source(member) if member.islnk() else None
+        resolved = self._resolve(parent, member.name, create=True)
+        assert resolved is not None  # created when missing
+        path = "/".join([*resolved, base])
         with self._open_dir(resolved) as fd:
             self._make(fd, base, path, member, tar, link_source)
         self.written.add(path)
+
+    def _apply_whiteout(self, parent: list[str], base: str, name: str) -> None:
+        victim = base[len(WHITEOUT) :]
+        if victim.startswith(WHITEOUT) and base != OPAQUE:
+            return  # aufs metadata such as .wh..wh.plnk: not part of the image
+        if not victim:
+            raise UnsafeArchiveError(f"invalid whiteout {name!r}: no name to delete")
+        resolved = self._resolve(parent, name, create=False)
+        if resolved is None:
+            return  # nothing below to hide
+        with self._open_dir(resolved) as fd:
+            if base == OPAQUE:
+                self._prune(fd, "/".join(resolved))
+            else:
+                self._whiteout(fd, victim, "/".join([*resolved, victim]))
 
     def _link_source(self, member: tarfile.TarInfo) -> list[str]:
         parts = _split(member.linkname, "hardlink target of")
@@ -242,9 +247,11 @@ class _Applier:
             raise UnsafeArchiveError(f"refusing hardlink {member.name!r}: it points at the root directory")
         *parent, base = parts
         resolved = self._resolve(parent, member.name, create=False)
-        with self._open_dir(resolved) as fd:
-            st = _lstat(fd, base)
-        if st is None:
+        st = None
+        if resolved is not None:
+            with self._open_dir(resolved) as fd:
+                st = _lstat(fd, base)
+        if resolved is None or st is None:
             raise UnsafeArchiveError(
                 f"refusing hardlink {member.name!r}: target {member.linkname!r} was not extracted before it"
             )

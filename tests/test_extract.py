@@ -60,6 +60,8 @@ MIDDLE = [
     whiteout(".wh.var"),
     hardlink("bin/tool2", "bin/tool"),
     file("secret", "s", 0o600),
+    whiteout("nowhere/deeper/.wh.x"),  # hides nothing, creates nothing
+    whiteout("gone/.wh..wh..opq"),
 ]
 UPPER = [
     file("var/new", "recreated"),  # var was deleted below and comes back as a fresh directory
