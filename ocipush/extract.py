@@ -88,7 +88,10 @@ def extract_layers(
     allow_devices: bool | None = None,
     overwrite: bool = False,
 ) -> None:
-    """Unpack the layers in order into `target_dir` (created if missing; must be empty unless `overwrite`)."""
+    """Unpack the layers in order into `target_dir` (created if missing; must be empty unless `overwrite`).
+
+    Device nodes and fifos are refused unless running as root with `allow_devices=True` (None means no).
+    Not atomic: on an error the directory holds what was applied so far."""
     os.makedirs(target_dir, exist_ok=True)
     if not overwrite and os.listdir(target_dir):
         raise UsageError(f"{target_dir} is not empty; extract into an empty directory or pass overwrite=True")
