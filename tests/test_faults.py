@@ -1,0 +1,97 @@
+"""Faults a real registry cannot be made to produce, injected by the proxy in front of a real registry. Every test
+ends with the image pushed (or pulled) byte-identical."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from support.handles import RegistryHandle
+from support.proxy import FaultProxy, Reset, status, throttled
+from transferhelpers import layout_blobs, make_image, options
+
+from ocipush import api
+from ocipush.errors import TransportError
+from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
+from ocipush.progress import ProgressEvent
+
+Factory = Callable[..., FaultProxy]
+MiB = 1 << 20
+
+
+def _round_trip(proxy: FaultProxy, tmp_path: Path, source: OCILayout, **extra: object) -> list[ProgressEvent]:
+    events: list[ProgressEvent] = []
+    opts = options(tmp_path, chunk_size=5 * MiB, **extra)
+    api.push(f"oci:{source.path}:v1", f"{proxy.host}/app:v1", options=opts, progress=events.append)
+    proxy.clear_faults()
+    api.pull(f"{proxy.host}/app:v1", f"oci:{tmp_path / 'back'}", options=opts)
+    assert layout_blobs(OCILayout(str(tmp_path / "back"))) == layout_blobs(source)
+    return events
+
+
+def test_reset_mid_chunk_recovers(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src", big=18 * MiB)
+    fault = proxy.add_fault("PATCH", r"/blobs/uploads/", Reset(after_bytes=2 * MiB), skip=1)
+    events = _round_trip(proxy, tmp_path, source)
+    assert fault.applied == 1
+    assert any(e.kind == "retry" for e in events)
+
+
+@pytest.mark.parametrize("code", [500, 502, 503])
+def test_server_errors_are_retried(code: int, registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src", big=11 * MiB)
+    faults = [
+        proxy.add_fault("PATCH", r"/blobs/uploads/", status(code), skip=1),
+        proxy.add_fault("PUT", r"/blobs/uploads/", status(code)),
+        proxy.add_fault("HEAD", r"/blobs/", status(code)),
+        proxy.add_fault("PUT", r"/manifests/", status(code)),
+    ]
+    _round_trip(proxy, tmp_path, source)
+    assert [f.applied for f in faults] == [1, 1, 1, 1]
+
+
+def test_throttling_honours_retry_after(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src")
+    fault = proxy.add_fault("POST", r"/blobs/uploads/", throttled(retry_after=1), times=2)
+    _round_trip(proxy, tmp_path, source)
+    assert fault.applied == 2
+
+
+def test_gives_up_with_a_clear_error(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src", big=6 * MiB)
+    proxy.add_fault("PATCH", r"/blobs/uploads/", Reset(after_bytes=1000), times=None)
+    opts = options(tmp_path, chunk_size=5 * MiB, max_attempts=3)
+    with pytest.raises(TransportError, match="upload of sha256:"):
+        api.push(f"oci:{source.path}:v1", f"{proxy.host}/app:v1", options=opts)
+
+
+def test_ecr_upload_quirks(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    """PATCH answers 201, Range freezes after the first part, parts under 5 MiB are refused: 3 parts must pass."""
+    proxy = fault_proxy(registry.url, ecr=True)
+    source, _ = make_image(tmp_path / "src", big=13 * MiB)
+    _round_trip(proxy, tmp_path, source)
+    assert proxy.stats.statuses[("PATCH", "upload", 201)] == 3
+    assert not any(code == 400 for (_, _, code) in proxy.stats.statuses)
+
+
+def test_ecr_reset_mid_part_with_lying_range(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    proxy = fault_proxy(registry.url, ecr=True)
+    source, _ = make_image(tmp_path / "src", big=23 * MiB)
+    proxy.add_fault("PATCH", r"/blobs/uploads/", Reset(after_bytes=3 * MiB), skip=2)
+    _round_trip(proxy, tmp_path, source)
+
+
+def test_redirect_never_carries_authorization(
+    auth_registry: RegistryHandle, fault_proxy: Factory, tmp_path: Path
+) -> None:
+    proxy = fault_proxy(auth_registry.url, redirect_blobs=True)
+    source, _ = make_image(tmp_path / "src", big=6 * MiB)
+    user, password = auth_registry.auth
+    _round_trip(proxy, tmp_path, source, username=user, password=password)
+    assert proxy.stats.statuses[("GET", "blob", 307)] >= 3
