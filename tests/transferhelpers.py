@@ -64,8 +64,9 @@ def run_cli(
 def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert done.returncode != 0, done.stdout
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("ocipush: error: "), done.stderr
+    errors = [line for line in lines if line.startswith("ocipush: error: ")]
+    # progress lines may come first; the error is exactly one line, the last one
+    assert len(errors) == 1 and lines[-1] == errors[0], done.stderr
     assert "Traceback" not in done.stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in errors[0], errors[0]

@@ -113,7 +113,7 @@ class ProgressPrinter:
 
 
 def progress_for(args: argparse.Namespace) -> tuple[ProgressCallback, ProgressPrinter]:
-    printer = ProgressPrinter(args.quiet or args.json)
+    printer = ProgressPrinter(args.quiet)
     return printer, printer
 
 
