@@ -1,0 +1,80 @@
+"""The build flags, shared by `ocipush build` and `ocipush build-push`, and their conversion to a BuildSpec."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ocipush.build.spec import (
+    BuildSpec,
+    LayerSpec,
+    find_build_file,
+    load_build_file,
+    make_spec,
+    parse_chown,
+    parse_command,
+    parse_layer,
+    parse_pair,
+    parse_platforms,
+    source_date_epoch,
+)
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every build input flag (not the output) to `parser`."""
+    group = parser.add_argument_group("build inputs")
+    group.add_argument("--from", dest="base", metavar="BASE",
+                       help="base image: a registry reference, oci:PATH[:tag], or scratch (default)")
+    group.add_argument("--layer", action="append", default=[], metavar="DIR[:DEST]",
+                       help="a directory's contents placed under DEST (default /); repeat for more layers")
+    group.add_argument("--layer-tar", action="append", default=[], metavar="FILE",
+                       help="an existing tar (plain, gzip or zstd) as a layer, after the --layer ones")
+    group.add_argument("--entrypoint", metavar="CMD", help='entrypoint: a JSON array or a shell-like string')
+    group.add_argument("--cmd", metavar="CMD", help="default arguments: a JSON array or a shell-like string")
+    group.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable")
+    group.add_argument("--workdir", metavar="DIR", help="working directory (absolute)")
+    group.add_argument("--user", metavar="USER", help="user[:group] the container runs as")
+    group.add_argument("--label", action="append", default=[], metavar="K=V", help="config label")
+    group.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]", help="exposed port")
+    group.add_argument("--annotation", action="append", default=[], metavar="K=V", help="manifest annotation")
+    group.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[,...]",
+                       help="platform(s) to build; several need a multi-platform base (or scratch)")
+    group.add_argument("--chown", metavar="UID[:GID]", help="owner of the files in the new layers (default 0:0)")
+    group.add_argument("--ignore-file", metavar="FILE",
+                       help=".dockerignore-syntax excludes (default: .dockerignore in each layer directory)")
+    group.add_argument("--compression", choices=["gzip", "zstd", "none"], help="layer compression (gzip)")
+    group.add_argument("--compression-level", type=int, metavar="N",
+                       help="compression level (default 1: fast; isal gzip 0-3, zstd 1-22)")
+    group.add_argument("--build-file", metavar="TOML",
+                       help="build settings (default: ./ocipush.toml or [tool.ocipush] in ./pyproject.toml)")
+    group.add_argument("--no-build-file", action="store_true", help="ignore ./ocipush.toml and pyproject.toml")
+    group.add_argument("--no-cache", action="store_true", help="do not reuse layers from the local cache")
+
+
+def spec_from_args(args: argparse.Namespace) -> BuildSpec:
+    """The BuildSpec of the build file (if any) overridden by the flags in `args`."""
+    path = args.build_file or (None if args.no_build_file else find_build_file())
+    file_fields = load_build_file(path) if path else {}
+    layers: list[LayerSpec] = [parse_layer(text) for text in args.layer]
+    layers += [LayerSpec(source=os.path.abspath(text), tar=True) for text in args.layer_tar]
+    overrides: dict[str, Any] = {
+        "base": args.base,
+        "layers": [layer.model_copy(update={"source": os.path.abspath(layer.source)}) for layer in layers],
+        "entrypoint": parse_command(args.entrypoint) if args.entrypoint is not None else None,
+        "cmd": parse_command(args.cmd) if args.cmd is not None else None,
+        "env": dict(parse_pair(e, "--env") for e in args.env),
+        "workdir": args.workdir,
+        "user": args.user,
+        "labels": dict(parse_pair(e, "--label") for e in args.label),
+        "expose": args.expose,
+        "annotations": dict(parse_pair(e, "--annotation") for e in args.annotation),
+        "platforms": parse_platforms(args.platform),
+        "chown": parse_chown(args.chown) if args.chown else None,
+        "ignore_file": os.path.abspath(args.ignore_file) if args.ignore_file else None,
+        "compression": args.compression,
+        "compression_level": args.compression_level,
+        "source_date_epoch": source_date_epoch(),
+        "use_cache": False if args.no_cache else None,
+    }
+    return make_spec(file_fields, overrides)

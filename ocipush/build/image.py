@@ -1,0 +1,224 @@
+"""Base + layers + config edits -> config, manifest (and an index for several platforms) in an OCI layout.
+
+The documents are created here, so they are serialised canonically (sorted keys, compact) and their digests
+depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ocipush import mediatypes as mt
+from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
+from ocipush.build.cache import LayerCache
+from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
+from ocipush.build.spec import BuildSpec
+from ocipush.build.tarstream import Ownership
+from ocipush.layout import OCILayout
+from ocipush.models import (
+    ContainerConfig,
+    Descriptor,
+    History,
+    ImageConfig,
+    Index,
+    Manifest,
+    ManifestDocument,
+    host_platform,
+)
+from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
+
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+_LAYER_TYPES = {
+    (False, "gzip"): mt.OCI_LAYER_GZIP,
+    (False, "zstd"): mt.OCI_LAYER_ZSTD,
+    (False, "none"): mt.OCI_LAYER,
+    (True, "gzip"): mt.DOCKER_LAYER_GZIP,
+    (True, "none"): "application/vnd.docker.image.rootfs.diff.tar",
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The tagged root (a manifest, or an index for several platforms), each platform's manifest, the layers."""
+
+    descriptor: Descriptor
+    manifests: list[Descriptor]
+    layers: list[LayerResult]
+    tag: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_image(
+    spec: BuildSpec,
+    store: OCILayout,
+    tag: str | None = None,
+    progress: ProgressCallback | None = None,
+    previous: list[ManifestDocument] | None = None,
+    fetch_options: Any = None,
+) -> BuildResult:
+    """Build `spec` into `store` and point `tag` at it.
+
+    `previous` are manifests of the image the tag currently names (its layers are reused by diff_id);
+    `fetch_options` is passed to `ocipush.api` when the base is in a registry."""
+    emit = progress or ignore_progress
+    options = LayerOptions(
+        spec.compression, spec.compression_level, spec.source_date_epoch,
+        Ownership(*spec.chown) if spec.chown else Ownership(), spec.ignore_file,
+    )  # fmt: skip
+    for layer in spec.layers:
+        check_source(layer, options)
+    bases = resolve_bases(spec.base, spec.platforms, host_platform(), fetch_options)
+    cache = LayerCache(spec.cache_dir) if spec.use_cache else None
+    known = KnownLayers(_candidates(bases, store, previous or [], options), cache, options)
+    for image in bases.images:
+        copy_base_layers(image, store)
+    layers = _build_layers(spec, store, options, known, emit)
+    if cache is not None:
+        for built in (b for b in layers if store.has_blob(b.digest)):
+            blob = store.blob_path(built.digest)
+            cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
+    docker = bases.images[0].docker and spec.compression != "zstd"
+    manifests = [_write_manifest(spec, store, image, layers, docker) for image in bases.images]
+    if len(manifests) == 1:
+        descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
+        return BuildResult(descriptor, [manifests[0].descriptor()], layers, tag)
+    entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
+    index = Index(
+        mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
+        manifests=entries,
+        annotations=dict(spec.annotations) or None,
+    )
+    document = ManifestDocument.from_model(index)
+    descriptor = store.add_manifest(document, [tag] if tag else [])
+    return BuildResult(descriptor, entries, layers, tag)
+
+
+def _build_layers(
+    spec: BuildSpec,
+    store: OCILayout,
+    options: LayerOptions,
+    known: KnownLayers,
+    emit: ProgressCallback,
+) -> list[LayerResult]:
+    def one(index: int) -> LayerResult:
+        layer = spec.layers[index]
+        emit(ProgressEvent("start", "", message=f"layer {index + 1}: {layer.source} -> {layer.dest}"))
+        result = build_layer(layer, store, options, known)
+        emit(ProgressEvent("skip" if result.reused else "done", result.digest, result.size, result.size,
+                           f"layer {index + 1}: {'reused' if result.reused else 'built'}"))  # fmt: skip
+        return result
+
+    if len(spec.layers) <= 1:
+        return [one(i) for i in range(len(spec.layers))]
+    # Each layer already keeps two cores busy; a few at once hide the per-file system-call latency.
+    with ThreadPoolExecutor(max_workers=min(len(spec.layers), os.cpu_count() or 2)) as pool:
+        return list(pool.map(one, range(len(spec.layers))))
+
+
+def _candidates(
+    bases: Bases,
+    store: OCILayout,
+    previous: Iterable[ManifestDocument],
+    options: LayerOptions,
+) -> dict[str, Candidate]:
+    """Blobs whose diff_id is known from the base's layers and the previous image's."""
+    found: dict[str, Candidate] = {}
+
+    def add(diff_ids: list[str], layers: list[Descriptor], layout: OCILayout | None) -> None:
+        for diff_id, layer in zip(diff_ids, layers, strict=False):
+            compression = mt.layer_compression(layer.media_type)
+            if compression == options.compression and diff_id not in found:
+                blob = layout.blob_path(layer.digest) if layout and layout.has_blob(layer.digest) else None
+                found[diff_id] = Candidate(layer.digest, layer.size, options.compression, blob)
+
+    for image in bases.images:
+        config = image.config
+        if config is not None:
+            add(config.rootfs.diff_ids, image.layers, image.layout)
+    for document in previous:
+        manifest = document.manifest
+        if store.has_blob(manifest.config.digest):
+            config = ImageConfig.model_validate_json(store.read_blob(manifest.config.digest))
+            add(config.rootfs.diff_ids, list(manifest.layers), store)
+    return found
+
+
+def _descriptor(layer: LayerResult, docker: bool) -> Descriptor:
+    return Descriptor(media_type=_LAYER_TYPES[(docker, layer.compression)], digest=layer.digest, size=layer.size)
+
+
+def _write_manifest(
+    spec: BuildSpec, store: OCILayout, image: BaseImage, layers: list[LayerResult], docker: bool
+) -> ManifestDocument:
+    config = _edit_config(spec, image, layers)
+    config_raw = config.to_json_bytes()
+    config_digest = store.write_blob(config_raw)
+    annotations = dict(spec.annotations)
+    if image.manifest is not None and image.name:
+        annotations[BASE_NAME] = image.name
+        annotations[BASE_DIGEST] = image.manifest.digest
+    base_layers = image.layers
+    manifest = Manifest(
+        mediaType=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
+        config=Descriptor(
+            media_type=mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG, digest=config_digest, size=len(config_raw)
+        ),
+        layers=base_layers + [_descriptor(layer, docker) for layer in layers],
+        annotations=annotations or None,
+    )
+    return ManifestDocument.from_model(manifest)
+
+
+def _edit_config(spec: BuildSpec, image: BaseImage, layers: list[LayerResult]) -> ImageConfig:
+    created = rfc3339(spec.source_date_epoch)
+    platform = image.platform
+    config = image.config or ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant)
+    container = config.config or ContainerConfig()
+    if spec.env:
+        env = [e for e in container.env or [] if e.split("=", 1)[0] not in spec.env]
+        container.env = env + [f"{k}={v}" for k, v in spec.env.items()]
+    if spec.entrypoint is not None:
+        container.entrypoint = spec.entrypoint
+        # As in a Dockerfile: a new entrypoint drops the base's command unless one is given.
+        container.cmd = spec.cmd
+    elif spec.cmd is not None:
+        container.cmd = spec.cmd
+    if spec.workdir is not None:
+        container.working_dir = spec.workdir
+    if spec.user is not None:
+        container.user = spec.user
+    if spec.labels:
+        container.labels = {**(container.labels or {}), **spec.labels}
+    if spec.expose:
+        container.exposed_ports = {**(container.exposed_ports or {}), **{p: {} for p in spec.expose}}
+    config.config = container
+    config.created = created
+    config.rootfs.diff_ids = list(config.rootfs.diff_ids) + [layer.diff_id for layer in layers]
+    history = list(config.history or [])
+    history += [History(created=created, created_by=f"ocipush build: layer {layer.dest}") for layer in layers]
+    config.history = history
+    return config
+
+
+def previous_manifests(store: OCILayout, tag: str | None) -> list[ManifestDocument]:
+    """The image manifests `tag` names in `store` now (an index's children), for layer reuse; [] if none."""
+    from ocipush.errors import OcipushError
+
+    if not tag:
+        return []
+    try:
+        top = store.read_manifest(store.resolve(tag))
+        if not top.is_index:
+            return [top]
+        return [store.read_manifest(child) for child in top.index.manifests if child.media_type in mt.IMAGE_MANIFESTS]
+    except OcipushError:
+        return []

@@ -1,0 +1,168 @@
+"""One layer from a directory or a tarball into the store, reusing an existing blob when its diff_id is known.
+
+When there is something to reuse (base layers, the previous image, the local cache), the tar is first only
+hashed (no compression): a hit then costs a tar pass and a sha256, a miss a second pass with compression. When
+there is nothing to match, the single compressing pass is run straight away."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ocipush.build.base import link_blob
+from ocipush.build.cache import LayerCache
+from ocipush.build.compress import BlobPipeline, Compression, DiffIdHasher
+from ocipush.build.ignore import IgnoreMatcher
+from ocipush.build.spec import LayerSpec
+from ocipush.build.tarfile_input import detect_compression, iter_tar_bytes
+from ocipush.build.tarstream import CHUNK_SIZE, Chunker, Entry, Ownership, iter_tree, write_tar
+from ocipush.errors import BuildError
+from ocipush.layout import OCILayout
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A compressed blob known to hold some diff_id; `blob_file` is None when it lives only in a registry."""
+
+    digest: str
+    size: int
+    compression: Compression
+    blob_file: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    diff_id: str
+    digest: str
+    size: int
+    compression: Compression
+    dest: str
+    reused: bool
+
+
+class KnownLayers:
+    """Blobs whose diff_id is known: from the base and previous image (`known`), then the local cache."""
+
+    def __init__(self, known: dict[str, Candidate], cache: LayerCache | None, options: LayerOptions) -> None:
+        self._known, self._cache, self._options = known, cache, options
+
+    def __bool__(self) -> bool:
+        return bool(self._known) or self._cache is not None
+
+    def find(self, diff_id: str) -> Candidate | None:
+        found = self._known.get(diff_id)
+        if found is not None or self._cache is None:
+            return found
+        hit = self._cache.lookup(diff_id, self._options.compression, self._options.level)
+        if hit is None:
+            return None
+        descriptor, blob = hit
+        return Candidate(descriptor.digest, descriptor.size, self._options.compression, blob)
+
+
+@dataclass(frozen=True)
+class LayerOptions:
+    compression: Compression
+    level: int | None
+    mtime: int
+    owner: Ownership
+    ignore_file: str | None = None
+
+
+def _matcher(layer: LayerSpec, options: LayerOptions) -> IgnoreMatcher | None:
+    explicit = layer.ignore_file or options.ignore_file
+    path = explicit or os.path.join(layer.source, ".dockerignore")
+    if not explicit and not os.path.isfile(path):
+        return None
+    matcher = IgnoreMatcher.from_file(path)
+    return matcher if matcher else None
+
+
+def check_source(layer: LayerSpec, options: LayerOptions) -> None:
+    """Fail before anything is written when a layer's input is missing or of the wrong kind."""
+    if layer.tar:
+        detect_compression(layer.source)
+    elif not os.path.isdir(layer.source):
+        what = "does not exist" if not os.path.exists(layer.source) else "is not a directory"
+        raise BuildError(f"layer directory {layer.source} {what}")
+    else:
+        _matcher(layer, options)
+
+
+def _recording(entries: Iterator[Entry], into: list[Entry]) -> Iterator[Entry]:
+    for entry in entries:
+        into.append(entry)
+        yield entry
+
+
+def _feed_chunks(blocks: Iterable[bytes], sink: DiffIdHasher | BlobPipeline) -> None:
+    # Fixed chunk boundaries: the compressed bytes must not depend on how the input happened to be read.
+    chunker = Chunker(sink.write, CHUNK_SIZE)
+    for block in blocks:
+        chunker.write(block)
+    chunker.close()
+
+
+def build_layer(
+    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers
+) -> LayerResult:
+    """Write (or reuse) the compressed blob of one layer in `store`."""
+    if layer.tar:
+        return _tar_layer(layer, store, options, known)
+    entries = iter_tree(layer.source, layer.dest, _matcher(layer, options))
+    if known:
+        walked: list[Entry] = []
+        hasher = DiffIdHasher()
+        try:
+            write_tar(_recording(entries, walked), hasher.write, options.mtime, options.owner)
+        except BaseException:
+            hasher.abort()
+            raise
+        diff_id = hasher.finish()
+        reused = _reuse(diff_id, known, store, options, layer.dest)
+        if reused:
+            return reused
+        entries = iter(walked)
+    with BlobPipeline(store, options.compression, options.level) as pipeline:
+        write_tar(entries, pipeline.write, options.mtime, options.owner)
+        blob = pipeline.finish()
+    return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+
+
+def _tar_layer(
+    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers
+) -> LayerResult:
+    hasher = DiffIdHasher()
+    try:
+        _feed_chunks(iter_tar_bytes(layer.source), hasher)
+    except BaseException:
+        hasher.abort()
+        raise
+    diff_id = hasher.finish()
+    reused = _reuse(diff_id, known, store, options, layer.dest)
+    if reused:
+        return reused
+    if detect_compression(layer.source) == options.compression:
+        # Already compressed the way we want: stored byte for byte.
+        with BlobPipeline(store, "none") as pipeline, open(layer.source, "rb") as f:
+            _feed_chunks(iter(lambda: f.read(CHUNK_SIZE), b""), pipeline)
+            blob = pipeline.finish()
+        return LayerResult(diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+    with BlobPipeline(store, options.compression, options.level) as pipeline:
+        _feed_chunks(iter_tar_bytes(layer.source), pipeline)
+        blob = pipeline.finish()
+    return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+
+
+def _reuse(
+    diff_id: str, known: KnownLayers, store: OCILayout, options: LayerOptions, dest: str
+) -> LayerResult | None:
+    found = known.find(diff_id)
+    if found is None or found.compression != options.compression:
+        return None
+    if found.blob_file is not None:
+        if not os.path.exists(found.blob_file):
+            return None
+        link_blob(found.blob_file, store, found.digest)
+    return LayerResult(diff_id, found.digest, found.size, found.compression, dest, True)

@@ -1,0 +1,301 @@
+"""A fast, deterministic tar writer for layer directories.
+
+`iter_tree` walks a directory (sorted, excludes applied, special files refused) yielding entries; `write_tar`
+turns entries into ustar/PAX bytes delivered in fixed-size chunks. Keeping the two apart lets a layer be tarred
+twice (a diff_id-only pass, then a compressing pass) from one walk. Headers are built by hand: `tarfile`
+spends most of its time in per-member Python objects, which is what this module avoids. Every header carries the
+same mtime, uid/gid and empty owner names, so the bytes depend only on names, modes, link targets and contents."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from ocipush.build.ignore import IgnoreMatcher, State
+from ocipush.errors import BuildError
+
+CHUNK_SIZE = 1 << 20
+BLOCK = 512
+# Regular files, directories, symlinks, hardlinks, PAX extended header.
+REG, LNK, SYM, DIR, PAX = b"0", b"1", b"2", b"5", b"x"
+_MAX_OCTAL_11 = 0o77777777777
+_MAX_OCTAL_7 = 0o7777777
+_PAX_NAME = b"././@PaxHeader"
+_HEADER = struct.Struct("100s8s16s12s12s8s1s100s8s32s32s8s8s155s12s")
+_DIR_MODE = 0o755
+
+Sink = Callable[[bytearray], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member: `name` is the archive path (bytes, directories end with '/'), `path` the file to read."""
+
+    name: bytes
+    kind: bytes
+    mode: int
+    size: int = 0
+    path: str = ""
+    link: bytes = b""
+
+
+@dataclass(frozen=True)
+class Ownership:
+    uid: int = 0
+    gid: int = 0
+
+
+def dest_prefix(dest: str) -> bytes:
+    """'/app/src' -> b'app/src/' (no leading slash, '' for the root); '..' is refused."""
+    parts = [p for p in dest.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BuildError(f"layer destination {dest!r} must not contain '..'")
+    return os.fsencode("/".join(parts) + "/") if parts else b""
+
+
+def iter_tree(root: str, dest: str = "/", ignore: IgnoreMatcher | None = None) -> Iterator[Entry]:
+    """Entries for `root`'s contents placed under `dest`, in sorted depth-first order, parents first.
+
+    A generator, so that the tar writer (and the hashing and compressing threads behind it) start while the
+    walk is still going."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise BuildError(f"layer directory {root} does not exist") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise BuildError(f"layer source {root} is not a directory")
+    prefix = dest_prefix(dest)
+    parts = prefix.rstrip(b"/").split(b"/") if prefix else []
+    for i in range(len(parts)):
+        mode = stat.S_IMODE(st.st_mode) if i == len(parts) - 1 else _DIR_MODE
+        yield Entry(b"/".join(parts[: i + 1]) + b"/", DIR, mode)
+    walker = _Walker(ignore)
+    yield from walker.walk(root, prefix, "", ignore.initial_state() if ignore else ())
+
+
+class _Walker:
+    def __init__(self, ignore: IgnoreMatcher | None) -> None:
+        self.ignore = ignore
+        self.inodes: dict[tuple[int, int], bytes] = {}
+
+    def walk(self, directory: str, prefix: bytes, rel: str, state: State) -> Iterator[Entry]:
+        try:
+            with os.scandir(directory) as it:
+                children = sorted(it, key=lambda e: os.fsencode(e.name))
+        except PermissionError:
+            raise BuildError(f"cannot read directory {directory}: permission denied") from None
+        for child in children:
+            child_rel = rel + child.name
+            excluded, child_state = False, state
+            if self.ignore is not None:
+                is_dir = child.is_dir(follow_symlinks=False)
+                excluded, child_state = self.ignore.check(child_rel, state)
+                if excluded and not (is_dir and self.ignore.has_negations):
+                    continue
+            yield from self._entries(child, prefix + os.fsencode(child.name), child_rel, excluded, child_state)
+
+    def _entries(self, child: os.DirEntry[str], name: bytes, rel: str, excluded: bool, state: State) -> Iterator[Entry]:
+        st = child.stat(follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            entry = Entry(name + b"/", DIR, stat.S_IMODE(mode))
+            inner = self.walk(child.path, name + b"/", rel + "/", state)
+            if not excluded:
+                yield entry
+                yield from inner
+                return
+            # An excluded directory is walked only because a '!' pattern may re-include something inside it;
+            # its own entry is kept only if something was.
+            kept = list(inner)
+            if kept:
+                yield entry
+                yield from kept
+        elif stat.S_ISREG(mode):
+            if st.st_nlink > 1:
+                key = (st.st_dev, st.st_ino)
+                first = self.inodes.get(key)
+                if first is not None:
+                    yield Entry(name, LNK, stat.S_IMODE(mode), link=first)
+                    return
+                self.inodes[key] = name
+            yield Entry(name, REG, stat.S_IMODE(mode), st.st_size, child.path)
+        elif stat.S_ISLNK(mode):
+            yield Entry(name, SYM, stat.S_IMODE(mode), link=os.fsencode(os.readlink(child.path)))
+        else:
+            kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "device file"
+            raise BuildError(f"{child.path} is a {kind}; layers can only hold files, directories and links")
+
+
+def _octal(value: int, width: int) -> bytes:
+    return b"%0*o\0" % (width - 1, value)
+
+
+def _pax_records(records: list[tuple[bytes, bytes]]) -> bytes:
+    out = []
+    for key, value in records:
+        body = b" " + key + b"=" + value + b"\n"
+        # The length prefix counts itself, so grow it until it is self-consistent.
+        length = len(body) + 1
+        while len(b"%d" % length) + len(body) != length:
+            length = len(b"%d" % length) + len(body)
+        out.append(b"%d" % length + body)
+    return b"".join(out)
+
+
+def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
+    """(prefix, name) for a path that fits ustar's 155+100 bytes split at a '/', else None (as Go's tar does)."""
+    length = len(name)
+    if length > 156:
+        length = 156
+    elif name.endswith(b"/"):
+        length -= 1
+    cut = name.rfind(b"/", 0, length)
+    rest = len(name) - cut - 1
+    if cut <= 0 or rest == 0 or rest > 100:
+        return None
+    return name[:cut], name[cut + 1 :]
+
+
+class _Headers:
+    """Builds 512-byte headers; the fields that are the same for every member are packed and summed once."""
+
+    def __init__(self, owner: Ownership, mtime: int) -> None:
+        if mtime < 0 or mtime > _MAX_OCTAL_11:
+            raise BuildError(f"timestamp {mtime} cannot be stored in a tar header")
+        self.pax_ids: list[tuple[bytes, bytes]] = []
+        uid, gid = owner.uid, owner.gid
+        if uid > _MAX_OCTAL_7:
+            self.pax_ids.append((b"uid", b"%d" % uid))
+            uid = 0
+        if gid > _MAX_OCTAL_7:
+            self.pax_ids.append((b"gid", b"%d" % gid))
+            gid = 0
+        self.ids = _octal(uid, 8) + _octal(gid, 8)
+        self.mtime = _octal(mtime, 12)
+        # Checksum of the constant fields: ids, mtime, the checksum field as spaces, magic and version.
+        self.constant_sum = sum(self.ids) + sum(self.mtime) + 8 * 32 + sum(b"ustar\x0000")
+
+    def _one(self, name: bytes, kind: bytes, mode: int, size: int, link: bytes, prefix: bytes = b"") -> bytes:
+        mode_field, size_field = _octal(mode, 8), _octal(size, 12)
+        checksum = self.constant_sum + sum(name) + sum(mode_field) + sum(size_field) + kind[0] + sum(link)
+        if prefix:
+            checksum += sum(prefix)
+        return _HEADER.pack(
+            name, mode_field, self.ids, size_field, self.mtime, b"%06o\0 " % checksum, kind, link,
+            b"ustar\x0000", b"", b"", b"", b"", prefix, b"",
+        )  # fmt: skip
+
+    def build(self, name: bytes, kind: bytes, mode: int, size: int = 0, link: bytes = b"") -> bytes:
+        simple = len(name) <= 100 and len(link) <= 100 and size <= _MAX_OCTAL_11 and not self.pax_ids
+        if simple and name.isascii() and link.isascii():
+            return self._one(name, kind, mode, size, link)
+        prefix = b""
+        records = list(self.pax_ids)
+        if not name.isascii():
+            records.append((b"path", name))
+            name = name[:100]
+        elif len(name) > 100:
+            split = _split_ustar(name)
+            if split:
+                prefix, name = split
+            else:
+                records.append((b"path", name))
+                name = name[:100]
+        if len(link) > 100 or not link.isascii():
+            records.append((b"linkpath", link))
+            link = link[:100]
+        if size > _MAX_OCTAL_11:
+            records.append((b"size", b"%d" % size))
+            size = 0
+        header = self._one(name, kind, mode, size, link, prefix)
+        if not records:
+            return header
+        # Integer-only records, no times: the PAX header is as deterministic as the ustar one.
+        data = _pax_records(sorted(records))
+        pad = -len(data) % BLOCK
+        return self._one(_PAX_NAME, PAX, 0o644, len(data), b"") + data + b"\0" * pad + header
+
+
+class Chunker:
+    """Accumulates output in fixed-size chunks; file contents are read straight into the chunk buffer.
+
+    Fixed chunk boundaries keep the compressed bytes independent of file sizes and read patterns; a full
+    buffer is handed to the sink and never touched again, so consumer threads need no copy."""
+
+    def __init__(self, sink: Sink, size: int) -> None:
+        self.sink, self.size = sink, size
+        self.buf = bytearray(size)
+        self.view = memoryview(self.buf)
+        self.pos = 0
+
+    def _flush_full(self) -> None:
+        self.view.release()
+        self.sink(self.buf)
+        self.buf = bytearray(self.size)
+        self.view = memoryview(self.buf)
+        self.pos = 0
+
+    def write(self, data: bytes) -> None:
+        n = len(data)
+        pos = self.pos
+        if pos + n < self.size:
+            self.buf[pos : pos + n] = data
+            self.pos = pos + n
+            return
+        offset = 0
+        while offset < n:
+            take = min(n - offset, self.size - self.pos)
+            self.buf[self.pos : self.pos + take] = data[offset : offset + take]
+            self.pos += take
+            offset += take
+            if self.pos == self.size:
+                self._flush_full()
+
+    def read_file(self, fd: int, size: int, path: str) -> None:
+        """Read exactly `size` bytes of `fd` into the buffer, then the padding to a 512-byte block."""
+        remaining = size
+        while remaining:
+            want = min(remaining, self.size - self.pos)
+            got = os.readv(fd, [self.view[self.pos : self.pos + want]])
+            if got == 0:
+                raise BuildError(f"{path} shrank while it was being read; build again")
+            self.pos += got
+            remaining -= got
+            if self.pos == self.size:
+                self._flush_full()
+        pad = -size % BLOCK
+        if pad:
+            self.write(b"\0" * pad)
+
+    def close(self) -> None:
+        if self.pos:
+            self.view.release()
+            self.sink(self.buf[: self.pos])
+        self.pos = 0
+
+
+def write_tar(entries: Iterable[Entry], sink: Sink, mtime: int, owner: Ownership = Ownership()) -> None:
+    """Write `entries` as a tar stream (ending in two zero blocks) into `sink`, in chunks of CHUNK_SIZE."""
+    headers = _Headers(owner, mtime)
+    out = Chunker(sink, CHUNK_SIZE)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for entry in entries:
+        if entry.kind != REG:
+            out.write(headers.build(entry.name, entry.kind, entry.mode, 0, entry.link))
+            continue
+        out.write(headers.build(entry.name, REG, entry.mode, entry.size))
+        try:
+            fd = os.open(entry.path, flags)
+        except PermissionError:
+            raise BuildError(f"cannot read {entry.path}: permission denied") from None
+        except FileNotFoundError:
+            raise BuildError(f"{entry.path} disappeared while the layer was being built; build again") from None
+        try:
+            out.read_file(fd, entry.size, entry.path)
+        finally:
+            os.close(fd)
+    out.write(b"\0" * (2 * BLOCK))
+    out.close()
