@@ -4,6 +4,7 @@ line (`REF`, `docker://REF`, `oci:PATH[:tag]`, `docker-archive:FILE[:ref]`) or p
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
-from ocipush.models import ImageConfig, ManifestDocument, Platform, host_platform
+from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
 from ocipush.registry.client import list_catalog
@@ -213,8 +214,13 @@ class Inspection:
     reference: str
     digest: str
     media_type: str
-    manifest: dict[str, Any]
+    raw: bytes
     config: dict[str, Any] | None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.raw)
+        return parsed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,8 +236,6 @@ def inspect(
     location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
 ) -> Inspection:
     """Manifest, digest and (for an image) config of `location`."""
-    import json
-
     loc = _location(location)
     with RegistrySession(options) as session, _open_source(session, loc) as image:
         root = image.root()
@@ -242,8 +246,7 @@ def inspect(
             descriptor = document.manifest.config
             raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
             config = json.loads(raw)
-            ImageConfig.model_validate(config) if descriptor.media_type.endswith("config.v1+json") else None
-        return Inspection(str(loc), document.digest, document.media_type, json.loads(document.raw), config)
+        return Inspection(str(loc), document.digest, document.media_type, document.raw, config)
 
 
 def resolve_digest(location: LocationLike, options: RegistryOptions | None = None) -> str:

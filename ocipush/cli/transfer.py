@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +176,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.config:
         print(json.dumps(found.config, indent=2))
     elif args.raw:
-        print(json.dumps(found.manifest, indent=2))
+        sys.stdout.buffer.write(found.raw)
+        sys.stdout.flush()
     else:
         print(json.dumps(found.to_dict(), indent=2))
     return 0

@@ -182,7 +182,12 @@ class BlobUploader:
             else:
                 # ECR's Range can stop advancing: keep the offset we tracked and retry the chunk from there.
                 session, doubtful = _Session(session.url, start), True
-        self.client.finish_upload(session.url, source.digest)
+        try:
+            self.client.finish_upload(session.url, source.digest)
+        except (TransportError, RegistryError):
+            # The PUT may have been applied with only its answer lost: the blob being there settles it.
+            if self.client.blob_size(source.digest, push=True) is None:
+                raise
         self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
 
     def _restart(self, source: BlobSource, fresh_sessions: int) -> _Session:
