@@ -6,7 +6,6 @@ truncated tarball is refused before it becomes a layer."""
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
@@ -56,20 +55,20 @@ def iter_tar_bytes(path: str) -> Iterator[bytes]:
     """The uncompressed tar bytes of `path` in blocks, checked header by header; BuildError when corrupt."""
     compression = detect_compression(path)
     checker = TarChecker(path)
-    try:
-        with open_uncompressed(path, compression) as stream:
-            while block := stream.read(READ_SIZE):
-                checker.feed(block)
-                yield block
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError)):
-            raise BuildError(f"cannot read layer tarball {path}: {exc.strerror}") from None
-        raise BuildError(f"layer tarball {path} is corrupt ({compression}): {exc}") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("zstandard"):
-            raise BuildError(f"layer tarball {path} is corrupt (zstd): {exc}") from None
-        raise
+    with open_uncompressed(path, compression) as stream:
+        while block := _read(stream, path, compression):
+            checker.feed(block)
+            yield block
     checker.close()
+
+
+def _read(stream: BinaryIO, path: str, compression: str) -> bytes:
+    try:
+        return stream.read(READ_SIZE)
+    except (FileNotFoundError, PermissionError) as exc:
+        raise BuildError(f"cannot read layer tarball {path}: {exc.strerror}") from None
+    except Exception as exc:  # zlib, isal and zstandard each raise their own error types
+        raise BuildError(f"layer tarball {path} is corrupt ({compression}): {exc}") from None
 
 
 class TarChecker:
