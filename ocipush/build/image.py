@@ -91,6 +91,8 @@ def build_image(
     if len(manifests) == 1:
         descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
         return BuildResult(descriptor, [manifests[0].descriptor()], layers, tag)
+    for manifest in manifests:
+        store.write_blob(manifest.raw, manifest.digest)
     entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
     index = Index(
         mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
