@@ -26,15 +26,20 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, ...], Any] = {}
 
 
-def ecr_client(region: str | None = None, profile: str | None = None) -> ECRClient:
-    """A cached, thread-safe ECR client for the Region (default: the profile's or environment's Region)."""
-    client: ECRClient = _client("ecr", region, profile)
+def ecr_client(
+    region: str | None = None, profile: str | None = None, *, max_attempts: int = MAX_ATTEMPTS
+) -> ECRClient:
+    """A cached, thread-safe ECR client for the Region (default: the profile's or environment's Region).
+
+    `max_attempts=1` is for calls whose LimitExceededException is a quota, not a rate: botocore counts that
+    code as throttling and would back off for a minute before reporting it."""
+    client: ECRClient = _client("ecr", region, profile, max_attempts)
     return client
 
 
 def ecr_public_client(profile: str | None = None) -> ECRPublicClient:
     """A cached ECR Public client; always in us-east-1, where the ECR Public API lives."""
-    client: ECRPublicClient = _client("ecr-public", ECR_PUBLIC_REGION, profile)
+    client: ECRPublicClient = _client("ecr-public", ECR_PUBLIC_REGION, profile, MAX_ATTEMPTS)
     return client
 
 
@@ -44,24 +49,27 @@ def clear_client_cache() -> None:
         _clients.clear()
 
 
-def _client(service: str, region: str | None, profile: str | None) -> Any:
-    # Endpoint overrides are part of the key: a process that switches endpoints never reuses a stale client.
+def _client(service: str, region: str | None, profile: str | None, attempts: int) -> Any:
+    # The environment boto3 reads is part of the key: a process that switches Region, profile or endpoint
+    # (a test, a Lambda reconfigured between invocations) never reuses a stale client.
+    env = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL")
+    endpoint = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
     key = (
         service,
         region or "",
         profile or "",
-        os.environ.get("AWS_ENDPOINT_URL", ""),
-        os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}", ""),
+        str(attempts),
+        *(os.environ.get(name, "") for name in (*env, endpoint)),
     )
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _new_client(service, region, profile)
+            client = _new_client(service, region, profile, attempts)
             _clients[key] = client
         return client
 
 
-def _new_client(service: str, region: str | None, profile: str | None) -> Any:
+def _new_client(service: str, region: str | None, profile: str | None, attempts: int) -> Any:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
@@ -72,7 +80,7 @@ def _new_client(service: str, region: str | None, profile: str | None) -> Any:
         raise aws_error(exc, action="configure AWS", repository=None, region=region) from exc
     if not session.region_name:
         raise UsageError("no AWS Region configured: pass --region or set AWS_REGION")
-    config = Config(retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS}, user_agent_extra="ocipush")
+    config = Config(retries={"mode": "adaptive", "max_attempts": attempts}, user_agent_extra="ocipush")
     return session.client(service, config=config)  # type: ignore[call-overload]
 
 

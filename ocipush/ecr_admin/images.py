@@ -68,6 +68,11 @@ def describe_images(
     with aws_call("describe-images", repository=repository, region=client.meta.region_name):
         for page in client.get_paginator("describe_images").paginate(**kwargs):
             details.extend(ImageDetail.from_api(item) for item in page["imageDetails"])
+    # Some ECR look-alikes (moto) ignore the filter; applying it again costs nothing on ECR itself.
+    if tag_status == "TAGGED":
+        return [d for d in details if d.tags]
+    if tag_status == "UNTAGGED":
+        return [d for d in details if not d.tags]
     return details
 
 

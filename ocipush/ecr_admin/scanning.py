@@ -80,7 +80,8 @@ def start_image_scan(
     repository: str, image: ImageId, *, region: str | None = None, profile: str | None = None
 ) -> str:
     """Start a basic scan of one image; returns ECR's scan status (normally IN_PROGRESS)."""
-    client = ecr_client(region, profile)
+    # One attempt: LimitExceededException here means "already scanned today", not "slow down".
+    client = ecr_client(region, profile, max_attempts=1)
     with aws_call("start-image-scan", repository=f"{repository}{image}", region=client.meta.region_name):
         response = client.start_image_scan(repositoryName=repository, imageId=image.to_api())
     return response["imageScanStatus"]["status"]
@@ -131,7 +132,8 @@ def scan_image(
     already ran (or scan-on-push started one), its result is used instead of failing."""
     from botocore.exceptions import ClientError
 
-    client = ecr_client(region, profile)
+    # One attempt: LimitExceededException here means "already scanned today", not "slow down".
+    client = ecr_client(region, profile, max_attempts=1)
     with aws_call("start-image-scan", repository=f"{repository}{image}", region=client.meta.region_name):
         try:
             client.start_image_scan(repositoryName=repository, imageId=image.to_api())
