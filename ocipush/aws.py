@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # ECR Public's API (and its auth tokens) exist only in this Region.
 ECR_PUBLIC_REGION = "us-east-1"
 # Throttling (ThrottlingException, 429) is retried by botocore with client-side rate limiting ("adaptive").
+# Counted with the first try (botocore's `max_attempts` would count retries only).
 MAX_ATTEMPTS = 10
 
 _lock = threading.Lock()
@@ -80,7 +81,7 @@ def _new_client(service: str, region: str | None, profile: str | None, attempts:
         raise aws_error(exc, action="configure AWS", repository=None, region=region) from exc
     if not session.region_name:
         raise UsageError("no AWS Region configured: pass --region or set AWS_REGION")
-    config = Config(retries={"mode": "adaptive", "max_attempts": attempts}, user_agent_extra="ocipush")
+    config = Config(retries={"mode": "adaptive", "total_max_attempts": attempts}, user_agent_extra="ocipush")
     return session.client(service, config=config)  # type: ignore[call-overload]
 
 
