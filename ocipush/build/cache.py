@@ -21,7 +21,7 @@ class LayerCache:
 
         self.path = os.path.join(cache_subdir("build", directory), "layers.json")
 
-    def _load(self) -> dict[str, dict[str, object]]:
+    def _load(self) -> dict[str, object]:
         try:
             with open(self.path, "rb") as f:
                 data = json.load(f)
@@ -47,14 +47,23 @@ class LayerCache:
             pass
         return None
 
+    def predicted_diff_id(self, fingerprint: str) -> str | None:
+        value = self._load().get("fp:" + fingerprint)
+        return value if isinstance(value, str) else None
+
+    def record_fingerprint(self, fingerprint: str, diff_id: str) -> None:
+        self._update({"fp:" + fingerprint: diff_id})
+
     def record(self, diff_id: str, compression: str, level: int | None, descriptor: Descriptor, blob: str) -> None:
+        entry = {"descriptor": json.loads(descriptor.to_json_bytes()), "blob": os.path.abspath(blob)}
+        self._update({self._key(diff_id, compression, level): entry})
+
+    def _update(self, entries: dict[str, object]) -> None:
         # Read-modify-write without a lock: a lost update between two concurrent builds only costs a recompression.
         data = self._load()
-        data.pop(self._key(diff_id, compression, level), None)
-        data[self._key(diff_id, compression, level)] = {
-            "descriptor": json.loads(descriptor.to_json_bytes()),
-            "blob": os.path.abspath(blob),
-        }
+        for key, value in entries.items():
+            data.pop(key, None)
+            data[key] = value
         if len(data) > _MAX_ENTRIES:
             data = dict(list(data.items())[-_MAX_ENTRIES:])
         with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build

@@ -8,11 +8,13 @@ same mtime, uid/gid and empty owner names, so the bytes depend only on names, mo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ocipush.build.ignore import IgnoreMatcher, State
 from ocipush.errors import BuildError
@@ -30,9 +32,10 @@ _DIR_MODE = 0o755
 Sink = Callable[[bytearray], None]
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One tar member: `name` is the archive path (bytes, directories end with '/'), `path` the file to read."""
+class Entry(NamedTuple):
+    """One tar member: `name` is the archive path (bytes, directories end with '/'), `path` the file to read.
+
+    A NamedTuple rather than a frozen dataclass: one is made per file, and tuples are several times cheaper."""
 
     name: bytes
     kind: bytes
@@ -40,6 +43,8 @@ class Entry:
     size: int = 0
     path: str = ""
     link: bytes = b""
+    # (mtime_ns, ctime_ns, inode) of a regular file: a change stamp for the layer cache, never written to the tar.
+    stamp: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -121,12 +126,21 @@ class _Walker:
                     yield Entry(name, LNK, stat.S_IMODE(mode), link=first)
                     return
                 self.inodes[key] = name
-            yield Entry(name, REG, stat.S_IMODE(mode), st.st_size, child.path)
+            stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            yield Entry(name, REG, stat.S_IMODE(mode), st.st_size, child.path, stamp=stamp)
         elif stat.S_ISLNK(mode):
             yield Entry(name, SYM, stat.S_IMODE(mode), link=os.fsencode(os.readlink(child.path)))
         else:
             kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "device file"
             raise BuildError(f"{child.path} is a {kind}; layers can only hold files, directories and links")
+
+
+def fingerprint(entries: list[Entry], *settings: object) -> str:
+    """A hash of names, modes, sizes, link targets and change stamps: equal fingerprints predict equal tars."""
+    h = hashlib.sha256(repr(settings).encode())
+    for e in entries:
+        h.update(b"%b\0%b\0%d %d %d %d %d %b\n" % (e.name, e.kind, e.mode, e.size, *e.stamp, e.link))
+    return h.hexdigest()
 
 
 def _octal(value: int, width: int) -> bytes:
