@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -19,7 +20,7 @@ class Run:
     out: str
     err: str
 
-    def json(self) -> object:
+    def json(self) -> Any:
         return json.loads(self.out)
 
 
@@ -58,5 +59,5 @@ def push_fake_image(repository: str, tag: str | None, seed: str, region: str = "
     )
     client = boto3.client("ecr", region_name=region)
     kwargs = {"imageTag": tag} if tag else {}
-    response = client.put_image(repositoryName=repository, imageManifest=manifest, **kwargs)  # type: ignore[arg-type]
+    response = client.put_image(repositoryName=repository, imageManifest=manifest, **kwargs)
     return response["image"]["imageId"]["imageDigest"]

@@ -45,7 +45,7 @@ def test_create_describe_delete_repository(capsys: Capsys) -> None:
         "--json",
     )
     assert created.code == 0, created.err
-    [repo] = created.json()  # type: ignore[misc]
+    [repo] = created.json()
     assert repo["name"] == name and repo["scan_on_push"] is True
     assert repo["tag_mutability"] == "IMMUTABLE_WITH_EXCLUSION"
     assert repo["mutability_exclusions"] == ["latest", "dev-*"]
@@ -81,7 +81,7 @@ def test_describe_repositories_lists_all(capsys: Capsys) -> None:
     for name in names:
         assert run(capsys, "create-repository", name).code == 0
     listed = run(capsys, "describe-repositories", "--json").json()
-    assert names <= {r["name"] for r in listed}  # type: ignore[union-attr, index]
+    assert names <= {r["name"] for r in listed}
 
 
 def test_flag_combinations_are_checked_before_aws(capsys: Capsys) -> None:
@@ -98,7 +98,7 @@ def test_settings_on_an_existing_repository(capsys: Capsys) -> None:
     assert run(capsys, "create-repository", name).code == 0
     assert run(capsys, "put-image-tag-mutability", name, "--image-tag-mutability", "IMMUTABLE").code == 0
     assert run(capsys, "put-image-scanning-configuration", name, "--scan-on-push").code == 0
-    [repo] = run(capsys, "describe-repositories", name, "--json").json()  # type: ignore[misc]
+    [repo] = run(capsys, "describe-repositories", name, "--json").json()
     assert (repo["tag_mutability"], repo["scan_on_push"]) == ("IMMUTABLE", True)
 
 
@@ -119,11 +119,11 @@ def test_images_list_describe_and_filters(capsys: Capsys) -> None:
     untagged = push_fake_image(name, None, "two")
 
     ids = run(capsys, "list-images", name, "--json").json()
-    assert {(i["tag"], i["digest"]) for i in ids} == {("v1", tagged), (None, untagged)}  # type: ignore[index, union-attr]
+    assert {(i["tag"], i["digest"]) for i in ids} == {("v1", tagged), (None, untagged)}
     only_untagged = run(capsys, "describe-images", name, "--untagged", "--json").json()
-    assert [i["digest"] for i in only_untagged] == [untagged]  # type: ignore[index, union-attr]
+    assert [i["digest"] for i in only_untagged] == [untagged]
     only_tagged = run(capsys, "describe-images", name, "--tagged", "--json").json()
-    assert [(i["digest"], i["tags"]) for i in only_tagged] == [(tagged, ["v1"])]  # type: ignore[index, union-attr]
+    assert [(i["digest"], i["tags"]) for i in only_tagged] == [(tagged, ["v1"])]
 
     table = run(capsys, "describe-images", name).out.splitlines()
     assert table[0].split() == ["TAGS", "DIGEST", "SIZE", "PUSHED", "SCAN"]
@@ -138,8 +138,8 @@ def test_batch_delete_reports_partial_failure(capsys: Capsys) -> None:
     result = run(capsys, "batch-delete-image", name, "--digest", doomed, "--tag", "missing", "--json")
     assert result.code == 1
     body = result.json()
-    assert [i["digest"] for i in body["deleted"]] == [doomed]  # type: ignore[index]
-    assert [f["image"]["tag"] for f in body["failures"]] == ["missing"]  # type: ignore[index]
+    assert [i["digest"] for i in body["deleted"]] == [doomed]
+    assert [f["image"]["tag"] for f in body["failures"]] == ["missing"]
     assert result.err.startswith(f"ocipush: error: cannot delete {name}:missing")
     assert [i.tags for i in describe_images(name)] == [("keep",)]
     assert run(capsys, "batch-delete-image", name, "--tag", "keep").code == 0
@@ -189,7 +189,7 @@ def test_lifecycle_put_get_preview_offline_delete(capsys: Capsys, tmp_path: Path
     preview = run(capsys, "preview-lifecycle-policy", name, "--offline", "--json")
     assert preview.code == 0, preview.err
     expired = preview.json()
-    assert {e["rule_priority"] for e in expired} == {2} and len(expired) == 2  # type: ignore[union-attr, index]
+    assert {e["rule_priority"] for e in expired} == {2} and len(expired) == 2
 
     policy_file = tmp_path / "p.json"
     policy_file.write_text(
@@ -292,7 +292,7 @@ def test_scan_fail_on_threshold(capsys: Capsys, aws_env: dict[str, str]) -> None
     # ECR allows one scan a day: a second `scan` reads today's result instead of failing.
     critical = run(capsys, "scan", f"{name}:v1", "--fail-on", "CRITICAL", "--json")
     assert critical.code == 0, critical.err
-    assert critical.json()["severity_counts"] == {"HIGH": 2, "LOW": 1}  # type: ignore[index]
+    assert critical.json()["severity_counts"] == {"HIGH": 2, "LOW": 1}
     findings = run(capsys, "describe-image-scan-findings", f"{name}:v1", "--fail-on", "LOW")
     assert findings.code == 1
 
@@ -323,7 +323,7 @@ def test_registry_scanning_configuration(capsys: Capsys) -> None:
     )
 
 
-POLICY = {
+POLICY: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
         {
@@ -357,7 +357,7 @@ def test_registry_policy(capsys: Capsys, tmp_path: Path) -> None:
         "Statement": [
             {
                 **POLICY["Statement"][0],
-                "Action": ["ecr:ReplicateImage"],  # type: ignore[dict-item]
+                "Action": ["ecr:ReplicateImage"],
                 "Resource": "arn:aws:ecr:eu-north-1:123456789012:repository/*",
             }
         ],

@@ -101,11 +101,12 @@ def test_server_preview_cli_uses_the_stored_policy(stub: Stubber, capsys: Capsys
 
 
 def test_pull_through_cache_rules(stub: Stubber, capsys: Capsys) -> None:
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub"
     rule = {
         "ecrRepositoryPrefix": "docker-hub",
         "upstreamRegistryUrl": "registry-1.docker.io",
         "upstreamRegistry": "docker-hub",
-        "credentialArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
+        "credentialArn": secret,
         "registryId": "123456789012",
         "createdAt": PUSHED,
     }
@@ -130,11 +131,11 @@ def test_pull_through_cache_rules(stub: Stubber, capsys: Capsys) -> None:
         "--upstream-registry",
         "docker-hub",
         "--credential-arn",
-        rule["credentialArn"],
+        secret,
         "--json",
     )
     assert created.code == 0, created.err
-    assert created.json()[0]["prefix"] == "docker-hub"  # type: ignore[index]
+    assert created.json()[0]["prefix"] == "docker-hub"
     listed = run(capsys, "describe-pull-through-cache-rules")
     assert listed.out.splitlines()[1].split()[:3] == ["docker-hub", "registry-1.docker.io", "docker-hub"]
     assert run(capsys, "delete-pull-through-cache-rule", "--prefix", "docker-hub").code == 0
@@ -241,6 +242,7 @@ def test_connection_and_credential_errors() -> None:
 
 def test_clients_retry_throttling_adaptively_and_are_cached() -> None:
     client = ecr_client("eu-central-1")
-    assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS}
+    retries = getattr(client.meta.config, "retries", None)
+    assert retries == {"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS}
     assert ecr_client("eu-central-1") is client
     assert ecr_client("eu-central-1", max_attempts=1) is not client
