@@ -1,0 +1,669 @@
+"""ocipush against the tools users would pick instead, on this machine, in one run.
+
+    .venv/bin/python benchmarks/bench.py [--quick] [--reps N] [--out DIR] [--only P2,P3,...]
+
+Every scenario runs its tools alternately (A B A B …), each push against a fresh `docker-registry` on
+127.0.0.1 (so no tool finds blobs from an earlier trial), and reports median/min/max. Request counts come
+from the registry's access log, byte counts from a counting proxy (P8 only). Results: raw.json, report.md
+and chart.png in --out (default benchmarks/results, or benchmarks/results-quick with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import data  # noqa: E402
+import report  # noqa: E402
+from measure import CommandFailed, Sample, run_timed, summary  # noqa: E402
+
+from ocipush.localregistry import LocalRegistry  # noqa: E402
+
+PYTHON = ROOT / ".venv" / "bin" / "python"
+OCIPUSH = ROOT / ".venv" / "bin" / "ocipush"
+PEERS_PY = BENCH / ".venv-peers" / "bin" / "python"
+MiB = data.MiB
+ACCESS = re.compile(r'^\S+ - \S+ \[[^\]]+\] "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3}) ')
+
+
+@dataclass(frozen=True)
+class Sizes:
+    reps: int
+    p2_layer: int
+    p3_layers: int
+    p3_layer: int
+    p8_blob: int
+    tree: Path
+    p9_reps: int
+    lambda_cap_mb: int
+
+
+def full_sizes(reps: int) -> Sizes:
+    return Sizes(reps, 500 * MiB, 8, 128 * MiB, 1024 * MiB, Path(sysconfig.get_paths()["stdlib"]), 20, 1024)
+
+
+def quick_sizes() -> Sizes:
+    tree = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    return Sizes(1, 20 * MiB, 8, 4 * MiB, 64 * MiB, tree, 3, 1024)
+
+
+class Bench:
+    def __init__(self, work: Path, sizes: Sizes, quick: bool) -> None:
+        self.work = work
+        self.sizes = sizes
+        self.quick = quick
+        self.logs = work / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.log = self.logs / "commands.log"
+        self.counter = 0
+        self.scenarios: dict[str, dict[str, Any]] = {}
+
+    # ---- plumbing ------------------------------------------------------------------------------------------
+
+    def fresh(self, prefix: str) -> Path:
+        self.counter += 1
+        path = self.work / "tmp" / f"{prefix}-{self.counter}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    @contextlib.contextmanager
+    def registry(self) -> Iterator[LocalRegistry]:
+        storage = self.fresh("registry")
+        log = self.logs / f"registry-{self.counter}.log"
+        try:
+            with LocalRegistry(storage_dir=storage, log_path=log) as reg:
+                yield reg
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+
+    def env(self, cache: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OCIPUSH_", "REGISTRY_"))}
+        if cache is not None:
+            env["OCIPUSH_CACHE_DIR"] = str(cache)
+        return env
+
+    def timed(self, tool: str, cmd: list[str], env: dict[str, str] | None = None, **extra: object) -> Sample:
+        seconds, rss, rc = run_timed(cmd, log=self.log, env=env)
+        return Sample(tool, seconds, rss, rc, dict(extra))
+
+    def alternate(self, reps: int, tools: dict[str, Callable[[], Sample]]) -> tuple[dict[str, list[Sample]], dict]:
+        samples: dict[str, list[Sample]] = {name: [] for name in tools}
+        errors: dict[str, str] = {}
+        for rep in range(reps):
+            for name, trial in tools.items():
+                if name in errors:
+                    continue
+                try:
+                    sample = trial()
+                except (CommandFailed, OSError, RuntimeError, ValueError) as err:
+                    errors[name] = str(err)
+                    print(f"  {name}: FAILED {err}", flush=True)
+                    continue
+                samples[name].append(sample)
+                print(f"  rep {rep + 1} {name}: {sample.seconds:.3f} s, {sample.maxrss_mb:.0f} MB {sample.extra}",
+                      flush=True)  # fmt: skip
+        return samples, errors
+
+    def record(self, key: str, title: str, samples: dict[str, list[Sample]], errors: dict[str, str],
+               commands: dict[str, str], **fields: Any) -> dict[str, Any]:  # fmt: skip
+        tools = {}
+        for name, runs in samples.items():
+            tools[name] = {
+                "samples": [s.to_dict() for s in runs],
+                "seconds": summary([s.seconds for s in runs]),
+                "maxrss_mb": summary([s.maxrss_mb for s in runs]),
+                "command": commands.get(name, ""),
+            }
+            if name in errors:
+                tools[name]["error"] = errors[name]
+        for name, err in errors.items():
+            tools.setdefault(name, {"samples": [], "seconds": {}, "maxrss_mb": {}, "command": commands.get(name, "")})
+            tools[name]["error"] = err
+        entry = {"title": title, "tools": tools, **fields}
+        self.scenarios[key] = entry
+        return entry
+
+    # ---- data ------------------------------------------------------------------------------------------------
+
+    def images(self) -> None:
+        s = self.sizes
+        started = time.perf_counter()
+        self.img2 = data.random_image(self.work / "data" / "p2", [s.p2_layer], seed=2)
+        self.img3 = data.random_image(self.work / "data" / "p3", [s.p3_layer] * s.p3_layers, seed=3)
+        self.img8 = data.random_image(self.work / "data" / "p8", [s.p8_blob], seed=8)
+        print(f"data ready in {time.perf_counter() - started:.1f} s", flush=True)
+
+    # ---- drivers -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def ocipush_push(img: data.Image, ref: str) -> list[str]:
+        return [str(OCIPUSH), "push", "--quiet", img.oci, ref]
+
+    @staticmethod
+    def skopeo_push(img: data.Image, ref: str) -> list[str]:
+        return ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", img.oci, f"docker://{ref}"]
+
+    @staticmethod
+    def curl_push(img: data.Image, host: str, repo: str) -> list[str]:
+        args = [str(BENCH / "curl_push.sh"), host, repo]
+        for layer in img.layers:
+            args += [str(layer.path), layer.digest]
+        return args
+
+    def push_tools(self, img: data.Image, repo: str, tools: list[str]) -> dict[str, Callable[[], Sample]]:
+        mb = img.layer_bytes / 1e6
+
+        def with_registry(name: str, build: Callable[[str], list[str]], ocipush_cache: bool = False):
+            def trial() -> Sample:
+                with self.registry() as reg:
+                    cache = self.fresh("cache")
+                    cmd = build(reg.host)
+                    sample = self.timed(name, cmd, self.env(cache))
+                    self.assert_pushed(reg, repo, img, blobs_only=name not in ("ocipush", "skopeo"))
+                sample.extra["MB/s"] = round(mb / sample.seconds, 1)
+                return sample
+
+            return trial
+
+        drivers: dict[str, Callable[[str], list[str]]] = {
+            "ocipush": lambda host: self.ocipush_push(img, f"{host}/{repo}:bench"),
+            "curl": lambda host: self.curl_push(img, host, repo),
+            "skopeo": lambda host: self.skopeo_push(img, f"{host}/{repo}:bench"),
+            "python-dxf": lambda host: [str(PEERS_PY), str(BENCH / "pyclients.py"), "dxf", host, repo,
+                                        *[str(layer.path) for layer in img.layers]],
+            "oras-py": lambda host: [str(PEERS_PY), str(BENCH / "pyclients.py"), "oras", host, repo,
+                                     *[f"{layer.path}={layer.digest}" for layer in img.layers]],
+        }
+        return {name: with_registry(name, drivers[name]) for name in tools}
+
+    def assert_pushed(self, reg: LocalRegistry, repo: str, img: data.Image, blobs_only: bool) -> None:
+        """The registry really holds the pushed blobs (and the manifest, for image pushes)."""
+        for layer in img.layers:
+            head(f"{reg.url}/v2/{repo}/blobs/{layer.digest}")
+        if not blobs_only:
+            head(f"{reg.url}/v2/{repo}/manifests/bench", accept=data.MANIFEST_TYPE)
+
+    def commands(self, img: data.Image, repo: str, tools: list[str]) -> dict[str, str]:
+        host = "127.0.0.1:PORT"
+        ref = f"{host}/{repo}:bench"
+        out = {
+            "ocipush": shlex.join(self.ocipush_push(img, ref)),
+            "skopeo": shlex.join(self.skopeo_push(img, ref)),
+            "curl": shlex.join(self.curl_push(img, host, repo)[:5]) + (" …" if len(img.layers) > 1 else ""),
+            "python-dxf": f"DXF('{host}', '{repo}', insecure=True).push_blob(path) per layer",
+            "oras-py": f"Registry(hostname='{host}', insecure=True).upload_blob(path, container, layer, "
+            "do_chunked=True)",
+        }
+        return {k: v.replace(str(ROOT) + "/", "") for k, v in out.items() if k in tools}
+
+    # ---- scenarios -----------------------------------------------------------------------------------------
+
+    def p2(self) -> None:
+        print("P2: push of one prebuilt layer", flush=True)
+        img, tools = self.img2, ["ocipush", "curl", "skopeo", "python-dxf", "oras-py"]
+        samples, errors = self.alternate(self.sizes.reps, self.push_tools(img, "p2", tools))
+        self.record("P2", f"Push of one prebuilt {img.layer_bytes / MiB:.0f} MiB layer", samples, errors,
+                    self.commands(img, "p2", tools), bytes=img.layer_bytes)  # fmt: skip
+
+    def p3(self) -> None:
+        print("P3: push of 8 layers", flush=True)
+        img, tools = self.img3, ["ocipush", "curl", "skopeo"]
+        samples, errors = self.alternate(self.sizes.reps, self.push_tools(img, "p3", tools))
+        cmds = self.commands(img, "p3", tools)
+        cmds["curl"] = f"benchmarks/curl_push.sh 127.0.0.1:PORT p3 FILE1 DIGEST1 … FILE{len(img.layers)} …"
+        cmds["curl"] += f" ({len(img.layers)} POST+PUT pairs in parallel)"
+        self.record("P3", f"Push of {img.layer_bytes / MiB:.0f} MiB in {len(img.layers)} layers", samples, errors,
+                    cmds, bytes=img.layer_bytes)  # fmt: skip
+
+    def p5(self) -> None:
+        print("P5: pull of the P3 image", flush=True)
+        img = self.img3
+        digests = [layer.digest for layer in img.layers]
+        verified: list[dict[str, object]] = []
+
+        with self.registry() as reg:
+            subprocess.run(self.ocipush_push(img, f"{reg.host}/p5:bench"), check=True,
+                           env=self.env(self.fresh("cache")), stdout=subprocess.DEVNULL)  # fmt: skip
+
+            def pull_ocipush() -> Sample:
+                out = self.fresh("pull")
+                cmd = [str(OCIPUSH), "pull", "--quiet", f"{reg.host}/p5:bench", f"oci:{out}:bench"]
+                sample = self.timed("ocipush", cmd, self.env(self.fresh("cache")))
+                checked, bad = data.verify_layout(out)
+                missing = [d for d in digests if not (out / "blobs" / "sha256" / d.split(":")[1]).exists()]
+                verified.append({"blobs": checked, "bad": bad, "missing": missing})
+                sample.extra["verified"] = not bad and not missing
+                shutil.rmtree(out)
+                return sample
+
+            def pull_skopeo() -> Sample:
+                out = self.fresh("pull")
+                cmd = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{reg.host}/p5:bench",
+                       f"oci:{out}:bench"]  # fmt: skip
+                sample = self.timed("skopeo", cmd)
+                shutil.rmtree(out)
+                return sample
+
+            def pull_curl() -> Sample:
+                out = self.fresh("pull")
+                sample = self.timed("curl", [str(BENCH / "curl_pull.sh"), reg.host, "p5", str(out), *digests])
+                shutil.rmtree(out)
+                return sample
+
+            samples, errors = self.alternate(self.sizes.reps, {"ocipush": pull_ocipush, "skopeo": pull_skopeo,
+                                                               "curl": pull_curl})  # fmt: skip
+        commands = {
+            "ocipush": "ocipush pull --quiet 127.0.0.1:PORT/p5:bench oci:OUT:bench",
+            "skopeo": "skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:PORT/p5:bench oci:OUT:bench",
+            "curl": f"benchmarks/curl_pull.sh 127.0.0.1:PORT p5 OUT DIGEST… ({len(digests)} GETs in parallel, "
+            "not verified)",
+        }
+        self.record("P5", f"Pull of the P3 image ({img.layer_bytes / MiB:.0f} MiB, {len(digests)} layers) to an "
+                    "OCI layout", samples, errors, commands, verification=verified)  # fmt: skip
+
+    def p6(self) -> None:
+        print("P6: re-push of an unchanged image", flush=True)
+        img = self.img3
+
+        with self.registry() as reg:
+            ref = f"{reg.host}/p6:bench"
+            subprocess.run(self.ocipush_push(img, ref), check=True, env=self.env(self.fresh("cache")),
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+
+            def counted(name: str, cmd: list[str], env: dict[str, str] | None = None) -> Sample:
+                offset = reg.log_path.stat().st_size
+                sample = self.timed(name, cmd, env)
+                time.sleep(0.05)  # the access log line is written after the response
+                lines = access_lines(reg.log_path, offset)
+                sample.extra["requests"] = len(lines)
+                sample.extra["by_method"] = count_methods(lines)
+                return sample
+
+            tools = {
+                "ocipush": lambda: counted("ocipush", self.ocipush_push(img, ref),
+                                           self.env(self.fresh("cache"))),
+                "skopeo": lambda: counted("skopeo", self.skopeo_push(img, ref)),
+            }
+            samples, errors = self.alternate(self.sizes.reps, tools)
+        commands = self.commands(img, "p6", ["ocipush", "skopeo"])
+        self.record("P6", f"Re-push of the unchanged P3 image ({img.blob_count} blobs)", samples, errors, commands,
+                    blobs=img.blob_count, note="each re-push uses a fresh ocipush cache dir (no journal to lean on); "
+                    "requests counted from the registry access log")  # fmt: skip
+
+    # -- P1 / P7 --
+
+    def ocipush_build_push(self, tree: Path, ref: str, layout: Path) -> tuple[list[str], str]:
+        """The ocipush command for building `tree` as a layer at / and pushing it, and how it was run."""
+        top = run_text([str(OCIPUSH), "--help"])
+        if re.search(r"^\s+build-push\s", top, re.M):
+            usage = run_text([str(OCIPUSH), "build-push", "--help"])
+            head_usage = usage.split("\n\n", 1)[0]
+            layer = ["--layer", str(tree)] if "--layer" in usage and "DIR" not in head_usage.split("]")[-1] else [
+                str(tree)]  # fmt: skip
+            cmd = [str(OCIPUSH), "build-push", "--from", "scratch", *layer, "--tag", ref]
+            return cmd, "build-push"
+        if re.search(r"^\s+build\s", top, re.M):
+            script = (f"{shlex.quote(str(OCIPUSH))} build --quiet --from scratch --layer {shlex.quote(str(tree))} "
+                      f"--output oci:{layout}:bench && {shlex.quote(str(OCIPUSH))} push --quiet oci:{layout}:bench "
+                      f"{ref}")  # fmt: skip
+            return ["bash", "-c", script], "build + push (build-push not available yet)"
+        raise CommandFailed("ocipush has neither build-push nor build")
+
+    def p1_p7(self) -> None:
+        tree = self.sizes.tree
+        files, size = data.tree_stats(tree)
+        print(f"P1/P7: build-push of {tree} ({files} files, {size / 1e6:.0f} MB)", flush=True)
+        p7: list[Sample] = []
+        try:
+            _, how = self.ocipush_build_push(tree, "R", self.work)
+        except CommandFailed as err:
+            how = f"not measured: {err}"
+
+        def ocipush_trial() -> Sample:
+            with self.registry() as reg:
+                cache, layout = self.fresh("cache"), self.fresh("layout") / "oci"
+                cmd, _ = self.ocipush_build_push(tree, f"{reg.host}/p1:bench", layout)
+                first = self.timed("ocipush", cmd, self.env(cache))
+                head(f"{reg.url}/v2/p1/manifests/bench", accept=data.MANIFEST_TYPE)
+                again = self.timed("ocipush (rebuild)", cmd, self.env(cache))
+                p7.append(again)
+                shutil.rmtree(layout.parent)
+            return first
+
+        def umoci_trial() -> Sample:
+            with self.registry() as reg:
+                layout = self.fresh("umoci") / "oci"
+                script = (f"umoci init --layout {layout} && umoci new --image {layout}:bench && "
+                          f"umoci insert --image {layout}:bench {shlex.quote(str(tree))} / && "
+                          f"skopeo copy --quiet --dest-tls-verify=false oci:{layout}:bench "
+                          f"docker://{reg.host}/p1:bench")  # fmt: skip
+                sample = self.timed("umoci + skopeo", ["bash", "-c", script])
+                shutil.rmtree(layout.parent)
+            return sample
+
+        def pigz_trial() -> Sample:
+            with self.registry() as reg:
+                out = self.fresh("pigz")
+                blob = out / "layer.tar.gz"
+                script = (f"tar -C {shlex.quote(str(tree))} -cf - . | pigz -1 | tee {blob} | sha256sum | "
+                          f"cut -d' ' -f1 > {blob}.sha && {BENCH / 'curl_push.sh'} {reg.host} p1 {blob} "
+                          f'"sha256:$(cat {blob}.sha)"')  # fmt: skip
+                sample = self.timed("tar | pigz -1 + curl", ["bash", "-c", script])
+                sample.extra["layer_MB"] = round(blob.stat().st_size / 1e6, 1)
+                shutil.rmtree(out)
+            return sample
+
+        tools: dict[str, Callable[[], Sample]] = {"umoci + skopeo": umoci_trial, "tar | pigz -1 + curl": pigz_trial}
+        if not how.startswith("not measured"):
+            tools = {"ocipush": ocipush_trial, **tools}
+        samples, errors = self.alternate(self.sizes.reps, tools)
+        if how.startswith("not measured"):
+            errors["ocipush"] = how
+        commands = {
+            "ocipush": (how if how.startswith("not measured") else
+                        shlex.join(self.ocipush_build_push(tree, "127.0.0.1:PORT/p1:bench", Path("LAYOUT"))[0])),
+            "umoci + skopeo": "umoci init --layout L && umoci new --image L:bench && umoci insert --image L:bench "
+            "TREE / && skopeo copy --dest-tls-verify=false oci:L:bench docker://127.0.0.1:PORT/p1:bench",
+            "tar | pigz -1 + curl": "tar -C TREE -cf - . | pigz -1 | tee F | sha256sum …; curl POST + PUT -T F",
+        }  # fmt: skip
+        commands = {k: v.replace(str(ROOT) + "/", "") for k, v in commands.items()}
+        self.record("P1", f"Build and push of {tree} ({files} files, {size / 1e6:.0f} MB) as one layer", samples,
+                    errors, commands, ocipush_mode=how, files=files, bytes=size)  # fmt: skip
+        p7_errors = {"ocipush (rebuild)": errors["ocipush"]} if "ocipush" in errors else {}
+        self.record("P7", "Rebuild and push of the unchanged tree (incremental path), same cache and registry",
+                    {"ocipush (rebuild)": p7}, p7_errors, {"ocipush (rebuild)": commands["ocipush"] + "  (again)"},
+                    ocipush_mode=how)  # fmt: skip
+
+    # -- P8 --
+
+    def p8(self) -> None:
+        print("P8: SIGKILL at 50 % of a single-blob push, then re-run", flush=True)
+        from counting import counting_proxy, request_count, upload_bytes
+
+        img = self.img8
+        size = img.layer_bytes
+        results: list[dict[str, object]] = []
+
+        def interrupted(tool: str, mode: str) -> Sample:
+            with self.registry() as reg:
+                proxy = counting_proxy(reg.url, atomic_parts=mode == "ecr-atomic")
+                try:
+                    cache = self.fresh("cache")
+                    ref = f"{proxy.host}/p8:bench"
+                    if tool == "ocipush":
+                        cmd = self.ocipush_push(img, ref)
+                    elif tool == "skopeo":
+                        cmd = self.skopeo_push(img, ref)
+                    else:
+                        cmd = self.curl_push(img, proxy.host, "p8")
+                    env = self.env(cache)
+
+                    def killer(proc: subprocess.Popen[bytes]) -> None:
+                        deadline = time.monotonic() + 600
+                        while time.monotonic() < deadline and os.path.exists(f"/proc/{proc.pid}"):
+                            if upload_bytes(proxy) >= size // 2:
+                                with contextlib.suppress(ProcessLookupError):
+                                    os.killpg(proc.pid, signal.SIGKILL)
+                                return
+                            time.sleep(0.002)
+
+                    t1, rss1, rc1 = run_timed(cmd, log=self.log, env=env, check=False, on_start=killer)
+                    first = settled(lambda: upload_bytes(proxy))  # socket buffers still drain after the kill
+                    proxy.reset_stats()
+                    t2, rss2, rc2 = run_timed(cmd, log=self.log, env=env, check=False)
+                    again = upload_bytes(proxy)
+                    requests = request_count(proxy)
+                finally:
+                    proxy.stop()
+                ok = rc2 == 0
+                if ok:
+                    head(f"{reg.url}/v2/p8/blobs/{img.layers[0].digest}")
+                    if tool != "curl":
+                        head(f"{reg.url}/v2/p8/manifests/bench", accept=data.MANIFEST_TYPE)
+                label = f"{tool} [{mode}]"
+                extra = {"killed_rc": rc1, "first_run_bytes": first, "rerun_bytes": again,
+                         "resent_pct": round(100 * again / size, 1), "rerun_s": round(t2, 3),
+                         "rerun_requests": requests, "rerun_ok": ok}  # fmt: skip
+                results.append({"tool": label, **extra})
+                if not ok:
+                    raise CommandFailed(f"{label}: re-run exited {rc2} (see {self.log})")
+                return Sample(label, t1 + t2, max(rss1, rss2), rc2, extra)
+
+        tools = {
+            "ocipush [distribution]": lambda: interrupted("ocipush", "distribution"),
+            "ocipush [ecr-atomic]": lambda: interrupted("ocipush", "ecr-atomic"),
+            "skopeo [distribution]": lambda: interrupted("skopeo", "distribution"),
+            "curl [distribution]": lambda: interrupted("curl", "distribution"),
+        }
+        reps = 1 if self.quick else 2
+        samples, errors = self.alternate(reps, tools)
+        commands = {
+            "ocipush [distribution]": "ocipush push --quiet oci:P8:latest 127.0.0.1:PROXY/p8:bench; SIGKILL at 50 %; "
+            "same command again (same cache dir)",
+            "ocipush [ecr-atomic]": "same, through the proxy's ECR mode with atomic parts",
+            "skopeo [distribution]": "skopeo copy --dest-tls-verify=false oci:P8:latest docker://…; SIGKILL; again",
+            "curl [distribution]": "benchmarks/curl_push.sh …; SIGKILL; again",
+        }
+        self.record("P8", f"SIGKILL at 50 % of a {size / MiB:.0f} MiB single-blob push, then the same command again",
+                    samples, errors, commands, bytes=size, runs=results,
+                    note="[distribution]: the counting proxy forwards bytes as they arrive, so the registry sees "
+                    "the cut-off PATCH (distribution 2.8 then discards the upload session). [ecr-atomic]: the proxy "
+                    "forwards a PATCH only once its body is complete, as ECR stores parts atomically (benchmark "
+                    "imitation, benchmarks/counting.py).")  # fmt: skip
+
+    # -- P9 --
+
+    def p9(self) -> None:
+        print("P9: start-up", flush=True)
+        tools = {
+            "python -c pass (baseline)": lambda: self.timed("python -c pass", [str(PYTHON), "-c", "pass"]),
+            "python -c 'import ocipush'": lambda: self.timed("import", [str(PYTHON), "-c", "import ocipush"]),
+            "ocipush --help": lambda: self.timed("--help", [str(OCIPUSH), "--help"]),
+        }
+        for trial in tools.values():  # warm the page cache and .pyc files
+            trial()
+        samples, errors = self.alternate(self.sizes.p9_reps, tools)
+        commands = {k: k.replace("python", ".venv/bin/python") if "python" in k else ".venv/bin/ocipush --help"
+                    for k in tools}  # fmt: skip
+        self.record("P9", "Start-up wall time", samples, errors, commands)
+
+    # -- Lambda --
+
+    def lambda_profile(self) -> None:
+        print("Lambda profile: library push of the P3 image", flush=True)
+        cap = self.sizes.lambda_cap_mb
+        home = Path(os.path.expanduser("~"))
+
+        def trial() -> Sample:
+            with self.registry() as reg:
+                tmp = Path(tempfile.mkdtemp(prefix="ocipush-lambda-"))
+                try:
+                    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp),
+                           "LANG": "C.UTF-8"}  # fmt: skip
+                    inner = [str(PYTHON), str(BENCH / "lambda_push.py"), self.img3.oci, f"{reg.host}/lambda:bench"]
+                    script = ('for d in "$1" "$2"; do mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || '
+                              'exit 97; done; shift 2; exec "$@"')  # fmt: skip
+                    cmd = ["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(home), str(ROOT),
+                           "prlimit", f"--as={cap * MiB}", "--", *inner]  # fmt: skip
+                    sample = self.timed("ocipush (library, Lambda-like)", cmd, env)
+                    head(f"{reg.url}/v2/lambda/manifests/bench", accept=data.MANIFEST_TYPE)
+                    sample.extra["writes_in_tmp"] = sorted(p.name for p in tmp.iterdir())
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                sample.extra["MB/s"] = round(self.img3.layer_bytes / 1e6 / sample.seconds, 1)
+                return sample
+
+        samples, errors = self.alternate(self.sizes.reps, {"ocipush (library, Lambda-like)": trial})
+        self.record("Lambda", "Lambda profile: `ocipush.api.push` of the P3 image in a subprocess", samples, errors,
+                    {"ocipush (library, Lambda-like)": "unshare -rm (HOME and the project tree bind-mounted "
+                     f"read-only) prlimit --as={cap}MiB python benchmarks/lambda_push.py oci:P3:latest "
+                     "127.0.0.1:PORT/lambda:bench, HOME's cache unwritable, TMPDIR a fresh temp dir"},
+                    cap_mb=cap)  # fmt: skip
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+
+
+def head(url: str, accept: str | None = None) -> None:
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=30) as resp:  # raises on 404
+        if resp.status != 200:
+            raise CommandFailed(f"HEAD {url}: {resp.status}")
+
+
+def settled(read: Callable[[], int], quiet: float = 0.3, limit: float = 10.0) -> int:
+    """`read()` once it has stopped changing for `quiet` seconds (at most `limit` seconds)."""
+    deadline = time.monotonic() + limit
+    value, since = read(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return value
+
+
+def run_text(cmd: list[str]) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+
+
+def access_lines(log: Path, offset: int) -> list[tuple[str, str, int]]:
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode(errors="replace")
+    return [(m[1], m[2], int(m[3])) for line in text.splitlines() if (m := ACCESS.match(line))]
+
+
+def count_methods(lines: list[tuple[str, str, int]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for method, path, _status in lines:
+        kind = "manifest" if "/manifests/" in path else "upload" if "/blobs/uploads/" in path else (
+            "blob" if "/blobs/" in path else "base" if path.rstrip("/") == "/v2" else "other")  # fmt: skip
+        counts[f"{method} {kind}"] = counts.get(f"{method} {kind}", 0) + 1
+    return counts
+
+
+def tool_versions() -> dict[str, str]:
+    def first_line(cmd: list[str]) -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        except OSError as err:
+            return f"unavailable ({err})"
+        return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+
+    peers = "unavailable"
+    if PEERS_PY.exists():
+        peers = run_text([str(PEERS_PY), "-c", "import importlib.metadata as m; print('python-dxf', "
+                          "m.version('python-dxf'), '/ oras', m.version('oras'))"]).strip()  # fmt: skip
+    return {
+        "ocipush": run_text([str(OCIPUSH), "--version"]).strip(),
+        "skopeo": first_line(["skopeo", "--version"]),
+        "umoci": first_line(["umoci", "--version"]),
+        "curl": first_line(["curl", "--version"]),
+        "pigz": first_line(["pigz", "--version"]),
+        "docker-registry": first_line(["docker-registry", "--version"]),
+        "python peers": peers,
+    }
+
+
+SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "Lambda")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small data, one repetition (CI)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per tool in the full run (default 5)")
+    parser.add_argument("--out", type=Path, help="where report.md, chart.png and raw.json go")
+    parser.add_argument("--work", type=Path, help="scratch directory (default benchmarks/work or a temp dir)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
+    args = parser.parse_args(argv)
+
+    missing = [tool for tool in ("docker-registry", "skopeo", "umoci", "curl", "pigz") if not shutil.which(tool)]
+    if missing or not PEERS_PY.exists():
+        print(f"missing: {' '.join(missing)} {'' if PEERS_PY.exists() else PEERS_PY}; run benchmarks/install.sh",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    sizes = quick_sizes() if args.quick else full_sizes(args.reps)
+    out = args.out or BENCH / ("results-quick" if args.quick else "results")
+    work = args.work or (Path(tempfile.mkdtemp(prefix="ocipush-bench-")) if args.quick else BENCH / "work")
+    work.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only.split(",")) if args.only else set(SCENARIOS)
+
+    bench = Bench(work, sizes, args.quick)
+    started = time.perf_counter()
+    try:
+        bench.images()
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("P1", bench.p1_p7), ("P2", bench.p2), ("P3", bench.p3), ("P5", bench.p5), ("P6", bench.p6),
+            ("P8", bench.p8), ("P9", bench.p9), ("Lambda", bench.lambda_profile),
+        ]  # fmt: skip
+        for key, step in steps:
+            if key not in wanted:
+                continue
+            try:
+                step()
+            except Exception as err:  # one broken scenario must not lose the others
+                print(f"{key}: harness error {err!r}", file=sys.stderr, flush=True)
+                bench.scenarios.setdefault(key, {"title": key, "tools": {}, "error": repr(err)})
+        if "P2" in wanted or "P3" in wanted:
+            bench.scenarios["P4"] = {"title": "Peak RSS during P2 and P3", "tools": {}, "derived": True}
+    finally:
+        if args.quick and not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "tmp", ignore_errors=True)
+            if not args.keep_data:
+                shutil.rmtree(work / "data", ignore_errors=True)
+    raw = {
+        "meta": {
+            "mode": "quick" if args.quick else "full",
+            "reps": sizes.reps,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM",
+            "loadavg_at_end": os.getloadavg(),
+            "python": sys.version.split()[0],
+            "tools": tool_versions(),
+            "duration_s": round(time.perf_counter() - started, 1),
+            "command": "benchmarks/run.sh" + (" --quick" if args.quick else ""),
+        },
+        "scenarios": bench.scenarios,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "raw.json").write_text(json.dumps(raw, indent=1, default=str))
+    report.write(raw, out)
+    chart = subprocess.run([str(PEERS_PY), str(BENCH / "chart.py"), str(out / "raw.json"), str(out / "chart.png")],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    if chart.returncode != 0:
+        print(f"chart failed: {chart.stderr.strip()[-500:]}", file=sys.stderr)
+    print(f"report: {out / 'report.md'} ({raw['meta']['duration_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command for the benchmark suite: install what it needs, then run it.
+#   benchmarks/run.sh            full run (≈ 15–20 min), report in benchmarks/results/
+#   benchmarks/run.sh --quick    small data, one repetition (< 2 min), report in benchmarks/results-quick/
+# Other arguments go to bench.py (--reps N, --only P2,P3, --out DIR, --keep-data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/ocipush ]; then
+  echo "run scripts/setup.sh first (ocipush's own virtualenv .venv is missing)" >&2
+  exit 2
+fi
+bash benchmarks/install.sh
+exec .venv/bin/python benchmarks/bench.py "$@"
