@@ -72,7 +72,10 @@ def test_push_pull_delete_with_ecr_token(
 
 
 def test_expired_token_is_refreshed_and_request_retried(
-    ecr_registry: RegistryHandle, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, token_fetches: list[str]
+    ecr_registry: RegistryHandle,
+    fault_proxy: Callable[..., FaultProxy],
+    tmp_path: Path,
+    token_fetches: list[str],
 ) -> None:
     proxy = fault_proxy(ecr_registry.url, ecr=True)
     source, descriptor = make_image(tmp_path / "src")
@@ -86,7 +89,10 @@ def test_expired_token_is_refreshed_and_request_retried(
 
 
 def test_create_repo_on_name_unknown(
-    ecr_registry: RegistryHandle, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, token_fetches: list[str]
+    ecr_registry: RegistryHandle,
+    fault_proxy: Callable[..., FaultProxy],
+    tmp_path: Path,
+    token_fetches: list[str],
 ) -> None:
     proxy = fault_proxy(ecr_registry.url, ecr=True)
     body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name \'fresh/app\' does not exist"}]}'
@@ -112,7 +118,10 @@ def test_create_repo_on_name_unknown(
 
 
 def test_delete_falls_back_to_batch_delete_image_when_v2_delete_is_refused(
-    ecr_registry: RegistryHandle, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, token_fetches: list[str]
+    ecr_registry: RegistryHandle,
+    fault_proxy: Callable[..., FaultProxy],
+    tmp_path: Path,
+    token_fetches: list[str],
 ) -> None:
     proxy = fault_proxy(ecr_registry.url, ecr=True)
     opts = ecr_options(tmp_path, proxy.url)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
-from support.proxy import FaultProxy, Reset, status, throttled
+from support.proxy import FaultProxy, LoseAnswer, Reset, status, throttled
 from transferhelpers import layout_blobs, make_image, options
 
 from ocipush import api
@@ -95,3 +95,19 @@ def test_redirect_never_carries_authorization(
     user, password = auth_registry.auth
     _round_trip(proxy, tmp_path, source, username=user, password=password)
     assert proxy.stats.statuses[("GET", "blob", 307)] >= 3
+
+
+def test_ecr_lost_answer_continues_without_a_new_session(
+    registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path
+) -> None:
+    """The registry stored a part but its answer was lost; ECR's status Range cannot tell. The retry from the
+    tracked offset is refused (416), the next part boundary is accepted: no data skipped, no new session."""
+    proxy = fault_proxy(registry.url, ecr=True)
+    source, descriptor = make_image(tmp_path / "src", big=23 * MiB)
+    fault = proxy.add_fault("PATCH", r"/blobs/uploads/", LoseAnswer(), skip=2)
+    _round_trip(proxy, tmp_path, source)
+    assert fault.applied == 1
+    big = max(source.read_manifest(descriptor).manifest.layers, key=lambda d: d.size).size
+    assert proxy.stats.statuses[("PATCH", "upload", 416)] == 1
+    assert proxy.stats.body_bytes[("PATCH", "upload")] <= big + 5 * MiB
+    assert proxy.stats.requests[("POST", "upload")] == 3  # one session per blob, none started over

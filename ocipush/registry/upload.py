@@ -114,7 +114,8 @@ class BlobUploader:
         )
         self.journal.save(entry)
 
-    def _resume_from_journal(self, source: BlobSource) -> _Session | None:
+    def _resume_from_journal(self, source: BlobSource) -> tuple[_Session, bool] | None:
+        """The journaled session, if the registry still knows it, and whether its byte count was in doubt."""
         entry = self._journal_entry(source.digest)
         if entry is None:
             return None
@@ -123,9 +124,10 @@ class BlobUploader:
             return None
         url, held = status
         # Only trust the registry's count when it is consistent with what we know it acknowledged.
-        offset = held if entry.offset <= held <= source.size else entry.offset
+        consistent = entry.offset <= held <= source.size
+        offset = held if consistent else entry.offset
         self.progress(ProgressEvent("resume", source.digest, source.size, offset, "from the upload journal"))
-        return _Session(url, offset)
+        return _Session(url, offset), not consistent
 
     def _status(self, url: str) -> tuple[str, int] | None:
         try:
@@ -139,10 +141,11 @@ class BlobUploader:
         return _Session(url, 0)
 
     def _upload_chunked(self, source: BlobSource, chunk: int) -> None:
-        session = self._resume_from_journal(source) or self._new_session()
+        session, doubtful = self._resume_from_journal(source) or (self._new_session(), False)
+        # doubtful: we kept our own offset against the registry's answer (ECR's Range stops advancing)
         fresh_sessions = 0
+        skipped_ahead = False
         budget = self.client.transport.budget()
-        doubtful = False  # we kept our own offset against the registry's: a 416 now means start over
         while session.offset < source.size:
             start = session.offset
             length = min(chunk, source.size - start)
@@ -155,12 +158,19 @@ class BlobUploader:
                     session = _Session(url, start + length)
                     self._record(source, session, chunk)
                     self.progress(ProgressEvent("progress", source.digest, source.size, session.offset))
-                    doubtful = False
+                    doubtful = skipped_ahead = False
                     continue
                 failure = f"HTTP {response.status_code}"
-                if response.status_code not in (*RETRYABLE_STATUS, 404, 416) and response.status_code < 500:
+                mismatch = _is_range_mismatch(response)
+                if not mismatch and response.status_code not in (*RETRYABLE_STATUS, 404) and response.status_code < 500:
                     raise registry_error(response, f"upload chunk of {source.digest[:19]} to {self.client.name}")
-                if response.status_code == 416 and doubtful:
+                if mismatch and doubtful:
+                    if not skipped_ahead and start + length < source.size:
+                        # The chunk in flight when an attempt (or the process) died may have been stored with
+                        # only its answer lost. A registry refuses a part that does not start at its true size,
+                        # so trying the next boundary can never skip data.
+                        session, skipped_ahead = _Session(session.url, start + length), True
+                        continue
                     session, doubtful = self._restart(source, fresh_sessions), False
                     fresh_sessions += 1
                     continue
@@ -196,3 +206,10 @@ class BlobUploader:
         self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
         self.progress(ProgressEvent("retry", source.digest, source.size, 0, "upload session lost; starting over"))
         return self._new_session()
+
+
+def _is_range_mismatch(response: httpx.Response) -> bool:
+    """416, or ECR's "First byte of the layer part is X instead of Y": the part did not start at the registry's size."""
+    return response.status_code == 416 or (
+        response.status_code == 400 and b"first byte of the layer part" in response.content.lower()
+    )

@@ -10,7 +10,10 @@ ECR mode (`ecr=True`) imitates Amazon ECR's upload quirks: PATCH answers 201 ins
 header of PATCH answers stays at the first PATCH's value for that session; and a part under 5 MiB is rejected
 once it turns out not to be the last one — the proxy cannot know in advance which part is final, so the
 request that follows a small part on the same session (a PATCH, or a PUT with a body) gets 400
-LayerPartTooSmallException.
+LayerPartTooSmallException. Parts are atomic, as ECR's UploadLayerPart is: a PATCH body is spooled whole before it
+is forwarded, so a client that dies mid-part leaves the registry holding only the parts it completed (the
+distribution registry behind would otherwise keep the cut part and drop the session). The `Range` of upload-status
+GETs is frozen too.
 
 With `redirect_blobs=True` a blob GET that the registry would answer 200 gets a 307 to `.blobstore`, a second
 server that streams the blob from the registry like a presigned S3 URL and, like S3 behind ECR, rejects any
@@ -24,11 +27,14 @@ import re
 import secrets
 import socket
 import struct
+import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import IO
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .server import BackgroundServer, QuietHandler
 
@@ -91,6 +97,23 @@ class Reset:
     after_bytes: int
 
 
+@dataclass(frozen=True)
+class Stall:
+    """Take `after_bytes` of the request body, then hold the request, forwarding nothing, until the client goes away
+    (or `seconds` pass): the moment to SIGKILL a client in the middle of a part. `Fault.reached` is set then."""
+
+    after_bytes: int
+    seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class LoseAnswer:
+    """Forward the request whole and let the registry act on it, then reset the client instead of answering."""
+
+
+Action = Respond | Reset | Stall | LoseAnswer
+
+
 def status(code: int) -> Respond:
     """A registry-style error answer with this status (500, 502, 503, …)."""
     body = f'{{"errors":[{{"code":"UNAVAILABLE","message":"injected {code}"}}]}}'.encode()
@@ -112,11 +135,12 @@ def expired_token() -> Respond:
 class Fault:
     method: str | None
     path: re.Pattern[str]
-    action: Respond | Reset
+    action: Action
     skip: int = 0
     times: int | None = 1
     seen: int = 0
     applied: int = 0
+    reached: threading.Event = field(default_factory=threading.Event)
 
     def take(self, method: str, path: str) -> bool:
         """Whether this request gets the fault (caller holds the proxy lock)."""
@@ -135,6 +159,8 @@ class Fault:
 class _EcrSession:
     first_range: str | None = None
     last_part_small: bool = False
+    state: str | None = None  # the registry's latest `_state`: ECR keeps session state server-side
+    size: int = 0  # bytes the registry holds, from its true Range answers
 
 
 @dataclass
@@ -179,7 +205,7 @@ class FaultProxy(BackgroundServer):
             self.blobstore.stop()
 
     def add_fault(
-        self, method: str | None, path: str, action: Respond | Reset, *, skip: int = 0, times: int | None = 1
+        self, method: str | None, path: str, action: Action, *, skip: int = 0, times: int | None = 1
     ) -> Fault:
         """Apply `action` to `times` (None: all) requests matching method and path regex after `skip`."""
         fault = Fault(method, re.compile(path), action, skip, times)
@@ -241,7 +267,9 @@ class _ProxyHandler(QuietHandler):
 
     def finish(self) -> None:
         super().finish()
-        self._upstream().close()
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
 
     def _dispatch(self) -> None:
         fault = self.owner.fault_for(self.command, self.path)
@@ -249,11 +277,17 @@ class _ProxyHandler(QuietHandler):
             self._drain()
             self._respond(fault.action)
             return
+        if fault is not None and isinstance(fault.action, Stall):
+            self._stall(fault, fault.action)
         reset_after = fault.action.after_bytes if fault is not None and isinstance(fault.action, Reset) else None
         session = self.owner.ecr_session(self.path)
         if session is not None and session.last_part_small and self._carries_body():
             self._drain()
             self._respond(Respond(400, TOO_SMALL_BODY, (("Content-Type", "application/json"),)))
+            return
+        if session is not None and self.command == "PATCH" and (refusal := self._out_of_order(session)):
+            self._drain()
+            self._respond(refusal)
             return
         blobstore = self.owner.blobstore
         if blobstore is not None and self.command == "GET" and self.kind == "blob":
@@ -261,7 +295,7 @@ class _ProxyHandler(QuietHandler):
             if location is not None:
                 self._respond(Respond(307, b"", (("Location", location),)))
                 return
-        self._forward(reset_after, session)
+        self._forward(reset_after, session, lose_answer=fault is not None and isinstance(fault.action, LoseAnswer))
 
     # --- request side --------------------------------------------------------------------------------------
 
@@ -304,6 +338,23 @@ class _ProxyHandler(QuietHandler):
             yield from self._fixed(size, budget)
             self.rfile.readline(1024)
 
+    def _stall(self, fault: Fault, stall: Stall) -> None:
+        for _ in self._body(stall.after_bytes):
+            pass
+        fault.reached.set()
+        deadline = time.monotonic() + stall.seconds
+        self.connection.settimeout(0.2)
+        # What the client still sends is neither forwarded nor counted: it never reaches the registry.
+        while time.monotonic() < deadline:
+            try:
+                if not self.rfile.read1(CHUNK):
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        raise _Aborted
+
     def _drain(self) -> None:
         for _ in self._body():
             pass
@@ -317,24 +368,30 @@ class _ProxyHandler(QuietHandler):
             self._conn = conn
         return conn
 
-    def _forward(self, reset_after: int | None, session: _EcrSession | None) -> None:
+    def _forward(self, reset_after: int | None, session: _EcrSession | None, lose_answer: bool = False) -> None:
         conn = self._upstream()
         chunked = self._chunked()
+        spool = self._spool(reset_after) if session is not None and self.command == "PATCH" else None
         # The client's Host passes unchanged, so the registry builds Location URLs that point at the proxy.
-        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        conn.putrequest(self.command, self._upstream_path(session), skip_host=True, skip_accept_encoding=True)
         for name, value in self.headers.items():
-            if name.lower() not in HOP_BY_HOP:
+            if name.lower() not in HOP_BY_HOP and not (spool is not None and name.lower() == "content-length"):
                 conn.putheader(name, value)
-        if chunked:
+        if spool is not None:
+            conn.putheader("Content-Length", str(spool.tell()))
+        elif chunked:
             conn.putheader("Transfer-Encoding", "chunked")
         conn.endheaders()
-        part = self._send_body(conn, chunked, reset_after)
+        part = self._send_spool(conn, spool) if spool is not None else self._send_body(conn, chunked, reset_after)
         try:
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException):
             conn.close()
             self._respond(status(502))
             return
+        if lose_answer:
+            self._relay(resp, session, part, to_client=False)
+            self._reset_client()
         self._relay(resp, session, part)
 
     def _send_body(self, conn: http.client.HTTPConnection, chunked: bool, reset_after: int | None) -> int:
@@ -352,6 +409,47 @@ class _ProxyHandler(QuietHandler):
         if chunked and upstream_ok:
             self._send(conn, b"", chunked)
         return sent
+
+    def _out_of_order(self, session: _EcrSession) -> Respond | None:
+        """ECR refuses a part that does not start where the stored ones end (distribution 2.8 would append it)."""
+        match = re.match(r"(?:bytes )?(\d+)-\d+", self.headers.get("Content-Range", ""))
+        if match is None or int(match.group(1)) == session.size:
+            return None
+        message = f"First byte of the layer part is {match.group(1)} instead of {session.size}"
+        body = f'{{"errors":[{{"code":"BLOB_UPLOAD_INVALID","message":"{message}"}}]}}'.encode()
+        return Respond(416, body, (("Content-Type", "application/json"),))
+
+    def _upstream_path(self, session: _EcrSession | None) -> str:
+        """In ECR mode a session is its upload id alone, as on ECR: the registry's newest `_state` replaces
+        whatever the client sent, so a client resuming with an old URL meets the registry's true offset (416 on a
+        mismatch) instead of distribution's "upload invalid"."""
+        if session is None or session.state is None:
+            return self.path
+        parts = urlsplit(self.path)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "_state"]
+        return f"{parts.path}?{urlencode([('_state', session.state), *query])}"
+
+    def _spool(self, reset_after: int | None) -> IO[bytes]:
+        """Read the whole body into a temp file first (ECR parts are atomic); a cut body forwards nothing."""
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, closed by _send_spool
+        try:
+            for piece in self._body(reset_after):
+                spool.write(piece)
+            if reset_after is not None:
+                self._reset_client()
+        except BaseException:
+            spool.close()
+            raise
+        return spool
+
+    def _send_spool(self, conn: http.client.HTTPConnection, spool: IO[bytes]) -> int:
+        size = spool.tell()
+        spool.seek(0)
+        with spool:
+            while piece := spool.read(CHUNK):
+                if not self._send(conn, piece, False):
+                    break
+        return size
 
     @staticmethod
     def _send(conn: http.client.HTTPConnection, piece: bytes, chunked: bool) -> bool:
@@ -373,12 +471,24 @@ class _ProxyHandler(QuietHandler):
 
     # --- response side -------------------------------------------------------------------------------------
 
-    def _relay(self, resp: http.client.HTTPResponse, session: _EcrSession | None, part: int) -> None:
+    def _relay(
+        self, resp: http.client.HTTPResponse, session: _EcrSession | None, part: int, to_client: bool = True
+    ) -> None:
         code = resp.status
         headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
         headers = [(k, self._rewrite(v) if k.lower() == "location" else v) for k, v in headers]
+        location = next((v for k, v in headers if k.lower() == "location"), None)
+        if session is not None and location is not None and code < 300:
+            state = dict(parse_qsl(urlsplit(location).query)).get("_state")
+            with self.owner.lock:
+                session.state = state or session.state
         if session is not None and self.command == "PATCH" and 200 <= code < 300:
             code, headers = 201, self._freeze_range(session, headers, part)
+        elif session is not None and self.command == "GET" and session.first_range is not None:
+            headers = [(k, session.first_range if k.lower() == "range" else v) for k, v in headers]
+        if not to_client:
+            resp.read()
+            return
         has_body = self.command != "HEAD" and code >= 200 and code not in (204, 304)
         sized = any(k.lower() == "content-length" for k, _ in headers)
         self.send_response_only(code, resp.reason)
@@ -409,6 +519,8 @@ class _ProxyHandler(QuietHandler):
         with self.owner.lock:
             session.last_part_small = part < ECR_MIN_PART
             current = next((v for k, v in headers if k.lower() == "range"), None)
+            if current is not None and (held := re.search(r"-(\d+)$", current)):
+                session.size = int(held.group(1)) + 1
             if session.first_range is None:
                 session.first_range = current
             frozen = session.first_range
