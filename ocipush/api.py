@@ -9,8 +9,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ocipush import mediatypes as mt
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
@@ -32,6 +33,9 @@ from ocipush.transfer import (
     transfer,
 )
 
+if TYPE_CHECKING:
+    from ocipush.build import BuildResult, BuildSpec
+
 LocationLike = str | Location
 
 
@@ -39,7 +43,7 @@ def _location(value: LocationLike) -> Location:
     return parse_location(value) if isinstance(value, str) else value
 
 
-def _reference(value: str | Reference) -> Reference:
+def _reference(value: LocationLike) -> Reference:
     location = _location(value)
     if not isinstance(location, Reference):
         raise UsageError(f"{value} is not a registry reference")
@@ -185,6 +189,46 @@ def pull_rootfs(
         manifest = layout.read_manifest(layout.resolve(digest=result.digest)).manifest
         extract_layers(layout, manifest, directory)
     return result
+
+
+def build_push(
+    spec: BuildSpec,
+    target: LocationLike,
+    *,
+    tags: Iterable[str] = (),
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+    create_repository: Callable[[], bool] | None = None,
+) -> tuple[BuildResult, TransferResult]:
+    """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
+    and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never pulled."""
+    from ocipush.build import build_image
+    from ocipush.transfer import default_cache_layout
+
+    reference = _reference(target)
+    options = options or RegistryOptions.from_env()
+    store = default_cache_layout("build", options.cache_dir)
+    previous = _current_manifests(reference, options)
+    built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options)
+    source = LayoutLocation(store.path, None, built.descriptor.digest)
+    pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    return built, pushed
+
+
+def _current_manifests(reference: Reference, options: RegistryOptions) -> list[ManifestDocument]:
+    """The image manifests the target tag names now (for layer reuse by diff_id), or none."""
+    if not reference.tag:
+        return []
+    with RegistrySession(options) as session:
+        source = RegistrySource(session, reference)
+        try:
+            root = source.root()
+        except NotFoundError:
+            return []
+        if not root.is_index:
+            return [root]
+        children = [c for c in root.index.manifests if c.media_type in mt.IMAGE_MANIFESTS]
+        return [source.manifest(child) for child in children]
 
 
 def fetch_manifest(

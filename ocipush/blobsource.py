@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ocipush.errors import RegistryError
+from ocipush.errors import NotFoundError, RegistryError
 
 if TYPE_CHECKING:
     from ocipush.registry.client import RegistryClient
@@ -73,3 +73,16 @@ class RegistryBlobSource:
                     return
         if remaining:
             raise RegistryError(f"blob {self.digest[:19]} from {self.client.name} ended early")
+
+
+@dataclass
+class MissingBlobSource:
+    """A blob the source does not hold (a layer reused from the target's current image): fine as long as the
+    destination already has it, which is checked before any byte is read."""
+
+    where: str
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        raise NotFoundError(f"blob {self.digest} is missing from {self.where} and from the destination")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ocipush import mediatypes as mt
-from ocipush.blobsource import BlobSource, FileBlobSource, RegistryBlobSource
+from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
@@ -89,14 +89,13 @@ class LayoutSource:
             return FileBlobSource(self.layout.blob_path(descriptor.digest), descriptor.digest, descriptor.size)
         base = self._base.get(descriptor.digest)
         if base is None:
-            raise NotFoundError(f"blob {descriptor.digest} is missing from {self.name}")
+            return MissingBlobSource(self.name, descriptor.digest, descriptor.size)
         return RegistryBlobSource(self.session.client(base), descriptor.digest, descriptor.size)
 
     def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        # A mount moves no bytes: prefer it even when the layer is also on disk.
         base = self._base.get(descriptor.digest)
-        if base is not None and base.api_host == host and not self.layout.has_blob(descriptor.digest):
-            return [base.repository]
-        return []
+        return [base.repository] if base is not None and base.api_host == host else []
 
 
 # --- targets ---------------------------------------------------------------------------------------------------------

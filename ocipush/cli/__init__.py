@@ -12,7 +12,13 @@ from collections.abc import Sequence
 
 from ocipush import __version__
 
-COMMAND_MODULES = ("ocipush.cli.transfer", "ocipush.cli.build", "ocipush.cli.ecr", "ocipush.cli.demo")
+COMMAND_MODULES = (
+    "ocipush.cli.transfer",
+    "ocipush.cli.build",
+    "ocipush.cli.buildpush",
+    "ocipush.cli.ecr",
+    "ocipush.cli.demo",
+)
 
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission

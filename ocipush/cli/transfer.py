@@ -69,7 +69,9 @@ def _add_create_repo(parser: argparse.ArgumentParser) -> None:
     add_create_repo_arguments(parser)
 
 
-def _create_repository(args: argparse.Namespace, target: str, options: RegistryOptions) -> Callable[[], bool] | None:
+def create_repository_callback(
+    args: argparse.Namespace, target: str, options: RegistryOptions
+) -> Callable[[], bool] | None:
     """For --create-repo on ECR: a callback that creates the missing repository when the registry says so."""
     if not getattr(args, "create_repo", False):
         return None
@@ -93,8 +95,14 @@ def _create_repository(args: argparse.Namespace, target: str, options: RegistryO
 
 def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
     counts = {k: sum(1 for v in result.blobs.values() if v == k) for k in ("uploaded", "exists", "mounted")}
-    data = {"target": target, "digest": result.digest, "mediaType": result.media_type, "size": result.size,
-            "tags": result.tags, "blobs": counts}
+    data = {
+        "target": target,
+        "digest": result.digest,
+        "mediaType": result.media_type,
+        "size": result.size,
+        "tags": result.tags,
+        "blobs": counts,
+    }
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({summary or 'no blobs'})")
     return 0
@@ -106,8 +114,14 @@ def _push(args: argparse.Namespace) -> int:
     options = registry_options(args)
     progress, printer = progress_for(args)
     try:
-        result = api.push(local_location(args.source), args.target, tags=args.tag, options=options,
-                          progress=progress, create_repository=_create_repository(args, args.target, options))
+        result = api.push(
+            local_location(args.source),
+            args.target,
+            tags=args.tag,
+            options=options,
+            progress=progress,
+            create_repository=create_repository_callback(args, args.target, options),
+        )
     finally:
         printer.finish()
     return _report(args, "pushed", args.target, result)
@@ -119,8 +133,15 @@ def _copy(args: argparse.Namespace) -> int:
     options = registry_options(args)
     progress, printer = progress_for(args)
     try:
-        result = api.copy(args.source, args.target, tags=args.tag, platform=args.platform, options=options,
-                          progress=progress, create_repository=_create_repository(args, args.target, options))
+        result = api.copy(
+            args.source,
+            args.target,
+            tags=args.tag,
+            platform=args.platform,
+            options=options,
+            progress=progress,
+            create_repository=create_repository_callback(args, args.target, options),
+        )
     finally:
         printer.finish()
     return _report(args, "copied", args.target, result)
@@ -138,8 +159,14 @@ def _pull(args: argparse.Namespace) -> int:
         else:
             if not target.startswith(("oci:", "docker-archive:")):
                 target = f"{args.format}:{target}"
-            result = api.pull(args.source, target, platform=args.platform, all_platforms=args.all_platforms,
-                              options=options, progress=progress)
+            result = api.pull(
+                args.source,
+                target,
+                platform=args.platform,
+                all_platforms=args.all_platforms,
+                options=options,
+                progress=progress,
+            )
     finally:
         printer.finish()
     return _report(args, "pulled", target, result)

@@ -1,0 +1,72 @@
+"""`ocipush build-push`: build directories and tarballs onto a base image and push the result, no daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ocipush.cli.common import add_registry_arguments, emit, progress_for, registry_options
+
+
+def register(subparsers: Any) -> None:
+    from ocipush.build.args import add_build_arguments
+    from ocipush.cli.ecr import add_create_repo_arguments
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "build-push",
+        help="build an image from directories onto a base and push it (base layers are never downloaded)",
+        description="Build directories (each a layer at /, or DIR:DEST) and tarballs onto --from BASE, "
+        "reproducibly, and push the image to every --tag. Base layers are mounted or streamed registry to "
+        "registry; unchanged layers are reused without compressing or uploading them again.",
+    )
+    parser.add_argument("directories", nargs="*", metavar="DIR[:DEST]", help="directories to add as layers")
+    parser.add_argument("--tag", "-t", action="append", required=True, metavar="REF",
+                        help="where to push: a full reference; more --tag values add tags (a bare TAG or a "
+                        "full reference in the same repository)")  # fmt: skip
+    add_build_arguments(parser)
+    add_registry_arguments(parser)
+    add_create_repo_arguments(parser)
+    parser.set_defaults(handler=run_build_push)
+
+
+def run_build_push(args: argparse.Namespace) -> int:
+    from ocipush import api
+    from ocipush.build import spec_from_args
+    from ocipush.cli.transfer import create_repository_callback
+    from ocipush.errors import UsageError
+    from ocipush.reference import parse_reference
+
+    args.layer = list(args.directories) + list(args.layer)
+    spec = spec_from_args(args)
+    target = parse_reference(args.tag[0])
+    extra_tags = []
+    for text in args.tag[1:]:
+        if "/" not in text and "@" not in text:
+            extra_tags.append(text)
+            continue
+        other = parse_reference(text)
+        if (other.registry, other.repository) != (target.registry, target.repository) or not other.tag:
+            raise UsageError(f"--tag {text}: extra tags must be in {target.registry}/{target.repository}")
+        extra_tags.append(other.tag)
+    options = registry_options(args)
+    progress, printer = progress_for(args)
+    try:
+        built, pushed = api.build_push(
+            spec, target, tags=extra_tags, options=options, progress=progress,
+            create_repository=create_repository_callback(args, str(target), options),
+        )  # fmt: skip
+    finally:
+        printer.finish()
+    if not args.quiet and not args.json:
+        for layer in built.layers:
+            state = "reused" if layer.reused else "built "
+            print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
+    counts = {k: sum(1 for v in pushed.blobs.values() if v == k) for k in ("uploaded", "exists", "mounted")}
+    data = {"target": str(target), "digest": pushed.digest, "mediaType": pushed.media_type,
+            "tags": pushed.tags, "blobs": counts,
+            "layers": [{"digest": x.digest, "diffId": x.diff_id, "size": x.size, "reused": x.reused}
+                       for x in built.layers]}  # fmt: skip
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    emit(args, data, pushed.digest if args.quiet else f"pushed {target}@{pushed.digest} ({summary})")
+    return 0
