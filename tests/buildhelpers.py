@@ -15,7 +15,8 @@ from referencing.jsonschema import DRAFT4
 from ocipush.cli import main
 from ocipush.layout import OCILayout
 
-SCHEMA_DIR = Path("/work/shared/specs/image-spec/schema")
+# The specs live in shared/ beside the repository checkout.
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "image-spec" / "schema"
 SCHEMA_BASE = "https://opencontainers.org/schema/image/"
 SCHEMAS = {"manifest": "image-manifest-schema.json", "index": "image-index-schema.json", "config": "config-schema.json"}
 
