@@ -5,9 +5,24 @@ Entry points: `build_image(spec, store, tag)` and, for command lines, `add_build
 
 from __future__ import annotations
 
-from ocipush.build.args import add_build_arguments, spec_from_args
-from ocipush.build.image import BuildResult, build_image, previous_manifests
-from ocipush.build.spec import BuildSpec, LayerSpec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ocipush.build.args import add_build_arguments, spec_from_args
+    from ocipush.build.image import BuildResult, build_image, previous_manifests
+    from ocipush.build.spec import BuildSpec, LayerSpec
+
+# Loaded on first use: the CLI registers the build flags without paying for pydantic and the pipeline.
+_HOME = {
+    "add_build_arguments": "ocipush.build.args",
+    "spec_from_args": "ocipush.build.args",
+    "BuildResult": "ocipush.build.image",
+    "build_image": "ocipush.build.image",
+    "previous_manifests": "ocipush.build.image",
+    "BuildSpec": "ocipush.build.spec",
+    "LayerSpec": "ocipush.build.spec",
+}
 
 __all__ = [
     "BuildResult",
@@ -18,3 +33,10 @@ __all__ = [
     "previous_manifests",
     "spec_from_args",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ocipush.build' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

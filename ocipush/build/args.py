@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ocipush.build.spec import (
-    BuildSpec,
-    LayerSpec,
-    find_build_file,
-    load_build_file,
-    make_spec,
-    parse_chown,
-    parse_command,
-    parse_layer,
-    parse_pair,
-    parse_platforms,
-    source_date_epoch,
-)
+if TYPE_CHECKING:
+    from ocipush.build.spec import BuildSpec
 
 
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +43,19 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> BuildSpec:
     """The BuildSpec of the build file (if any) overridden by the flags in `args`."""
+    from ocipush.build.spec import (
+        LayerSpec,
+        find_build_file,
+        load_build_file,
+        make_spec,
+        parse_chown,
+        parse_command,
+        parse_layer,
+        parse_pair,
+        parse_platforms,
+        source_date_epoch,
+    )
+
     path = args.build_file or (None if args.no_build_file else find_build_file())
     file_fields = load_build_file(path) if path else {}
     layers: list[LayerSpec] = [parse_layer(text) for text in args.layer]
