@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
-from support.proxy import FaultProxy, LoseAnswer, Reset, status, throttled
+from support.proxy import CutResponse, FaultProxy, LoseAnswer, Reset, status, throttled
 from transferhelpers import layout_blobs, make_image, options
 
 from ocipush import api
@@ -111,3 +111,18 @@ def test_ecr_lost_answer_continues_without_a_new_session(
     assert proxy.stats.statuses[("PATCH", "upload", 416)] == 1
     assert proxy.stats.body_bytes[("PATCH", "upload")] <= big + 5 * MiB
     assert proxy.stats.requests[("POST", "upload")] == 3  # one session per blob, none started over
+
+
+def test_cut_download_resumes_with_range(registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path) -> None:
+    source, descriptor = make_image(tmp_path / "src", big=24 * MiB)
+    api.push(f"oci:{source.path}:v1", f"{registry.host}/app:v1", options=options(tmp_path))
+    proxy = fault_proxy(registry.url)
+    big = max(source.read_manifest(descriptor).manifest.layers, key=lambda d: d.size)
+    fault = proxy.add_fault("GET", rf"/blobs/{big.digest}", CutResponse(after_bytes=10 * MiB))
+    events: list[ProgressEvent] = []
+    api.pull(f"{proxy.host}/app:v1", f"oci:{tmp_path / 'back'}", options=options(tmp_path), progress=events.append)
+    assert fault.applied == 1
+    assert layout_blobs(OCILayout(str(tmp_path / "back"))) == layout_blobs(source)
+    assert proxy.stats.statuses[("GET", "blob", 206)] == 1  # the second request asked for the rest only
+    assert any(e.kind == "resume" and e.done > 0 for e in events)
+    assert proxy.stats.bytes_sent < big.size + 11 * MiB

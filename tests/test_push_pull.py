@@ -123,3 +123,18 @@ def test_push_pull_through_each_registry_kind(
     if kind == "s3":
         log = handle.log_path.read_text()
         assert '"GET /v2/team/app/blobs/sha256:' in log and " 307 " in log
+
+
+def test_tags_and_catalog_follow_pagination(registry: LocalRegistry, tmp_path: Path) -> None:
+    from ocipush.registry.client import RegistryClient, list_catalog
+    from ocipush.registry.session import RegistrySession
+
+    source, _ = make_image(tmp_path / "src")
+    tags = [f"t{i}" for i in range(7)]
+    api.push(f"oci:{source.path}:v1", f"{registry.host}/paged/app:v1", tags=tags, options=options(tmp_path))
+    for name in ("a", "b", "c"):
+        api.copy(f"{registry.host}/paged/app:v1", f"{registry.host}/{name}/x:1", options=options(tmp_path))
+    with RegistrySession(options(tmp_path)) as session:
+        client = RegistryClient(session.transport(registry.host), "paged/app")
+        assert sorted(client.list_tags(page_size=2)) == sorted(["v1", *tags])
+        assert sorted(list_catalog(session.transport(registry.host), page_size=2)) == ["a/x", "b/x", "c/x", "paged/app"]

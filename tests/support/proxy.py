@@ -107,11 +107,18 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class CutResponse:
+    """Forward the request, relay `after_bytes` of the answer's body, then reset the client (a download cut short)."""
+
+    after_bytes: int
+
+
+@dataclass(frozen=True)
 class LoseAnswer:
     """Forward the request whole and let the registry act on it, then reset the client instead of answering."""
 
 
-Action = Respond | Reset | Stall | LoseAnswer
+Action = Respond | Reset | Stall | LoseAnswer | CutResponse
 
 
 def status(code: int) -> Respond:
@@ -295,7 +302,13 @@ class _ProxyHandler(QuietHandler):
             if location is not None:
                 self._respond(Respond(307, b"", (("Location", location),)))
                 return
-        self._forward(reset_after, session, lose_answer=fault is not None and isinstance(fault.action, LoseAnswer))
+        action = fault.action if fault is not None else None
+        self._forward(
+            reset_after,
+            session,
+            lose_answer=isinstance(action, LoseAnswer),
+            cut_after=action.after_bytes if isinstance(action, CutResponse) else None,
+        )
 
     # --- request side --------------------------------------------------------------------------------------
 
@@ -368,7 +381,13 @@ class _ProxyHandler(QuietHandler):
             self._conn = conn
         return conn
 
-    def _forward(self, reset_after: int | None, session: _EcrSession | None, lose_answer: bool = False) -> None:
+    def _forward(
+        self,
+        reset_after: int | None,
+        session: _EcrSession | None,
+        lose_answer: bool = False,
+        cut_after: int | None = None,
+    ) -> None:
         conn = self._upstream()
         chunked = self._chunked()
         spool = self._spool(reset_after) if session is not None and self.command == "PATCH" else None
@@ -392,7 +411,7 @@ class _ProxyHandler(QuietHandler):
         if lose_answer:
             self._relay(resp, session, part, to_client=False)
             self._reset_client()
-        self._relay(resp, session, part)
+        self._relay(resp, session, part, cut_after=cut_after)
 
     def _send_body(self, conn: http.client.HTTPConnection, chunked: bool, reset_after: int | None) -> int:
         """Stream the body upstream and return its size; drains the client if the registry stops reading.
@@ -472,7 +491,12 @@ class _ProxyHandler(QuietHandler):
     # --- response side -------------------------------------------------------------------------------------
 
     def _relay(
-        self, resp: http.client.HTTPResponse, session: _EcrSession | None, part: int, to_client: bool = True
+        self,
+        resp: http.client.HTTPResponse,
+        session: _EcrSession | None,
+        part: int,
+        to_client: bool = True,
+        cut_after: int | None = None,
     ) -> None:
         code = resp.status
         headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
@@ -500,6 +524,12 @@ class _ProxyHandler(QuietHandler):
         sent = 0
         try:
             while piece := resp.read(CHUNK):
+                if cut_after is not None and sent + len(piece) >= cut_after:
+                    self.wfile.write(piece[: cut_after - sent] if sized else b"")
+                    sent = cut_after
+                    self.wfile.flush()
+                    self._upstream().close()
+                    self._reset_client()
                 sent += len(piece)
                 self.wfile.write(piece if sized else b"%x\r\n%b\r\n" % (len(piece), piece))
             if has_body and not sized:
