@@ -109,42 +109,31 @@ def _report(args: argparse.Namespace, verb: str, target: str, result: TransferRe
 
 
 def _push(args: argparse.Namespace) -> int:
-    from ocipush import api
-
-    options = registry_options(args)
-    progress, printer = progress_for(args)
-    try:
-        result = api.push(
-            local_location(args.source),
-            args.target,
-            tags=args.tag,
-            options=options,
-            progress=progress,
-            create_repository=create_repository_callback(args, args.target, options),
-        )
-    finally:
-        printer.finish()
-    return _report(args, "pushed", args.target, result)
+    return _copy_to(args, "pushed", local_location(args.source), platform=None)
 
 
 def _copy(args: argparse.Namespace) -> int:
+    return _copy_to(args, "copied", args.source, platform=args.platform)
+
+
+def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | None) -> int:
     from ocipush import api
 
     options = registry_options(args)
     progress, printer = progress_for(args)
     try:
         result = api.copy(
-            args.source,
+            source,
             args.target,
             tags=args.tag,
-            platform=args.platform,
+            platform=platform,
             options=options,
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
         )
     finally:
         printer.finish()
-    return _report(args, "copied", args.target, result)
+    return _report(args, verb, args.target, result)
 
 
 def _pull(args: argparse.Namespace) -> int:
