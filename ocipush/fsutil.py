@@ -10,8 +10,9 @@ from typing import BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
-    """Yield a file that replaces `path` only when the block ends without an exception."""
+def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
+    """Yield a file that replaces `path` only when the block ends without an exception. `durable=False` skips
+    the fsync: the rename still makes the swap atomic for other processes, only a power cut may lose it."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -19,7 +20,8 @@ def atomic_writer(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -28,6 +30,6 @@ def atomic_writer(path: str, mode: int = 0o644) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    with atomic_writer(path) as f:
+def atomic_write_bytes(path: str, data: bytes, durable: bool = True) -> None:
+    with atomic_writer(path, durable=durable) as f:
         f.write(data)

@@ -20,7 +20,7 @@ from ocipush.errors import UsageError
 
 class _Model(BaseModel):
     # Unknown fields are kept so that a document we rewrite (a config we edit) loses nothing.
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     def to_json_bytes(self) -> bytes:
         """Canonical compact JSON of a document we create (sorted keys give stable digests)."""

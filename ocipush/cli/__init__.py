@@ -1,6 +1,6 @@
 """The `ocipush` command line: parse arguments, call the library, render progress, map errors to exit codes.
 
-Each module in COMMAND_MODULES has `register(subparsers)` adding its sub-commands, each with
+Each module named in COMMAND_HOMES has `register(subparsers)` adding its sub-commands, each with
 `set_defaults(handler=FUNCTION)` where FUNCTION(args) -> int. Heavy imports happen inside the handlers."""
 
 from __future__ import annotations
@@ -12,21 +12,32 @@ from collections.abc import Sequence
 
 from ocipush import __version__
 
-COMMAND_MODULES = (
-    "ocipush.cli.transfer",
-    "ocipush.cli.build",
-    "ocipush.cli.buildpush",
-    "ocipush.cli.ecr",
-    "ocipush.cli.demo",
-)
-
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
   9 bad local layout 10 AWS API error       1 other error      130 interrupted"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module registers which command, so that running one command loads only its module.
+COMMAND_HOMES = {
+    "push": "ocipush.cli.transfer",
+    "pull": "ocipush.cli.transfer",
+    "copy": "ocipush.cli.transfer",
+    "delete": "ocipush.cli.transfer",
+    "tags": "ocipush.cli.transfer",
+    "catalog": "ocipush.cli.transfer",
+    "inspect": "ocipush.cli.transfer",
+    "digest": "ocipush.cli.transfer",
+    "build": "ocipush.cli.build",
+    "build-push": "ocipush.cli.buildpush",
+    "ecr": "ocipush.cli.ecr",
+    "demo": "ocipush.cli.demo",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with just the module of command `only` (faster start-up)."""
     parser = argparse.ArgumentParser(
         prog="ocipush",
         description="Daemonless OCI registry client: push, pull, copy and build images; manage Amazon ECR.",
@@ -35,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ocipush {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in [only] if only else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -47,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(COMMAND_HOMES.get(command or ""))
+    args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -7,6 +7,7 @@ import base64
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -109,7 +110,11 @@ class Authenticator:
         return None
 
     def handle_unauthorized(
-        self, response: httpx.Response, scopes: tuple[str, ...], client: httpx.Client, sent_authorization: bool
+        self,
+        response: httpx.Response,
+        scopes: tuple[str, ...],
+        client_for: Callable[[str], httpx.Client],
+        sent_authorization: bool,
     ) -> None:
         """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
         challenge = parse_challenge(response.headers.get("www-authenticate", ""))
@@ -127,7 +132,7 @@ class Authenticator:
             return
         self._scheme = "bearer"
         self._challenge = challenge
-        token = self._fetch_token(challenge, scopes, client)
+        token = self._fetch_token(challenge, scopes, client_for)
         with self._lock:
             self._tokens[scopes] = token
 
@@ -142,7 +147,9 @@ class Authenticator:
         ecr.ECR_TOKENS.invalidate(self.ecr_host, self.options.aws_profile)
         return True
 
-    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...], client: httpx.Client) -> _Token:
+    def _fetch_token(
+        self, challenge: Challenge, scopes: tuple[str, ...], client_for: Callable[[str], httpx.Client]
+    ) -> _Token:
         realm = challenge.params.get("realm")
         if not realm:
             raise AuthError(f"{self.host} sent a bearer challenge without a realm")
@@ -152,6 +159,7 @@ class Authenticator:
             wanted.append(challenge.params["scope"])
         service = challenge.params.get("service")
         creds = self.credentials()
+        client = client_for(realm)
         try:
             if creds is not None and creds.is_identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.password, "client_id": "ocipush"}

@@ -54,7 +54,9 @@ class RegistryOptions:
 
     def may_use_http(self, host: str) -> bool:
         """Whether plain HTTP is allowed for `host` (marked insecure, or loopback as docker allows)."""
-        if host in self.endpoints:
-            return False
-        bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return host in self.insecure or bare in ("localhost", "127.0.0.1", "[::1]")
+        return host not in self.endpoints and (host in self.insecure or is_loopback(host))
+
+
+def is_loopback(host: str) -> bool:
+    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return bare in ("localhost", "127.0.0.1", "[::1]")

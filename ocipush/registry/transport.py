@@ -13,7 +13,7 @@ import httpx
 from ocipush.errors import TransportError
 from ocipush.registry import ecr
 from ocipush.registry.auth import Authenticator
-from ocipush.registry.options import RegistryOptions
+from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
 
 BodyFactory = Callable[[], Iterable[bytes] | bytes]
@@ -41,18 +41,31 @@ class Transport:
         self._origin = urlsplit(self.base_url).netloc
         self._scheme_lock = threading.Lock()
         self._scheme_known = not options.may_use_http(host)
-        limits = httpx.Limits(max_connections=max(options.jobs, 1) + 4, max_keepalive_connections=options.jobs + 4)
-        timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 15.0))
-        self.client = httpx.Client(
-            verify=_ssl_context(options.ca_file),
-            limits=limits,
-            timeout=timeout,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self._clients: dict[str, httpx.Client] = {}
+        self._clients_lock = threading.Lock()
+
+    def client_for(self, url: str) -> httpx.Client:
+        """The pooled client for the URL's scheme. The HTTPS one (whose trust store costs ~45 ms to load) is made
+        only when an HTTPS URL comes up; the plain one never carries TLS, so it needs no trust store at all."""
+        scheme = "https" if url.startswith("https://") else "http"
+        with self._clients_lock:
+            client = self._clients.get(scheme)
+            if client is None:
+                jobs = max(self.options.jobs, 1)
+                client = self._clients[scheme] = httpx.Client(
+                    verify=_ssl_context(self.options.ca_file) if scheme == "https" else False,
+                    limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
+                    timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
+                    follow_redirects=False,
+                    headers={"User-Agent": USER_AGENT},
+                )
+            return client
 
     def close(self) -> None:
-        self.client.close()
+        with self._clients_lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -62,15 +75,24 @@ class Transport:
         return self.base_url + path
 
     def _choose_scheme(self) -> None:
-        """For insecure and loopback hosts, as docker does: HTTPS when the registry speaks it, else plain HTTP."""
+        """For insecure and loopback hosts, as docker does: HTTPS when the registry speaks it, else plain HTTP.
+        Loopback is asked over HTTP first: nothing leaves the machine, and it spares loading a trust store."""
         with self._scheme_lock:
             if self._scheme_known:
                 return
-            try:
-                self.client.get(f"https://{self.host}/v2/", timeout=5.0).close()
-            except httpx.TransportError:
+            plain = (is_loopback(self.host) and self._answers("http")) or not self._answers("https")
+            if plain:
                 self.base_url = f"http://{self.host}"
             self._scheme_known = True
+
+    def _answers(self, scheme: str) -> bool:
+        """Whether a registry answers `GET /v2/` on this scheme (any status but Go's 400 to HTTP on a TLS port)."""
+        url = f"{scheme}://{self.host}/v2/"
+        try:
+            with self.client_for(url).stream("GET", url, timeout=5.0) as answer:
+                return scheme == "https" or "docker-distribution-api-version" in answer.headers
+        except httpx.TransportError:
+            return False
 
     def budget(self) -> RetryBudget:
         return RetryBudget(self.options.max_attempts, self.options.max_retry_seconds)
@@ -103,10 +125,9 @@ class Transport:
                     request_headers["Authorization"] = authorization
             content = body() if body is not None else None
             try:
-                request = self.client.build_request(
-                    method, url, headers=request_headers, content=content, params=params
-                )
-                response = self.client.send(request, stream=True)
+                client = self.client_for(url)
+                request = client.build_request(method, url, headers=request_headers, content=content, params=params)
+                response = client.send(request, stream=True)
             except httpx.TransportError as exc:
                 if retry and budget.sleep():
                     continue
@@ -120,7 +141,7 @@ class Transport:
                 auth_rounds += 1
                 if auth_rounds == 2:
                     self.auth.forget_token(scopes)
-                self.auth.handle_unauthorized(response, scopes, self.client, "Authorization" in request_headers)
+                self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
                 continue
             if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
                 data = response.read() if method != "HEAD" else b""
