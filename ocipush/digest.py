@@ -54,21 +54,43 @@ def check_digest(expected: str, actual: str, what: str) -> None:
         raise DigestMismatchError(f"{what}: content hashes to {actual}, expected {expected}")
 
 
-class HashingReader:
-    """Wraps a binary stream; hashes and counts every byte read."""
+class _RunningDigest:
+    """The hash and byte count of everything that passed."""
 
-    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
-        self._raw = raw
+    def __init__(self, algorithm: str) -> None:
         self._hash = hashlib.new(algorithm)
         self._algorithm = algorithm
         self.size = 0
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
+    def _update(self, data: bytes) -> None:
         self._hash.update(data)
         self.size += len(data)
-        return data
 
     @property
     def digest(self) -> str:
         return f"{self._algorithm}:{self._hash.hexdigest()}"
+
+
+class HashingReader(_RunningDigest):
+    """Wraps a binary stream; hashes and counts every byte read."""
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        super().__init__(algorithm)
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._update(data)
+        return data
+
+
+class HashingWriter(_RunningDigest):
+    """Wraps a binary file; hashes and counts every byte written."""
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        super().__init__(algorithm)
+        self._raw = raw
+
+    def write(self, data: bytes) -> int:
+        self._update(data)
+        return self._raw.write(data)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from ocipush import mediatypes as mt
-from ocipush.digest import HashingReader, check_digest, hex_part, sha256_of, validate_digest
+from ocipush.digest import HashingWriter, check_digest, hex_part, sha256_of, validate_digest
 from ocipush.errors import LayoutError, NotFoundError
 from ocipush.fsutil import atomic_write_bytes, atomic_writer
 from ocipush.models import Descriptor, Index, ManifestDocument
@@ -78,24 +78,18 @@ class OCILayout:
     def write_blob_stream(self, stream: BinaryIO, digest: str, size: int | None = None) -> None:
         """Copy a stream into the store, verifying digest and size before it becomes visible."""
         with self.blob_writer(digest, size) as out:
-            reader = HashingReader(stream, digest.split(":", 1)[0])
-            while chunk := reader.read(COPY_SIZE):
+            while chunk := stream.read(COPY_SIZE):
                 out.write(chunk)
 
     @contextlib.contextmanager
-    def blob_writer(self, digest: str, size: int | None = None) -> Iterator[BinaryIO]:
-        """A file to write a blob into; on exit it is hashed from disk, checked, and renamed into place."""
-        target = self.blob_path(digest)
-        with atomic_writer(target) as f:
-            yield f
-            f.flush()
-            with open(f.name, "rb") as check:
-                reader = HashingReader(check, digest.split(":", 1)[0])
-                while reader.read(COPY_SIZE):
-                    pass
-            check_digest(digest, reader.digest, f"blob written to {self.path}")
-            if size is not None and reader.size != size:
-                raise LayoutError(f"blob {digest}: wrote {reader.size} bytes, expected {size}")
+    def blob_writer(self, digest: str, size: int | None = None) -> Iterator[HashingWriter]:
+        """A writer for a blob, hashed as it is written; on exit it is checked and renamed into place."""
+        with atomic_writer(self.blob_path(digest)) as f:
+            writer = HashingWriter(f, digest.split(":", 1)[0])
+            yield writer
+            check_digest(digest, writer.digest, f"blob written to {self.path}")
+            if size is not None and writer.size != size:
+                raise LayoutError(f"blob {digest}: wrote {writer.size} bytes, expected {size}")
 
     def ingest_path(self, digest: str) -> str:
         """Where a partial download of `digest` lives between attempts (resumed with Range)."""
@@ -103,17 +97,14 @@ class OCILayout:
         os.makedirs(directory, exist_ok=True)
         return os.path.join(directory, hex_part(digest) + ".partial")
 
-    def commit_ingest(self, digest: str, size: int | None) -> None:
-        """Move a completed partial download into the store once its digest and size are verified."""
+    def commit_ingest(self, digest: str, size: int | None, actual_digest: str, actual_size: int) -> None:
+        """Move a completed partial download into the store if what was hashed while writing it matches;
+        otherwise remove it and raise."""
         partial = self.ingest_path(digest)
-        with open(partial, "rb") as f:
-            reader = HashingReader(f, digest.split(":", 1)[0])
-            while reader.read(COPY_SIZE):
-                pass
         try:
-            check_digest(digest, reader.digest, "downloaded blob")
-            if size is not None and reader.size != size:
-                raise LayoutError(f"blob {digest}: downloaded {reader.size} bytes, expected {size}")
+            check_digest(digest, actual_digest, "downloaded blob")
+            if size is not None and actual_size != size:
+                raise LayoutError(f"blob {digest}: downloaded {actual_size} bytes, expected {size}")
         except Exception:
             os.unlink(partial)
             raise

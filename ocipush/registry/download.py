@@ -1,11 +1,14 @@
-"""Blob download into an OCI layout: resumed with Range from a partial file, verified by size and digest."""
+"""Blob download into an OCI layout: resumed with Range from a partial file, hashed as it is written, verified
+by size and digest before it becomes visible."""
 
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 import httpx
 
+from ocipush.digest import new_hasher
 from ocipush.errors import DigestMismatchError, LayoutError, TransportError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
@@ -14,6 +17,36 @@ from ocipush.registry.client import RegistryClient
 
 READ_SIZE = 1 << 20
 PROGRESS_STEP = 8 << 20
+
+
+class _Partial:
+    """The partial file of one download and the running hash of what it holds."""
+
+    def __init__(self, path: str, digest: str) -> None:
+        self.path = path
+        self.algorithm = digest.split(":", 1)[0]
+        self.hasher = new_hasher(digest)
+        self.size = 0
+        if os.path.exists(path):
+            # A download resumed from an earlier attempt or run: hash what is already there, once.
+            with open(path, "rb") as f:
+                while data := f.read(READ_SIZE):
+                    self.hasher.update(data)
+                    self.size += len(data)
+
+    def restart(self) -> None:
+        self.hasher = new_hasher(f"{self.algorithm}:")
+        self.size = 0
+        open(self.path, "wb").close()
+
+    def append(self, out: BinaryIO, data: bytes) -> None:
+        out.write(data)
+        self.hasher.update(data)
+        self.size += len(data)
+
+    @property
+    def digest(self) -> str:
+        return f"{self.algorithm}:{self.hasher.hexdigest()}"
 
 
 def download_blob(
@@ -27,47 +60,40 @@ def download_blob(
     if layout.has_blob(digest, size):
         progress(ProgressEvent("skip", digest, size, size, "exists"))
         return False
-    partial = layout.ingest_path(digest)
+    partial = _Partial(layout.ingest_path(digest), digest)
+    if partial.size > size:
+        partial.restart()
     budget = client.transport.budget()
     progress(ProgressEvent("start", digest, size, 0))
-    while True:
-        have = os.path.getsize(partial) if os.path.exists(partial) else 0
-        if have > size:
-            os.unlink(partial)
-            have = 0
-        if have:
-            progress(ProgressEvent("resume", digest, size, have))
+    while partial.size < size:
+        if partial.size:
+            progress(ProgressEvent("resume", digest, size, partial.size))
         try:
-            if have < size:
-                _fetch_into(client, descriptor, partial, have, progress)
-            break
+            _fetch_into(client, descriptor, partial, progress)
         except (TransportError, httpx.HTTPError) as exc:
             if not budget.sleep():
                 raise TransportError(f"download of {digest[:19]} from {client.name} failed: {exc}") from None
-            progress(ProgressEvent("retry", digest, size, have, str(exc) or exc.__class__.__name__))
+            progress(ProgressEvent("retry", digest, size, partial.size, str(exc) or exc.__class__.__name__))
     try:
-        layout.commit_ingest(digest, size)
+        layout.commit_ingest(digest, size, partial.digest, partial.size)
     except (DigestMismatchError, LayoutError) as exc:
         raise DigestMismatchError(f"{exc} (from {client.name}); the partial download was removed") from None
     progress(ProgressEvent("done", digest, size, size))
     return True
 
 
-def _fetch_into(
-    client: RegistryClient, descriptor: Descriptor, partial: str, have: int, progress: ProgressCallback
-) -> None:
-    with client.open_blob(descriptor.digest, start=have) as response:
-        mode = "ab" if response.status_code == 206 else "wb"  # a 200 means the server ignored Range
-        written = have if mode == "ab" else 0
-        last_report = written
-        with open(partial, mode) as out:
+def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback) -> None:
+    with client.open_blob(descriptor.digest, start=partial.size) as response:
+        if response.status_code != 206:
+            partial.restart()  # the server ignored Range and sends the whole blob
+        last_report = partial.size
+        with open(partial.path, "ab") as out:
             for data in response.iter_bytes(READ_SIZE):
-                out.write(data)
-                written += len(data)
-                if written > descriptor.size:
-                    break
-                if written - last_report >= PROGRESS_STEP:
-                    progress(ProgressEvent("progress", descriptor.digest, descriptor.size, written))
-                    last_report = written
-    if written < descriptor.size:
-        raise TransportError(f"connection closed after {written} of {descriptor.size} bytes")
+                partial.append(out, data)
+                if partial.size > descriptor.size:
+                    return  # too long: the digest check after it fails and removes the file
+                if partial.size - last_report >= PROGRESS_STEP:
+                    progress(ProgressEvent("progress", descriptor.digest, descriptor.size, partial.size))
+                    last_report = partial.size
+    if partial.size < descriptor.size:
+        raise TransportError(f"connection closed after {partial.size} of {descriptor.size} bytes")
