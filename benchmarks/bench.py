@@ -408,7 +408,7 @@ class Bench:
 
         def interrupted(tool: str, mode: str) -> Sample:
             with self.registry() as reg:
-                proxy = counting_proxy(reg.url, atomic_parts=mode == "ecr-atomic")
+                proxy = counting_proxy(reg.url, ecr=mode == "ecr")
                 try:
                     cache = self.fresh("cache")
                     ref = f"{proxy.host}/p8:bench"
@@ -443,7 +443,8 @@ class Bench:
                     if tool != "curl":
                         head(f"{reg.url}/v2/p8/manifests/bench", accept=data.MANIFEST_TYPE)
                 label = f"{tool} [{mode}]"
-                extra = {"killed_rc": rc1, "first_run_bytes": first, "rerun_bytes": again,
+                extra = {"killed_rc": rc1, "first_run_MB": round(first / 1e6, 1), "first_run_bytes": first,
+                         "rerun_bytes": again,
                          "resent_pct": round(100 * again / size, 1), "rerun_s": round(t2, 3),
                          "rerun_requests": requests, "rerun_ok": ok}  # fmt: skip
                 results.append({"tool": label, **extra})
@@ -453,7 +454,7 @@ class Bench:
 
         tools = {
             "ocipush [distribution]": lambda: interrupted("ocipush", "distribution"),
-            "ocipush [ecr-atomic]": lambda: interrupted("ocipush", "ecr-atomic"),
+            "ocipush [ecr]": lambda: interrupted("ocipush", "ecr"),
             "skopeo [distribution]": lambda: interrupted("skopeo", "distribution"),
             "curl [distribution]": lambda: interrupted("curl", "distribution"),
         }
@@ -462,16 +463,16 @@ class Bench:
         commands = {
             "ocipush [distribution]": "ocipush push --quiet oci:P8:latest 127.0.0.1:PROXY/p8:bench; SIGKILL at 50 %; "
             "same command again (same cache dir)",
-            "ocipush [ecr-atomic]": "same, through the proxy's ECR mode with atomic parts",
+            "ocipush [ecr]": "same, through the proxy's ECR mode (atomic parts)",
             "skopeo [distribution]": "skopeo copy --dest-tls-verify=false oci:P8:latest docker://…; SIGKILL; again",
             "curl [distribution]": "benchmarks/curl_push.sh …; SIGKILL; again",
         }
         self.record("P8", f"SIGKILL at 50 % of a {size / MiB:.0f} MiB single-blob push, then the same command again",
                     samples, errors, commands, bytes=size, runs=results,
                     note="[distribution]: the counting proxy forwards bytes as they arrive, so the registry sees "
-                    "the cut-off PATCH (distribution 2.8 then discards the upload session). [ecr-atomic]: the proxy "
-                    "forwards a PATCH only once its body is complete, as ECR stores parts atomically (benchmark "
-                    "imitation, benchmarks/counting.py).")  # fmt: skip
+                    "the cut-off PATCH (distribution 2.8 then discards the upload session). [ecr]: the proxy's ECR "
+                    "mode (tests/support/proxy.py) spools each PATCH and forwards it only once its body is complete, "
+                    "as ECR stores parts atomically; it also answers 201 and freezes Range, as ECR does.")  # fmt: skip
 
     # -- P9 --
 

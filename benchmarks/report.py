@@ -65,12 +65,12 @@ def _p6(s: dict[str, Scenario]) -> tuple[float | None, str]:
 
 def _p8(s: dict[str, Scenario]) -> tuple[float | None, str]:
     parts, worst = [], None
-    for tool in ("ocipush [distribution]", "ocipush [ecr-atomic]"):
+    for tool in ("ocipush [distribution]", "ocipush [ecr]"):
         values = extra_values(s.get("P8"), tool, "resent_pct")
         if values:
             value = statistics.median(values)
             parts.append(f"{tool.split()[1]}: {value:.0f} %")
-            if tool.endswith("[ecr-atomic]"):
+            if tool.endswith("[ecr]"):
                 worst = value / 100
     if worst is None:
         values = extra_values(s.get("P8"), "ocipush [distribution]", "resent_pct")
@@ -131,7 +131,7 @@ def verdicts(scenarios: dict[str, Scenario]) -> list[dict[str, Any]]:
 # ---- tables ----------------------------------------------------------------------------------------------------
 
 
-def _time_table(scenario: Scenario, extras: tuple[str, ...] = ()) -> list[str]:
+def _time_table(scenario: Scenario, extras: tuple[str, ...] = (), no_ratio: bool = False) -> list[str]:
     tools = scenario.get("tools", {})
     ours = _ocipush_name(scenario)
     ours_med = med(scenario, ours) if ours else None
@@ -140,15 +140,16 @@ def _time_table(scenario: Scenario, extras: tuple[str, ...] = ()) -> list[str]:
     for name, entry in tools.items():
         secs = entry.get("seconds") or {}
         if not secs:
-            lines.append(f"| {name} | not measured: {entry.get('error', 'no samples')} |" + " |" * (3 + len(extras)))
+            shown = name.replace("|", "\\|")
+            lines.append(f"| {shown} | not measured: {entry.get('error', 'no samples')} |" + " |" * (3 + len(extras)))
             continue
         ratio = _ratio(ours_med, secs["median"])
         rss = (entry.get("maxrss_mb") or {}).get("median")
         cells = [
-            name,
+            name.replace("|", "\\|"),
             f"{secs['median']:.3f} s",
             f"{secs['min']:.3f} – {secs['max']:.3f} s",
-            "1.00" if name == ours else (f"{ratio:.2f}" if ratio is not None else "–"),
+            "–" if no_ratio else "1.00" if name == ours else (f"{ratio:.2f}" if ratio is not None else "–"),
             f"{rss:.0f} MB" if rss is not None else "–",
         ]
         for key in extras:
@@ -220,12 +221,14 @@ def write(raw: dict[str, Any], out: Path) -> Path:
         "P3": ("MB/s",),
         "P5": ("verified",),
         "P6": ("requests",),
-        "P8": ("resent_pct", "rerun_s", "rerun_requests", "first_run_bytes"),
+        "P8": ("resent_pct", "rerun_s", "rerun_requests", "first_run_MB"),
         "Lambda": ("MB/s", "writes_in_tmp"),
     }
     for key in ORDER:
         scenario = scenarios.get(key)
         lines += ["", f"## {key}: {scenario['title'] if scenario else 'not run'}", ""]
+        if key == "P9" and scenario:
+            lines += ["Absolute times (the targets are absolute here); the baseline is the interpreter alone.", ""]
         if not scenario:
             lines.append("Not run (see --only).")
             continue
@@ -235,7 +238,7 @@ def write(raw: dict[str, Any], out: Path) -> Path:
         if key == "P4":
             lines += _p4_table(scenarios)
             continue
-        lines += _time_table(scenario, extras_for.get(key, ()))
+        lines += _time_table(scenario, extras_for.get(key, ()), no_ratio=key == "P9")
         if key in ("P1", "P7") and scenario.get("ocipush_mode"):
             lines += ["", f"ocipush ran as: {scenario['ocipush_mode']}."]
         if key == "P6":

@@ -1,0 +1,62 @@
+"""The benchmark harness's quick mode runs end to end and reports every scenario (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS_PY = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "Lambda")
+TOOLS = ("docker-registry", "skopeo", "umoci", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing or not PEERS_PY.exists():
+        pytest.fail(f"benchmark prerequisites missing ({missing}, peers venv: {PEERS_PY.exists()}): "
+                    "scripts/setup.sh runs benchmarks/install.sh")  # fmt: skip
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out),
+         "--work", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    raw = json.loads((out / "raw.json").read_text())
+    assert raw["meta"]["mode"] == "quick"
+    scenarios = raw["scenarios"]
+    for key in SCENARIOS:
+        assert key in scenarios, key
+        assert "error" not in scenarios[key], (key, scenarios[key].get("error"))
+    # Every peer produced at least one sample where it is expected to work.
+    for key, tools in {
+        "P2": ("ocipush", "curl", "skopeo", "python-dxf", "oras-py"),
+        "P3": ("ocipush", "curl", "skopeo"),
+        "P5": ("ocipush", "skopeo", "curl"),
+        "P6": ("ocipush", "skopeo"),
+        "P8": ("ocipush [distribution]", "ocipush [ecr]", "skopeo [distribution]"),
+        "P9": ("python -c 'import ocipush'", "ocipush --help"),
+        "P1": ("umoci + skopeo", "tar | pigz -1 + curl"),
+    }.items():
+        for tool in tools:
+            assert scenarios[key]["tools"][tool]["samples"], (key, tool, scenarios[key]["tools"][tool])
+    # ocipush's pull wrote a layout whose blobs match their digests.
+    assert all(s["extra"]["verified"] for s in scenarios["P5"]["tools"]["ocipush"]["samples"])
+    # Request counts come from the registry log, byte counts from the proxy.
+    assert scenarios["P6"]["tools"]["ocipush"]["samples"][0]["extra"]["requests"] > 0
+    assert scenarios["P8"]["tools"]["ocipush [ecr]"]["samples"][0]["extra"]["rerun_bytes"] > 0
+
+    report = (out / "report.md").read_text()
+    for key in SCENARIOS:
+        assert f"## {key}:" in report, key
+    assert "## Targets" in report
+    assert (out / "chart.png").stat().st_size > 1000
