@@ -15,8 +15,7 @@ from referencing.jsonschema import DRAFT4
 from ocipush.cli import main
 from ocipush.layout import OCILayout
 
-# The specs live in shared/ beside the repository checkout.
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "specs" / "image-spec" / "schema"
+SCHEMA_DIR = Path(__file__).resolve().parent / "data" / "image-spec-schema"
 SCHEMA_BASE = "https://opencontainers.org/schema/image/"
 SCHEMAS = {"manifest": "image-manifest-schema.json", "index": "image-index-schema.json", "config": "config-schema.json"}
 
