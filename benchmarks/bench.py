@@ -602,7 +602,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="scratch directory (default benchmarks/work or a temp dir)")
     parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7)")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
+    parser.add_argument("--ocipush", type=Path, help="the ocipush command to measure (default .venv/bin/ocipush); "
+                        "run.sh passes a regular, runtime-only install")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.ocipush:
+        global OCIPUSH, PYTHON
+        OCIPUSH = args.ocipush.absolute()
+        PYTHON = OCIPUSH.with_name("python")
 
     missing = [tool for tool in ("docker-registry", "skopeo", "umoci", "curl", "pigz") if not shutil.which(tool)]
     if missing or not PEERS_PY.exists():

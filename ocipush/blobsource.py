@@ -60,7 +60,7 @@ class RegistryBlobSource:
         with self.client.open_blob(self.digest, start=offset) as response:
             skip = offset if response.status_code == 200 else 0  # the source ignored Range
             remaining = length
-            for data in response.iter_bytes(READ_SIZE):
+            for data in response.iter_raw():
                 if skip:
                     cut = min(skip, len(data))
                     data, skip = data[cut:], skip - cut

@@ -16,8 +16,11 @@ from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_reference
+from ocipush.registry.client import RegistryClient
 from ocipush.registry.download import download_blob
+from ocipush.registry.ecr import is_ecr_public, parse_ecr_host
 from ocipush.registry.journal import UploadJournal
+from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
 
@@ -115,7 +118,7 @@ class RegistryTarget:
         self.client = session.client(reference)
         self.name = f"{reference.registry}/{reference.repository}"
         self.uploader = BlobUploader(
-            self.client, UploadJournal(session.options.cache_dir), session.options.chunk_size, progress
+            self.client, UploadJournal(session.options.cache_dir), _part_size(self.client, session.options), progress
         )
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
@@ -124,6 +127,15 @@ class RegistryTarget:
     def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
         for reference in tags or [document.digest]:
             self.client.put_manifest(reference, document)
+
+
+def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:
+    """Upload parts: as asked; else ECR's way (parts it stores whole, so a push resumes from the last one);
+    else one streamed request per blob, as fast as a plain PUT, resumable where the registry keeps partial data."""
+    if options.chunk_size:
+        return options.chunk_size
+    host = client.transport.host
+    return DEFAULT_CHUNK_SIZE if parse_ecr_host(host) or is_ecr_public(host) else None
 
 
 class LayoutTarget:

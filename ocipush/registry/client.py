@@ -52,7 +52,10 @@ class RegistryClient:
     @contextlib.contextmanager
     def open_blob(self, digest: str, start: int = 0) -> Iterator[httpx.Response]:
         """A streamed GET of a blob from byte `start` (redirects followed without credentials)."""
-        headers = {"Range": f"bytes={start}-"} if start else {}
+        # identity: the bytes must be the blob's own, read raw and hashed as they come.
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
         response = self.transport.request(
             "GET", self._path(f"blobs/{digest}"), scopes=self.pull_scopes, headers=headers, stream=True
         )

@@ -88,7 +88,8 @@ def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partia
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size
         with open(partial.path, "ab") as out:
-            for data in response.iter_bytes(READ_SIZE):
+            # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
+            for data in response.iter_raw():
                 partial.append(out, data)
                 if partial.size > descriptor.size:
                     return  # too long: the digest check after it fails and removes the file

@@ -28,7 +28,7 @@ class RegistryOptions:
     docker_config: str | None = None
     aws_profile: str | None = None
     jobs: int = 4
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int | None = None  # None: parts of DEFAULT_CHUNK_SIZE on ECR, one streamed request elsewhere
     timeout: float = 60.0
     max_attempts: int = 6
     max_retry_seconds: float = 120.0

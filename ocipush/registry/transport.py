@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
 from ocipush.registry import ecr
@@ -17,6 +18,13 @@ from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
 
 BodyFactory = Callable[[], Iterable[bytes] | bytes]
+
+# httpcore reads HTTP/1.1 bodies 64 KiB at a time: pulling 1 GiB cost ~16,000 recv calls and 1.6-3 s of system
+# time on a 2-core machine. 1 MiB reads cut a pull of 1 GiB from 2.6-3.0 s to 1.8-2.0 s. httpx has no setting for
+# it; the class attribute is the knob httpcore itself reads.
+_READ_SIZE = 1 << 20
+if getattr(httpcore_http11.HTTP11Connection, "READ_NUM_BYTES", 0) < _READ_SIZE:
+    httpcore_http11.HTTP11Connection.READ_NUM_BYTES = _READ_SIZE
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 USER_AGENT = "ocipush/0.1"

@@ -20,18 +20,21 @@ from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
-from ocipush.registry.options import MIN_CHUNK_SIZE
+from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
 from ocipush.registry.retry import RETRYABLE_STATUS
 
 MAX_PARTS = 4200
+# Blobs up to this size go as POST + PUT with the body: one round trip, nothing worth resuming.
+MONOLITHIC_MAX = DEFAULT_CHUNK_SIZE
 MAX_FRESH_SESSIONS = 3
 UploadOutcome = Literal["exists", "mounted", "uploaded"]
 
 
-def chunk_size_for(size: int, preferred: int) -> int:
-    """At least 5 MiB, at least what keeps the blob within ECR's part limit, rounded up to a whole MiB."""
+def chunk_size_for(size: int, preferred: int | None) -> int:
+    """The part size for a blob: `preferred`, but at least 5 MiB and at least what keeps the blob within ECR's
+    4,200 parts, rounded up to a whole MiB. Without a preference the whole blob is one part."""
     needed = math.ceil(size / MAX_PARTS)
-    chunk = max(preferred, MIN_CHUNK_SIZE, needed)
+    chunk = max(preferred or size, MIN_CHUNK_SIZE, needed)
     return math.ceil(chunk / (1 << 20)) * (1 << 20)
 
 
@@ -48,7 +51,7 @@ class BlobUploader:
         self,
         client: RegistryClient,
         journal: UploadJournal,
-        chunk_size: int,
+        chunk_size: int | None,
         progress: ProgressCallback = ignore_progress,
     ) -> None:
         self.client = client
@@ -72,7 +75,7 @@ class BlobUploader:
             break  # a 202 opened a normal session: use it instead of asking again
         self.progress(ProgressEvent("start", digest, source.size, 0))
         chunk = chunk_size_for(source.size, self.preferred_chunk)
-        if source.size <= chunk and self._journal_entry(digest) is None:
+        if source.size <= min(chunk, MONOLITHIC_MAX) and self._journal_entry(digest) is None:
             self._upload_monolithic(source, session_url)
         else:
             if session_url:
@@ -135,13 +138,16 @@ class BlobUploader:
         except OcipushError:
             return None
 
-    def _new_session(self) -> _Session:
+    def _new_session(self, source: BlobSource, chunk: int) -> _Session:
         url, _ = self.client.start_upload()
         assert url is not None
-        return _Session(url, 0)
+        session = _Session(url, 0)
+        # Journaled at once: a registry that keeps what an interrupted PATCH delivered can be asked for it later.
+        self._record(source, session, chunk)
+        return session
 
     def _upload_chunked(self, source: BlobSource, chunk: int) -> None:
-        session, doubtful = self._resume_from_journal(source) or (self._new_session(), False)
+        session, doubtful = self._resume_from_journal(source) or (self._new_session(source, chunk), False)
         # doubtful: we kept our own offset against the registry's answer (ECR's Range stops advancing)
         fresh_sessions = 0
         skipped_ahead = False
@@ -171,7 +177,7 @@ class BlobUploader:
                         # so trying the next boundary can never skip data.
                         session, skipped_ahead = _Session(session.url, start + length), True
                         continue
-                    session, doubtful = self._restart(source, fresh_sessions), False
+                    session, doubtful = self._restart(source, chunk, fresh_sessions), False
                     fresh_sessions += 1
                     continue
             except (TransportError, httpx.HTTPError) as exc:
@@ -181,7 +187,7 @@ class BlobUploader:
             self.progress(ProgressEvent("retry", source.digest, source.size, start, failure))
             status = self._status(session.url)
             if status is None:
-                session, doubtful = self._restart(source, fresh_sessions), False
+                session, doubtful = self._restart(source, chunk, fresh_sessions), False
                 fresh_sessions += 1
                 continue
             url, held = status
@@ -200,12 +206,12 @@ class BlobUploader:
                 raise
         self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
 
-    def _restart(self, source: BlobSource, fresh_sessions: int) -> _Session:
+    def _restart(self, source: BlobSource, chunk: int, fresh_sessions: int) -> _Session:
         if fresh_sessions >= MAX_FRESH_SESSIONS:
             raise RegistryError(f"upload of {source.digest[:19]} to {self.client.name} kept losing its session")
         self.journal.remove(self.client.transport.host, self.client.repository, source.digest)
         self.progress(ProgressEvent("retry", source.digest, source.size, 0, "upload session lost; starting over"))
-        return self._new_session()
+        return self._new_session(source, chunk)
 
 
 def _is_range_mismatch(response: httpx.Response) -> bool:
