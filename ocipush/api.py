@@ -8,6 +8,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
 from ocipush.registry.client import list_catalog
-from ocipush.registry.options import RegistryOptions
+from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import (
     ImageSource,
@@ -35,6 +36,7 @@ from ocipush.transfer import (
 
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
+    from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
 
@@ -203,13 +205,24 @@ def build_push(
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
     and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never pulled."""
     from ocipush.build import build_image
+    from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
 
     reference = _reference(target)
     options = options or RegistryOptions.from_env()
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options)
-    built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options)
+    with RegistrySession(options) as session, ThreadPoolExecutor(options.jobs, "ocipush-stream") as streams:
+        # New layers are uploaded while they are compressed; the push below finds them there (HEAD) and does
+        # the rest, or uploads a layer from the store if streaming it gave up.
+        client = session.client(reference)
+        part = options.chunk_size or DEFAULT_CHUNK_SIZE
+
+        def stream(blob: GrowingBlob) -> None:
+            streams.submit(upload_growing, client, blob, part)
+
+        built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options,
+                            watch=stream)  # fmt: skip
     source = LayoutLocation(store.path, None, built.descriptor.digest)
     pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
     return built, pushed

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from buildhelpers import make_tree
 from support.handles import RegistryHandle
-from support.proxy import FaultProxy, Respond
+from support.proxy import FaultProxy, Reset, Respond
 from transferhelpers import options, run_cli
 
 from ocipush import api
@@ -91,7 +91,8 @@ def test_build_push_to_ecr_creates_the_repository(
 ) -> None:
     proxy = fault_proxy(ecr_registry.url, ecr=True)
     body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name \'svc/app\' does not exist"}]}'
-    proxy.add_fault("POST", r"/blobs/uploads/", Respond(404, body, (("Content-Type", "application/json"),)))
+    # Until the repository exists every upload is refused: the one streamed during the build, then the push's.
+    proxy.add_fault("POST", r"/blobs/uploads/", Respond(404, body, (("Content-Type", "application/json"),)), times=2)
     app = make_tree(tmp_path / "app")
     ref = f"{ECR_HOST}/svc/app:v1"
     done = run_cli(
@@ -117,3 +118,25 @@ def test_demo_command_passes() -> None:
     done = run_cli("demo")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "demo passed" in done.stdout
+
+
+def test_new_layers_are_uploaded_while_they_are_built(registry: LocalRegistry, tmp_path: Path) -> None:
+    app = make_tree(tmp_path / "app")
+    spec = BuildSpec(layers=[LayerSpec(source=str(app))])
+    built, pushed = api.build_push(spec, f"{registry.host}/stream/app:v1", options=options(tmp_path))
+    # the push after the build found the layer already there: it went up while it was being compressed
+    assert pushed.blobs[built.layers[0].digest] == "exists"
+
+
+def test_a_failed_stream_falls_back_to_the_regular_push(
+    registry: LocalRegistry, fault_proxy: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    proxy = fault_proxy(registry.url)
+    fault = proxy.add_fault("PATCH", r"/blobs/uploads/", Reset(after_bytes=1000))
+    app = make_tree(tmp_path / "app")
+    spec = BuildSpec(layers=[LayerSpec(source=str(app))])
+    built, pushed = api.build_push(spec, f"{proxy.host}/stream/app:v1", options=options(tmp_path))
+    assert fault.applied == 1
+    assert pushed.blobs[built.layers[0].digest] == "uploaded"
+    api.pull(f"{proxy.host}/stream/app:v1", f"oci:{tmp_path / 'back'}", options=options(tmp_path / "p"))
+    assert OCILayout(str(tmp_path / "back")).has_blob(built.layers[0].digest)

@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ocipush.layout import OCILayout
+from ocipush.spool import GrowingBlob
+
+# Told about each blob as it starts, e.g. to upload it while it is still being written.
+BlobWatcher = Callable[[GrowingBlob], None]
 
 Compression = Literal["gzip", "zstd", "none"]
 DEFAULT_LEVELS: dict[str, int] = {"gzip": 1, "zstd": 1, "none": 0}
@@ -110,7 +114,9 @@ class BlobPipeline:
 
     Use as a context manager: leaving the block with an exception removes the temporary file."""
 
-    def __init__(self, store: OCILayout, compression: Compression, level: int | None = None) -> None:
+    def __init__(
+        self, store: OCILayout, compression: Compression, level: int | None = None, watch: BlobWatcher | None = None
+    ) -> None:
         self._store = store
         self._compressor = new_compressor(compression, level)
         blobs = os.path.join(store.path, "blobs", "sha256")
@@ -120,6 +126,10 @@ class BlobPipeline:
         self._diff = DiffIdHasher()
         self._blob_hash = hashlib.sha256()
         self._blob_size = 0
+        self._growing: GrowingBlob | None = None
+        if watch is not None:
+            self._growing = GrowingBlob(self._tmp)
+            watch(self._growing)
         self._stage = _Stage(self._store_chunk, "compress")
 
     def _store_chunk(self, chunk: bytes | bytearray) -> None:
@@ -131,6 +141,9 @@ class BlobPipeline:
             self._blob_hash.update(data)
             self._blob_size += len(data)
             self._file.write(data)
+            if self._growing is not None:
+                self._file.flush()  # a reader of the growing blob sees only what is on disk
+                self._growing.grew(self._blob_size)
 
     def write(self, chunk: bytes | bytearray) -> None:
         self._diff.write(chunk)
@@ -147,6 +160,8 @@ class BlobPipeline:
         digest = "sha256:" + self._blob_hash.hexdigest()
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self._store.blob_path(digest))
+        if self._growing is not None:
+            self._growing.finish(digest)
         return BlobResult(diff_id, digest, self._blob_size, self._diff.size)
 
     def __enter__(self) -> BlobPipeline:
@@ -154,6 +169,8 @@ class BlobPipeline:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if exc_type is not None:
+            if self._growing is not None:
+                self._growing.abandon()
             self._diff.abort()
             with contextlib.suppress(BaseException):
                 self._stage.finish()

@@ -15,6 +15,7 @@ from typing import Any
 from ocipush import mediatypes as mt
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
 from ocipush.build.cache import LayerCache
+from ocipush.build.compress import BlobWatcher
 from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
 from ocipush.build.spec import BuildSpec
 from ocipush.build.tarstream import Ownership
@@ -64,11 +65,13 @@ def build_image(
     progress: ProgressCallback | None = None,
     previous: list[ManifestDocument] | None = None,
     fetch_options: Any = None,
+    watch: BlobWatcher | None = None,
 ) -> BuildResult:
     """Build `spec` into `store` and point `tag` at it.
 
     `previous` are manifests of the image the tag currently names (its layers are reused by diff_id);
-    `fetch_options` is passed to `ocipush.api` when the base is in a registry."""
+    `fetch_options` is passed to `ocipush.api` when the base is in a registry; `watch` is told about each new
+    blob as it starts to be written (build-push uploads it while it grows)."""
     emit = progress or ignore_progress
     options = LayerOptions(
         spec.compression, spec.compression_level, spec.source_date_epoch,
@@ -81,7 +84,7 @@ def build_image(
     known = KnownLayers(_candidates(bases, store, previous or [], options), cache, options)
     for image in bases.images:
         copy_base_layers(image, store)
-    layers = _build_layers(spec, store, options, known, emit)
+    layers = _build_layers(spec, store, options, known, emit, watch)
     if cache is not None:
         for built in (b for b in layers if store.has_blob(b.digest)):
             blob = store.blob_path(built.digest)
@@ -110,11 +113,12 @@ def _build_layers(
     options: LayerOptions,
     known: KnownLayers,
     emit: ProgressCallback,
+    watch: BlobWatcher | None,
 ) -> list[LayerResult]:
     def one(index: int) -> LayerResult:
         layer = spec.layers[index]
         emit(ProgressEvent("start", "", message=f"layer {index + 1}: {layer.source} -> {layer.dest}"))
-        result = build_layer(layer, store, options, known)
+        result = build_layer(layer, store, options, known, watch)
         emit(ProgressEvent("skip" if result.reused else "done", result.digest, result.size, result.size,
                            f"layer {index + 1}: {'reused' if result.reused else 'built'}"))  # fmt: skip
         return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ocipush.build.base import link_blob
 from ocipush.build.cache import LayerCache
-from ocipush.build.compress import BlobPipeline, Compression, DiffIdHasher
+from ocipush.build.compress import BlobPipeline, BlobWatcher, Compression, DiffIdHasher
 from ocipush.build.ignore import IgnoreMatcher
 from ocipush.build.spec import LayerSpec
 from ocipush.build.tarfile_input import detect_compression, iter_tar_bytes
@@ -105,11 +105,11 @@ def _feed_chunks(blocks: Iterable[bytes], sink: DiffIdHasher | BlobPipeline) -> 
 
 
 def build_layer(
-    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers
+    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers, watch: BlobWatcher | None = None
 ) -> LayerResult:
-    """Write (or reuse) the compressed blob of one layer in `store`."""
+    """Write (or reuse) the compressed blob of one layer in `store`; `watch` is told about a blob as it starts."""
     if layer.tar:
-        return _tar_layer(layer, store, options, known)
+        return _tar_layer(layer, store, options, known, watch)
     entries = list(iter_tree(layer.source, layer.dest, _matcher(layer, options)))
     stamp = fingerprint(entries, layer.dest, options)
     predicted = known.predicted_diff_id(stamp)
@@ -123,7 +123,7 @@ def build_layer(
         reused = _reuse(hasher.finish(), known, store, options, layer.dest)
         if reused:
             return reused
-    with BlobPipeline(store, options.compression, options.level) as pipeline:
+    with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
         write_tar(entries, pipeline.write, options.mtime, options.owner)
         blob = pipeline.finish()
     known.remember(stamp, blob.diff_id)
@@ -133,7 +133,7 @@ def build_layer(
 
 
 def _tar_layer(
-    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers
+    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers, watch: BlobWatcher | None
 ) -> LayerResult:
     hasher = DiffIdHasher()
     try:
@@ -147,11 +147,11 @@ def _tar_layer(
         return reused
     if detect_compression(layer.source) == options.compression:
         # Already compressed the way we want: stored byte for byte.
-        with BlobPipeline(store, "none") as pipeline, open(layer.source, "rb") as f:
+        with BlobPipeline(store, "none", watch=watch) as pipeline, open(layer.source, "rb") as f:
             _feed_chunks(iter(lambda: f.read(CHUNK_SIZE), b""), pipeline)
             blob = pipeline.finish()
         return LayerResult(diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
-    with BlobPipeline(store, options.compression, options.level) as pipeline:
+    with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
         _feed_chunks(iter_tar_bytes(layer.source), pipeline)
         blob = pipeline.finish()
     return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
