@@ -210,6 +210,8 @@ def build_push(
 
     reference = _reference(target)
     options = options or RegistryOptions.from_env()
+    if spec.cache_dir is None and options.cache_dir:
+        spec = spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options)
     with RegistrySession(options) as session, ThreadPoolExecutor(options.jobs, "ocipush-stream") as streams:

@@ -90,13 +90,20 @@ def test_build_push_to_ecr_creates_the_repository(
     ecr_registry: RegistryHandle, fault_proxy: Callable[..., FaultProxy], tmp_path: Path
 ) -> None:
     proxy = fault_proxy(ecr_registry.url, ecr=True)
+    # A base image in the same ECR registry: its layer is mounted, never downloaded.
+    base_tree = tmp_path / "base"
+    (base_tree / "etc").mkdir(parents=True)
+    (base_tree / "etc/os-release").write_text("ID=base\n")
+    base = f"{ECR_HOST}/library/base:1"
+    built_base, _ = api.build_push(BuildSpec(layers=[LayerSpec(source=str(base_tree))]), base,
+                                   options=options(tmp_path / "b", endpoints={ECR_HOST: proxy.url}))  # fmt: skip
     body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name \'svc/app\' does not exist"}]}'
     # Until the repository exists every upload is refused: the one streamed during the build, then the push's.
     proxy.add_fault("POST", r"/blobs/uploads/", Respond(404, body, (("Content-Type", "application/json"),)), times=2)
     app = make_tree(tmp_path / "app")
     ref = f"{ECR_HOST}/svc/app:v1"
     done = run_cli(
-        "build-push", str(app), "--tag", ref, "--tag", "latest", "--no-build-file", "--json",
+        "build-push", str(app), "--from", base, "--tag", ref, "--tag", "latest", "--no-build-file", "--json",
         "--endpoint", f"{ECR_HOST}={proxy.url}", "--create-repo", "--scan-on-push",
         "--cache-dir", str(tmp_path / "cache"), env=ecr_registry.aws_env,
     )  # fmt: skip
@@ -107,6 +114,12 @@ def test_build_push_to_ecr_creates_the_repository(
 
     result = json.loads(done.stdout)
     assert result["tags"] == ["v1", "latest"]
+    # Only the config goes up in the push: the app layer was streamed during the build, the base layer mounted
+    # (by the first attempt, before the repository existed, or the second: either way never uploaded).
+    assert result["blobs"]["uploaded"] == 1, result["blobs"]
+    assert not re.search(
+        rf'"GET /v2/library/base/blobs/{built_base.layers[0].digest}', ecr_registry.log_path.read_text()
+    )
     repos = boto3.client("ecr", region_name="us-east-1").describe_repositories(repositoryNames=["svc/app"])
     assert repos["repositories"][0]["imageScanningConfiguration"]["scanOnPush"] is True
     digest = run_cli("digest", f"{ECR_HOST}/svc/app:latest", "--endpoint", f"{ECR_HOST}={proxy.url}",
