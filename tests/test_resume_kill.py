@@ -99,3 +99,26 @@ def test_kill_against_distribution_restarts_the_blob_and_lands(registry: LocalRe
     assert done.stdout.strip() == descriptor.digest
     api.pull(f"{registry.host}/big/app:v1", f"oci:{tmp_path / 'back'}", options=options(tmp_path))
     assert layout_blobs(OCILayout(str(tmp_path / "back"))) == layout_blobs(source)
+
+
+def test_kill_in_the_only_part_then_rerun_lands(
+    registry: LocalRegistry, fault_proxy: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    """Off ECR a blob goes as one streamed PATCH: killed in it, the journaled session holds nothing (the
+    distribution registry says `Range: 0-0` for that) and the re-run sends the blob again, whole."""
+    proxy = fault_proxy(registry.url, ecr=True)
+    source, descriptor = make_image(tmp_path / "src", big=40 * MiB)
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "ocipush.cli", "push", "-q", f"oci:{source.path}:v1",
+               f"{proxy.host}/one/app:v1", "--cache-dir", str(cache)]  # fmt: skip
+    stall = proxy.add_fault("PATCH", r"/blobs/uploads/", Stall(after_bytes=10 * MiB))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert stall.reached.wait(120)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert list((cache / "uploads").glob("*.json"))  # the session was journaled before its first byte
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == descriptor.digest

@@ -240,8 +240,13 @@ def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
 
 
 def _range_end(value: str | None) -> int | None:
-    """Bytes held according to a `Range: 0-N` (or `bytes=0-N`) header: N + 1."""
+    """Bytes held according to a `Range: 0-N` (or `bytes=0-N`) header: N + 1. The distribution registry answers
+    `0-0` for an empty upload too; a session holding exactly one byte never happens here (parts are >= 5 MiB,
+    small blobs go whole), so `0-0` reads as nothing held."""
     if not value:
         return None
     match = re.search(r"(\d+)-(\d+)", value)
-    return int(match.group(2)) + 1 if match else None
+    if not match:
+        return None
+    end = int(match.group(2))
+    return 0 if end == 0 else end + 1

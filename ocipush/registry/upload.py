@@ -170,13 +170,14 @@ class BlobUploader:
                 mismatch = _is_range_mismatch(response)
                 if not mismatch and response.status_code not in (*RETRYABLE_STATUS, 404) and response.status_code < 500:
                     raise registry_error(response, f"upload chunk of {source.digest[:19]} to {self.client.name}")
-                if mismatch and doubtful:
-                    if not skipped_ahead and start + length < source.size:
+                if mismatch:
+                    if doubtful and not skipped_ahead and start + length < source.size:
                         # The chunk in flight when an attempt (or the process) died may have been stored with
                         # only its answer lost. A registry refuses a part that does not start at its true size,
                         # so trying the next boundary can never skip data.
                         session, skipped_ahead = _Session(session.url, start + length), True
                         continue
+                    # Refused where the registry's own count said to go on: its state is not what we think.
                     session, doubtful = self._restart(source, chunk, fresh_sessions), False
                     fresh_sessions += 1
                     continue
