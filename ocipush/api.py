@@ -213,7 +213,7 @@ def build_push(
     if spec.cache_dir is None and options.cache_dir:
         spec = spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
     store = default_cache_layout("build", options.cache_dir)
-    previous = _current_manifests(reference, options)
+    previous = _current_manifests(reference, options, store)
     with RegistrySession(options) as session, ThreadPoolExecutor(options.jobs, "ocipush-stream") as streams:
         # New layers are uploaded while they are compressed; the push below finds them there (HEAD) and does
         # the rest, or uploads a layer from the store if streaming it gave up.
@@ -230,8 +230,9 @@ def build_push(
     return built, pushed
 
 
-def _current_manifests(reference: Reference, options: RegistryOptions) -> list[ManifestDocument]:
-    """The image manifests the target tag names now (for layer reuse by diff_id), or none."""
+def _current_manifests(reference: Reference, options: RegistryOptions, store: OCILayout) -> list[ManifestDocument]:
+    """The image manifests the target tag names now, their configs copied into `store` (a few KB), so that the
+    build can reuse their layers by diff_id without compressing or uploading them again; none if it is new."""
     if not reference.tag:
         return []
     with RegistrySession(options) as session:
@@ -240,10 +241,13 @@ def _current_manifests(reference: Reference, options: RegistryOptions) -> list[M
             root = source.root()
         except NotFoundError:
             return []
-        if not root.is_index:
-            return [root]
-        children = [c for c in root.index.manifests if c.media_type in mt.IMAGE_MANIFESTS]
-        return [source.manifest(child) for child in children]
+        children = [c for c in root.index.manifests if c.media_type in mt.IMAGE_MANIFESTS] if root.is_index else []
+        documents = [source.manifest(child) for child in children] if root.is_index else [root]
+        for document in documents:
+            config = document.manifest.config
+            if not store.has_blob(config.digest):
+                store.write_blob(source.client.fetch_blob_bytes(config.digest), config.digest)
+        return documents
 
 
 def fetch_manifest(

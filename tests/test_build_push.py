@@ -153,3 +153,20 @@ def test_a_failed_stream_falls_back_to_the_regular_push(
     assert pushed.blobs[built.layers[0].digest] == "uploaded"
     api.pull(f"{proxy.host}/stream/app:v1", f"oci:{tmp_path / 'back'}", options=options(tmp_path / "p"))
     assert OCILayout(str(tmp_path / "back")).has_blob(built.layers[0].digest)
+
+
+def test_fresh_runner_reuses_the_target_tags_layers(registry: LocalRegistry, tmp_path: Path) -> None:
+    """A CI runner starts with an empty cache: the image the tag names now still spares compressing and
+    uploading the layers that did not change."""
+    app = make_tree(tmp_path / "app")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "main.py").write_text("print(1)\n")
+    spec = BuildSpec(layers=[LayerSpec(source=str(app)), LayerSpec(source=str(tmp_path / "code"), dest="/code")])
+    ref = f"{registry.host}/ci/app:main"
+    first, _ = api.build_push(spec, ref, options=options(tmp_path / "runner1"))
+    (tmp_path / "code" / "main.py").write_text("print(2)\n")
+    second, pushed = api.build_push(spec, ref, options=options(tmp_path / "runner2"))
+    assert [layer.reused for layer in second.layers] == [True, False]
+    assert second.layers[0].digest == first.layers[0].digest
+    assert pushed.blobs[second.layers[0].digest] == "exists"
+    assert second.layers[1].digest != first.layers[1].digest

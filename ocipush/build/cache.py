@@ -47,6 +47,9 @@ class LayerCache:
             pass
         return None
 
+    def has_fingerprints(self) -> bool:
+        return any(key.startswith("fp:") for key in self._load())
+
     def predicted_diff_id(self, fingerprint: str) -> str | None:
         value = self._load().get("fp:" + fingerprint)
         return value if isinstance(value, str) else None

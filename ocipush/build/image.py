@@ -139,22 +139,22 @@ def _candidates(
     """Blobs whose diff_id is known from the base's layers and the previous image's."""
     found: dict[str, Candidate] = {}
 
-    def add(diff_ids: list[str], layers: list[Descriptor], layout: OCILayout | None) -> None:
+    def add(diff_ids: list[str], layers: list[Descriptor], layout: OCILayout | None, previous: bool) -> None:
         for diff_id, layer in zip(diff_ids, layers, strict=False):
             compression = mt.layer_compression(layer.media_type)
             if compression == options.compression and diff_id not in found:
                 blob = layout.blob_path(layer.digest) if layout and layout.has_blob(layer.digest) else None
-                found[diff_id] = Candidate(layer.digest, layer.size, options.compression, blob)
+                found[diff_id] = Candidate(layer.digest, layer.size, options.compression, blob, previous)
 
     for image in bases.images:
         config = image.config
         if config is not None:
-            add(config.rootfs.diff_ids, image.layers, image.layout)
+            add(config.rootfs.diff_ids, image.layers, image.layout, previous=False)
     for document in previous:
         manifest = document.manifest
         if store.has_blob(manifest.config.digest):
             config = ImageConfig.model_validate_json(store.read_blob(manifest.config.digest))
-            add(config.rootfs.diff_ids, list(manifest.layers), store)
+            add(config.rootfs.diff_ids, list(manifest.layers), store, previous=True)
     return found
 
 

@@ -9,16 +9,16 @@ tree, 1.3 s), while a fingerprint miss almost always means a changed layer."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ocipush.build.base import link_blob
 from ocipush.build.cache import LayerCache
-from ocipush.build.compress import BlobPipeline, BlobWatcher, Compression, DiffIdHasher
+from ocipush.build.compress import BlobPipeline, BlobResult, BlobWatcher, Compression, DiffIdHasher
 from ocipush.build.ignore import IgnoreMatcher
 from ocipush.build.spec import LayerSpec
 from ocipush.build.tarfile_input import detect_compression, iter_tar_bytes
-from ocipush.build.tarstream import CHUNK_SIZE, Chunker, Ownership, fingerprint, iter_tree, write_tar
+from ocipush.build.tarstream import CHUNK_SIZE, Chunker, Entry, Ownership, fingerprint, iter_tree, write_tar
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
 
@@ -31,6 +31,7 @@ class Candidate:
     size: int
     compression: Compression
     blob_file: str | None = None
+    previous: bool = False  # a layer of the image the target tag names now (not only of the base)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,19 @@ class KnownLayers:
 
     def __init__(self, known: dict[str, Candidate], cache: LayerCache | None, options: LayerOptions) -> None:
         self._known, self._cache, self._options = known, cache, options
+
+    def worth_hashing_first(self, predicted: str | None) -> bool:
+        """Hash the tar before compressing it when that may spare the compression: the cache predicts a known
+        blob, or the previous image has layers the new one may repeat."""
+        return (predicted is not None and self.find(predicted) is not None) or any(
+            c.previous for c in self._known.values()
+        )
+
+    def nothing_to_reuse(self) -> bool:
+        """No previous image and an empty cache: no fingerprint can help, so the walk need not come first."""
+        return not any(c.previous for c in self._known.values()) and not (
+            self._cache is not None and self._cache.has_fingerprints()
+        )
 
     def predicted_diff_id(self, stamp: str) -> str | None:
         return self._cache.predicted_diff_id(stamp) if self._cache else None
@@ -110,10 +124,17 @@ def build_layer(
     """Write (or reuse) the compressed blob of one layer in `store`; `watch` is told about a blob as it starts."""
     if layer.tar:
         return _tar_layer(layer, store, options, known, watch)
-    entries = list(iter_tree(layer.source, layer.dest, _matcher(layer, options)))
+    walk = iter_tree(layer.source, layer.dest, _matcher(layer, options))
+    if known.nothing_to_reuse():
+        # A first build: tar and compress while the walk is still going; the fingerprint comes afterwards.
+        walked: list[Entry] = []
+        blob = _compress(_recording(walk, walked), store, options, watch)
+        known.remember(fingerprint(walked, layer.dest, options), blob.diff_id)
+        same = _reuse(blob.diff_id, known, store, options, layer.dest)
+        return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+    entries = list(walk)
     stamp = fingerprint(entries, layer.dest, options)
-    predicted = known.predicted_diff_id(stamp)
-    if predicted is not None and known.find(predicted) is not None:
+    if known.worth_hashing_first(known.predicted_diff_id(stamp)):
         hasher = DiffIdHasher()
         try:
             write_tar(entries, hasher.write, options.mtime, options.owner)
@@ -123,13 +144,25 @@ def build_layer(
         reused = _reuse(hasher.finish(), known, store, options, layer.dest)
         if reused:
             return reused
-    with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
-        write_tar(entries, pipeline.write, options.mtime, options.owner)
-        blob = pipeline.finish()
+    blob = _compress(iter(entries), store, options, watch)
     known.remember(stamp, blob.diff_id)
     # Compressed anyway, but a blob the base or the previous image already has is not uploaded again.
     same = _reuse(blob.diff_id, known, store, options, layer.dest)
     return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+
+
+def _compress(
+    entries: Iterator[Entry], store: OCILayout, options: LayerOptions, watch: BlobWatcher | None
+) -> BlobResult:
+    with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
+        write_tar(entries, pipeline.write, options.mtime, options.owner)
+        return pipeline.finish()
+
+
+def _recording(entries: Iterator[Entry], into: list[Entry]) -> Iterator[Entry]:
+    for entry in entries:
+        into.append(entry)
+        yield entry
 
 
 def _tar_layer(
@@ -157,9 +190,7 @@ def _tar_layer(
     return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
 
 
-def _reuse(
-    diff_id: str, known: KnownLayers, store: OCILayout, options: LayerOptions, dest: str
-) -> LayerResult | None:
+def _reuse(diff_id: str, known: KnownLayers, store: OCILayout, options: LayerOptions, dest: str) -> LayerResult | None:
     found = known.find(diff_id)
     if found is None or found.compression != options.compression:
         return None
