@@ -5,7 +5,24 @@ The public API is imported lazily so that `import ocipush` stays fast (no httpx,
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
+    from ocipush.api import (
+        build_push,
+        catalog,
+        copy,
+        delete,
+        fetch_manifest,
+        inspect,
+        list_tags,
+        pull,
+        pull_rootfs,
+        push,
+        resolve_digest,
+    )
+    from ocipush.errors import OcipushError
+    from ocipush.registry.options import RegistryOptions
 
 __version__ = "0.1.0"
 
@@ -18,11 +35,29 @@ _API = {
     "catalog": "ocipush.api",
     "inspect": "ocipush.api",
     "resolve_digest": "ocipush.api",
+    "pull_rootfs": "ocipush.api",
+    "build_push": "ocipush.api",
+    "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
 }
 
-__all__ = [*_API, "__version__"]
+__all__ = [
+    "OcipushError",
+    "RegistryOptions",
+    "__version__",
+    "build_push",
+    "catalog",
+    "copy",
+    "delete",
+    "fetch_manifest",
+    "inspect",
+    "list_tags",
+    "pull",
+    "pull_rootfs",
+    "push",
+    "resolve_digest",
+]
 
 
 def __getattr__(name: str) -> Any:
