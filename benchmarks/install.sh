@@ -7,17 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ "${1:-}" != "--python" ]; then
-  PACKAGES=(docker-registry skopeo umoci curl pigz time util-linux tar)
-  missing=()
-  for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    echo "benchmarks: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  bash ../scripts/apt-ensure.sh docker-registry skopeo umoci curl pigz time util-linux tar
 fi
 
 PEERS=(oras python-dxf matplotlib)

@@ -4,8 +4,9 @@ The public API is imported lazily so that `import ocipush` stays fast (no httpx,
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ocipush.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
     from ocipush.api import (
@@ -60,8 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ocipush' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _API)

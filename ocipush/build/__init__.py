@@ -5,8 +5,9 @@ Entry points: `build_image(spec, store, tag)` and, for command lines, `add_build
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ocipush.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ocipush.build.args import add_build_arguments, spec_from_args
@@ -35,8 +36,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ocipush.build' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _HOME)
