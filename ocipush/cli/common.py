@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ocipush.errors import UsageError
@@ -81,7 +82,10 @@ def _size(n: int | None) -> str:
 
 
 class ProgressPrinter:
-    """One status line rewritten in place on a terminal; one plain line per blob event otherwise (CI logs)."""
+    """A progress bar rewritten in place on a terminal; one plain line per blob event otherwise (CI logs)."""
+
+    BAR = 24
+    REDRAW_SECONDS = 0.1
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -89,26 +93,42 @@ class ProgressPrinter:
         self._lock = threading.Lock()
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
+        self._started = time.monotonic()
+        self._drawn = 0.0
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.quiet:
             return
         with self._lock:
-            if event.total is not None:
-                self._totals[event.digest] = event.total
-            self._done[event.digest] = event.done
+            if event.digest:
+                if event.total is not None:
+                    self._totals[event.digest] = event.total
+                self._done[event.digest] = max(event.done, self._done.get(event.digest, 0))
             if self.tty:
-                done, total = sum(self._done.values()), sum(self._totals.values())
-                finished = sum(1 for d in self._done if self._done[d] >= self._totals.get(d, 1 << 62))
-                line = f"\r{finished}/{len(self._totals)} blobs  {_size(done)} / {_size(total)}"
-                sys.stderr.write(line.ljust(60))
-                sys.stderr.flush()
+                self._draw(force=event.kind != "progress")
             elif event.kind != "progress":
                 detail = f" ({event.message})" if event.message else ""
-                sys.stderr.write(f"{event.kind:8} {event.digest[:19]}  {_size(event.total)}{detail}\n")
+                sys.stderr.write(f"{event.kind:8} {event.digest[:19] or '?'}  {_size(event.total)}{detail}\n")
+
+    def _draw(self, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._drawn < self.REDRAW_SECONDS:
+            return
+        self._drawn = now
+        done, total = sum(self._done.values()), sum(self._totals.values())
+        finished = sum(1 for d, n in self._done.items() if n >= self._totals.get(d, 1 << 62))
+        share = done / total if total else 0.0
+        filled = round(share * self.BAR)
+        rate = done / max(now - self._started, 1e-3)
+        line = (f"\r[{'#' * filled}{'.' * (self.BAR - filled)}] {share:4.0%}  {finished}/{len(self._totals)} blobs  "
+                f"{_size(done)} / {_size(total)}  {_size(int(rate))}/s")  # fmt: skip
+        sys.stderr.write(line.ljust(90))
+        sys.stderr.flush()
 
     def finish(self) -> None:
         if self.tty and not self.quiet and self._totals:
+            with self._lock:
+                self._draw(force=True)
             sys.stderr.write("\n")
 
 

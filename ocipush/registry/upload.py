@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +27,7 @@ MAX_PARTS = 4200
 # Blobs up to this size go as POST + PUT with the body: one round trip, nothing worth resuming.
 MONOLITHIC_MAX = DEFAULT_CHUNK_SIZE
 MAX_FRESH_SESSIONS = 3
+PROGRESS_STEP = 8 << 20
 UploadOutcome = Literal["exists", "mounted", "uploaded"]
 
 
@@ -146,6 +147,16 @@ class BlobUploader:
         self._record(source, session, chunk)
         return session
 
+    def _reporting(self, source: BlobSource, start: int, length: int) -> Iterator[bytes]:
+        """The part's bytes, with a progress event every PROGRESS_STEP (a part can be the whole blob)."""
+        sent, reported = start, start
+        for data in source.read_range(start, length):
+            yield data
+            sent += len(data)
+            if sent - reported >= PROGRESS_STEP:
+                self.progress(ProgressEvent("progress", source.digest, source.size, sent))
+                reported = sent
+
     def _upload_chunked(self, source: BlobSource, chunk: int) -> None:
         session, doubtful = self._resume_from_journal(source) or (self._new_session(source, chunk), False)
         # doubtful: we kept our own offset against the registry's answer (ECR's Range stops advancing)
@@ -158,7 +169,7 @@ class BlobUploader:
             failure: str
             try:
                 url, response = self.client.patch_chunk(
-                    session.url, start, length, functools.partial(source.read_range, start, length)
+                    session.url, start, length, functools.partial(self._reporting, source, start, length)
                 )
                 if response.status_code in (201, 202):
                     session = _Session(url, start + length)
