@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -178,6 +179,8 @@ def pull_rootfs(
     """Pull an image and unpack its layers (whiteouts applied, unsafe entries refused) into `directory`."""
     from ocipush.extract import extract_layers
 
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise UsageError(f"{directory} is not empty: unpack into a new or empty directory")
     options = options or RegistryOptions.from_env()
     with _scratch_dir(options) as scratch:
         result = copy(

@@ -96,3 +96,19 @@ def test_corrupted_download_is_removed(registry: LocalRegistry, tmp_path: Path) 
     assert not out.has_blob(layer_digest)
     assert not list(Path(out.path, ".ingest").iterdir())
     assert out.read_index().manifests == []
+
+
+def test_missing_paths_and_non_empty_rootfs_are_refused_before_any_transfer(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    assert_one_line_error(run_cli("push", str(tmp_path / "absent"), f"{registry.host}/x:1"), "no such file")
+    source, _ = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    assert run_cli("push", source.path, ref, *_cache(tmp_path)).returncode == 0
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    done = run_cli("pull", "--format", "rootfs", ref, str(busy), *_cache(tmp_path))
+    assert_one_line_error(done, "is not empty")
+    assert [p.name for p in busy.iterdir()] == ["keep.txt"]
+    assert "start" not in done.stderr  # refused before anything was downloaded

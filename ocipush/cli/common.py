@@ -152,4 +152,6 @@ def local_location(path: str) -> str:
         return f"oci:{path}"
     if os.path.isfile(path):
         return f"docker-archive:{path}"
+    if path.startswith(("/", "./", "../", "~")):
+        raise UsageError(f"{path}: no such file or directory (expected an OCI layout directory or a docker archive)")
     return path
