@@ -237,9 +237,15 @@ def transfer(
     def move_all() -> None:
         # Configs are small: do them with the layers; all blobs land before any manifest refers to them.
         ordered = sorted(blobs.values(), key=lambda d: -d.size)
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob") as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
+        try:
             for digest, outcome in pool.map(move, ordered):
                 result.blobs[digest] = outcome
+        except BaseException:
+            # One blob failed (or Ctrl-C): start nothing new and do not wait for the others to finish first.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     try:
         move_all()

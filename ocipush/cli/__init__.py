@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -74,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocipush: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("ocipush: interrupted", file=sys.stderr)
-        return 130
+        print("ocipush: interrupted (run the same command again to resume)", file=sys.stderr)
+        sys.stderr.flush()
+        # Worker threads may be in the middle of a request: leave now. Journals and layouts are written
+        # atomically, so nothing is left half-done for the next run.
+        os._exit(130)
     except BrokenPipeError:
         return 1
     except OSError as exc:
