@@ -95,11 +95,14 @@ class ProgressPrinter:
         self._done: dict[str, int] = {}
         self._started = time.monotonic()
         self._drawn = 0.0
+        self._closed = False
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.quiet:
             return
         with self._lock:
+            if self._closed:  # the command is over (maybe failed): workers still finishing stay silent
+                return
             if event.digest:
                 if event.total is not None:
                     self._totals[event.digest] = event.total
@@ -126,10 +129,11 @@ class ProgressPrinter:
         sys.stderr.flush()
 
     def finish(self) -> None:
-        if self.tty and not self.quiet and self._totals:
-            with self._lock:
+        with self._lock:
+            if self.tty and not self.quiet and self._totals and not self._closed:
                 self._draw(force=True)
-            sys.stderr.write("\n")
+                sys.stderr.write("\n")
+            self._closed = True
 
 
 def progress_for(args: argparse.Namespace) -> tuple[ProgressCallback, ProgressPrinter]:
