@@ -6,6 +6,7 @@ the server is shared. Registry-wide settings use a Region of their own so they c
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +168,12 @@ def test_delete_repository_needs_force_when_not_empty(capsys: Capsys) -> None:
 def test_lifecycle_put_get_preview_offline_delete(capsys: Capsys, tmp_path: Path) -> None:
     name = unique("life")
     run(capsys, "create-repository", name)
+    # The untagged image strictly older than the others (moto stamps push times to the second): otherwise the
+    # "2 newest" of rule 2 depends on how a tie is broken, and so does whether the protected image is among them.
+    push_fake_image(name, None, "untagged")
+    time.sleep(1.1)
     for i in range(4):
         push_fake_image(name, f"v{i}", f"life-{i}")
-    push_fake_image(name, None, "untagged")
 
     dry = run(
         capsys, "put-lifecycle-policy", name, "--keep-last", "2", "--expire-untagged-days", "1", "--dry-run"
