@@ -30,9 +30,9 @@ from ocipush.transfer import (
     RegistrySource,
     RegistryTarget,
     TransferResult,
-    require_tagless_or_valid,
     select_platform,
     transfer,
+    validate_tags,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def copy(
     """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
     src, dst = _location(source), _location(target)
     wanted = _platform(platform)
-    extra_tags = require_tagless_or_valid(tags)
+    extra_tags = validate_tags(tags)
     with RegistrySession(options) as session, _open_source(session, src) as image:
         jobs = session.options.jobs
         if isinstance(dst, Reference):

@@ -265,7 +265,7 @@ def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:
     return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True)
 
 
-def require_tagless_or_valid(tags: Iterable[str]) -> list[str]:
+def validate_tags(tags: Iterable[str]) -> list[str]:
     from ocipush.reference import is_valid_tag
 
     tags = list(tags)
