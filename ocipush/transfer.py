@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
+from ocipush.digest import is_digest
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
@@ -111,6 +112,10 @@ class ImageTarget(Protocol):
 
     def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None: ...
 
+    def current_digest(self, reference: str) -> str | None:
+        """The digest a tag (or digest) names at the target now, None when it names nothing."""
+        ...
+
 
 class RegistryTarget:
     def __init__(self, session: RegistrySession, reference: Reference, progress: ProgressCallback) -> None:
@@ -127,6 +132,13 @@ class RegistryTarget:
     def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
         for reference in tags or [document.digest]:
             self.client.put_manifest(reference, document)
+
+    def current_digest(self, reference: str) -> str | None:
+        try:
+            found = self.client.manifest_digest(reference)
+        except NotFoundError:  # the repository itself may not exist yet
+            return None
+        return found[0] if found else None
 
 
 def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:
@@ -158,6 +170,13 @@ class LayoutTarget:
 
     def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
         self.layout.add_manifest(document, tags)
+
+    def current_digest(self, reference: str) -> str | None:
+        try:
+            entry = self.layout.resolve(digest=reference) if is_digest(reference) else self.layout.resolve(reference)
+        except NotFoundError:
+            return None
+        return entry.digest
 
 
 # --- the walk --------------------------------------------------------------------------------------------------------
@@ -230,6 +249,10 @@ def transfer(
         root = select_platform(source, root, platform)
     documents, blobs = _collect(source, root)
     result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
+    if all(target.current_digest(reference) == root.digest for reference in tags or [root.digest]):
+        # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
+        result.blobs = dict.fromkeys(blobs, "exists")
+        return result
 
     def move(descriptor: Descriptor) -> tuple[str, str]:
         return descriptor.digest, target.put_blob(source, descriptor)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
+from support.proxy import FaultProxy
 from transferhelpers import layout_blobs, make_image, options
 
 from ocipush import api
@@ -138,3 +140,16 @@ def test_tags_and_catalog_follow_pagination(registry: LocalRegistry, tmp_path: P
         client = RegistryClient(session.transport(registry.host), "paged/app")
         assert sorted(client.list_tags(page_size=2)) == sorted(["v1", *tags])
         assert sorted(list_catalog(session.transport(registry.host), page_size=2)) == ["a/x", "b/x", "c/x", "paged/app"]
+
+
+def test_unchanged_repush_is_one_manifest_head(
+    registry: LocalRegistry, fault_proxy: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src", big=1 << 20)
+    api.push(f"oci:{source.path}:v1", f"{proxy.host}/app:v1", options=options(tmp_path))
+    proxy.reset_stats()
+    again = api.push(f"oci:{source.path}:v1", f"{proxy.host}/app:v1", options=options(tmp_path))
+    assert set(again.blobs.values()) == {"exists"}
+    requests = {key: n for key, n in proxy.stats.requests.items() if n}
+    assert requests == {("GET", "base"): 1, ("HEAD", "manifest"): 1}
