@@ -233,8 +233,9 @@ class _Applier:
         victim = base[len(WHITEOUT) :]
         if victim.startswith(WHITEOUT) and base != OPAQUE:
             return  # aufs metadata such as .wh..wh.plnk: not part of the image
-        if not victim:
-            raise UnsafeArchiveError(f"invalid whiteout {name!r}: no name to delete")
+        if not victim or victim in (".", "..") or "/" in victim:
+            # .wh... would name the parent directory, .wh.. this one: never a file of the image
+            raise UnsafeArchiveError(f"refusing whiteout {name!r}: it does not name an entry inside the image")
         resolved = self._resolve(parent, name, create=False)
         if resolved is None:
             return  # nothing below to hide
@@ -347,7 +348,8 @@ class _Applier:
     def finish(self) -> None:
         for path, member in reversed(self.dir_meta):
             parts = path.split("/")
-            with contextlib.suppress(FileNotFoundError), self._open_dir(parts[:-1]) as fd:
+            # A directory replaced later in the layer (by a symlink, say) has no metadata left to set.
+            with contextlib.suppress(FileNotFoundError, UnsafeArchiveError), self._open_dir(parts[:-1]) as fd:
                 existing = _lstat(fd, parts[-1])
                 if existing is not None and stat.S_ISDIR(existing.st_mode):  # not replaced later in the layer
                     self._set_meta(fd, parts[-1], member)
@@ -363,6 +365,8 @@ def _lstat(fd: int, name: str) -> os.stat_result | None:
 def _remove(fd: int, name: str, existing: os.stat_result | None) -> None:
     if existing is None:
         return
+    if name in (".", "..") or "/" in name:  # a second guard: only ever an entry of this directory
+        raise UnsafeArchiveError(f"refusing to remove {name!r}")
     if stat.S_ISDIR(existing.st_mode):
         shutil.rmtree(name, dir_fd=fd)  # fd-based on Linux: does not follow symlinks inside the tree
     else:

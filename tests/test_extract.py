@@ -193,6 +193,8 @@ def unsafe_cases(outside: str) -> dict[str, list[list[E]]]:
         "hardlink-through-symlink": [[symlink("a", outside), hardlink("pw", "a/secret")]],
         "whiteout-through-symlink": [[symlink("a", outside)], [whiteout("a/.wh.secret")]],
         "opaque-through-symlink": [[symlink("a", outside)], [whiteout("a/.wh..wh..opq")]],
+        "whiteout-of-parent": [[file("keep", "x")], [whiteout(".wh...")]],
+        "whiteout-of-self": [[file("keep", "x")], [whiteout("sub/.wh..")]],
         "char-device": [[E("dev/null", "chr", mode=0o666)]],
         "fifo": [[E("run/pipe", "fifo", mode=0o600)]],
     }
