@@ -57,7 +57,11 @@ class RegistryBlobSource:
     size: int
 
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        from ocipush.registry.client import range_start
+
         with self.client.open_blob(self.digest, start=offset) as response:
+            if response.status_code == 206 and range_start(response) != offset:
+                raise RegistryError(f"{self.client.name} answered another range than bytes {offset}- of a blob")
             skip = offset if response.status_code == 200 else 0  # the source ignored Range
             remaining = length
             for data in response.iter_raw():

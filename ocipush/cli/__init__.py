@@ -87,3 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"ocipush: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        # A network error that slipped past the transport's own mapping: still one line, never a traceback.
+        if type(exc).__module__.split(".")[0] not in ("httpx", "httpcore", "h11"):
+            raise
+        print(f"ocipush: error: network failure ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 6

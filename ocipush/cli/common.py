@@ -21,7 +21,13 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry access")
     group.add_argument("--username", "-u", help="registry user name (password from --password-stdin)")
     group.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
-    group.add_argument("--insecure", action="append", default=[], metavar="HOST", help="use plain HTTP for HOST")
+    group.add_argument(
+        "--insecure",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="HOST may use TLS without verification, or plain HTTP when it has no TLS",
+    )
     group.add_argument("--ca-file", help="trust this CA bundle for TLS")
     group.add_argument(
         "--endpoint", action="append", default=[], metavar="HOST=URL", help="send requests for HOST to URL"

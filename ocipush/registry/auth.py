@@ -68,7 +68,6 @@ class Authenticator:
         self.options = options
         self._lock = threading.Lock()
         self._scheme: str | None = None
-        self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._credentials: object = _UNSET
         self.ecr_host = ecr.parse_ecr_host(host)
@@ -131,7 +130,6 @@ class Authenticator:
             self._scheme = "basic"
             return
         self._scheme = "bearer"
-        self._challenge = challenge
         token = self._fetch_token(challenge, scopes, client_for)
         with self._lock:
             self._tokens[scopes] = token
@@ -183,10 +181,10 @@ class Authenticator:
         try:
             data = answer.json()
             value = data.get("token") or data.get("access_token")
-        except ValueError:
-            value = None
+            expires_in = int(data.get("expires_in") or 60)
+        except (ValueError, TypeError, AttributeError):  # not JSON, not an object, a bad expires_in
+            value, expires_in = None, 60
         if not value:
             raise AuthError(f"token service for {self.host} returned no token")
-        expires_in = data.get("expires_in") or 60
         # Renew a little early so a token never expires mid-request.
-        return _Token(str(value), time.time() + max(int(expires_in) - 10, 10))
+        return _Token(str(value), time.time() + max(expires_in - 10, 10))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -107,7 +107,13 @@ class RegistryClient:
         raise registry_error(response, f"start blob upload to {self.name}")
 
     def absolute(self, response: httpx.Response, location: str) -> str:
-        return urljoin(str(response.url), location)
+        """A Location made absolute. One that names the registry with another scheme (a TLS-terminating proxy
+        saying http://) keeps the registry's own, so that credentials never go over plain HTTP."""
+        url = urljoin(str(response.url), location)
+        parts, base = urlsplit(url), urlsplit(self.transport.base_url)
+        if parts.netloc == base.netloc and parts.scheme != base.scheme:
+            url = urlunsplit((base.scheme, *parts[1:]))
+        return url
 
     def upload_status(self, session_url: str) -> tuple[str, int] | None:
         """(session URL, bytes the registry holds) of an open upload, or None when the session is gone."""
@@ -226,7 +232,10 @@ class RegistryClient:
             response = self.transport.request("GET", url, scopes=scopes)
             if response.status_code != 200:
                 raise registry_error(response, what)
-            items.extend(response.json().get(key) or [])
+            try:
+                items.extend(response.json().get(key) or [])
+            except (ValueError, AttributeError, TypeError):
+                raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list") from None
             match = _LINK_RE.search(response.headers.get("link", ""))
             url = self.absolute(response, match.group(1)) if match else None
         return items
@@ -250,3 +259,9 @@ def _range_end(value: str | None) -> int | None:
         return None
     end = int(match.group(2))
     return 0 if end == 0 else end + 1
+
+
+def range_start(response: httpx.Response) -> int | None:
+    """The first byte of a 206 answer, from `Content-Range: bytes START-END/TOTAL`."""
+    match = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
+    return int(match.group(1)) if match else None

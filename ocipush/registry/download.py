@@ -13,7 +13,7 @@ from ocipush.errors import DigestMismatchError, LayoutError, TransportError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
-from ocipush.registry.client import RegistryClient
+from ocipush.registry.client import RegistryClient, range_start
 
 READ_SIZE = 1 << 20
 PROGRESS_STEP = 8 << 20
@@ -68,9 +68,12 @@ def download_blob(
     while partial.size < size:
         if partial.size:
             progress(ProgressEvent("resume", digest, size, partial.size))
+        before = partial.size
         try:
             _fetch_into(client, descriptor, partial, progress)
         except (TransportError, httpx.HTTPError) as exc:
+            if partial.size > before:
+                budget = client.transport.budget()  # the retry limits count from the last progress
             if not budget.sleep():
                 raise TransportError(f"download of {digest[:19]} from {client.name} failed: {exc}") from None
             progress(ProgressEvent("retry", digest, size, partial.size, str(exc) or exc.__class__.__name__))
@@ -83,7 +86,11 @@ def download_blob(
 
 
 def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback) -> None:
-    with client.open_blob(descriptor.digest, start=partial.size) as response:
+    asked = partial.size
+    with client.open_blob(descriptor.digest, start=asked) as response:
+        if response.status_code == 206 and range_start(response) != asked:
+            partial.restart()  # an answer for another range: start over from byte 0 on the retry
+            raise TransportError(f"asked for bytes from {asked}, the server answered another range")
         if response.status_code != 206:
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size

@@ -46,7 +46,6 @@ class Transport:
         self.options = options
         self.base_url = options.base_url(host)
         self.auth = Authenticator(host, options)
-        self._origin = urlsplit(self.base_url).netloc
         self._scheme_lock = threading.Lock()
         self._scheme_known = not options.may_use_http(host)
         self._clients: dict[str, httpx.Client] = {}
@@ -60,8 +59,10 @@ class Transport:
             client = self._clients.get(scheme)
             if client is None:
                 jobs = max(self.options.jobs, 1)
+                # --insecure HOST: TLS without verification (a self-signed registry), as docker and skopeo do.
+                verify = scheme == "https" and self.host not in self.options.insecure
                 client = self._clients[scheme] = httpx.Client(
-                    verify=_ssl_context(self.options.ca_file) if scheme == "https" else False,
+                    verify=_ssl_context(self.options.ca_file) if verify else False,
                     limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
                     follow_redirects=False,
@@ -121,12 +122,15 @@ class Transport:
 
         `body` is a factory so that the request can be sent again after a retry or an auth challenge."""
         url = self.url(path)
+        origin = urlsplit(self.base_url)[:2]
         budget = self.budget()
         auth_rounds = 0
         redirects = 0
         while True:
             request_headers = dict(headers or {})
-            same_host = urlsplit(url).netloc == self._origin
+            # Credentials go only to the registry itself, with the scheme it was reached with: never to a
+            # redirect target on another host, nor over plain HTTP to an HTTPS registry.
+            same_host = urlsplit(url)[:2] == origin
             if same_host:
                 authorization = self.auth.authorization(scopes)
                 if authorization:
@@ -136,48 +140,48 @@ class Transport:
                 client = self.client_for(url)
                 request = client.build_request(method, url, headers=request_headers, content=content, params=params)
                 response = client.send(request, stream=True)
-            except httpx.TransportError as exc:
+                status = response.status_code
+                if status == 401 and same_host and auth_rounds < 2:
+                    response.read()
+                    response.close()
+                    auth_rounds += 1
+                    if auth_rounds == 2:
+                        self.auth.forget_token(scopes)
+                    self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
+                    continue
+                if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
+                    data = response.read() if method != "HEAD" else b""
+                    if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
+                        response.close()
+                        auth_rounds += 1
+                        continue
+                if status in REDIRECTS and "location" in response.headers and redirects < MAX_REDIRECTS:
+                    response.close()
+                    url = urljoin(str(response.url), response.headers["location"])
+                    params = None  # the Location carries its own query
+                    redirects += 1
+                    if status == 303:
+                        method, body = "GET", None
+                    continue
+                if status in RETRYABLE_STATUS and retry:
+                    retry_after = response.headers.get("retry-after")
+                    response.read()
+                    response.close()
+                    if budget.sleep(retry_after):
+                        # A presigned redirect target may have expired meanwhile: start again from the registry.
+                        url, redirects = self.url(path), 0
+                        continue
+                    return response
+                if not stream:
+                    response.read()
+                    response.close()
+                return response
+            except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
                 if retry and budget.sleep():
                     continue
                 raise TransportError(
                     f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
                 ) from None
-            status = response.status_code
-            if status == 401 and same_host and auth_rounds < 2:
-                response.read()
-                response.close()
-                auth_rounds += 1
-                if auth_rounds == 2:
-                    self.auth.forget_token(scopes)
-                self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
-                continue
-            if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
-                data = response.read() if method != "HEAD" else b""
-                if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
-                    response.close()
-                    auth_rounds += 1
-                    continue
-            if status in REDIRECTS and "location" in response.headers and redirects < MAX_REDIRECTS:
-                response.close()
-                url = urljoin(str(response.url), response.headers["location"])
-                params = None  # the Location carries its own query
-                redirects += 1
-                if status == 303:
-                    method, body = "GET", None
-                continue
-            if status in RETRYABLE_STATUS and retry:
-                retry_after = response.headers.get("retry-after")
-                response.read()
-                response.close()
-                if budget.sleep(retry_after):
-                    # A presigned redirect target may have expired meanwhile: start again from the registry.
-                    url, redirects = self.url(path), 0
-                    continue
-                return response
-            if not stream:
-                response.read()
-                response.close()
-            return response
 
 
 def _describe(exc: httpx.TransportError) -> str:

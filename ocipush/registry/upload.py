@@ -176,6 +176,7 @@ class BlobUploader:
                     self._record(source, session, chunk)
                     self.progress(ProgressEvent("progress", source.digest, source.size, session.offset))
                     doubtful = skipped_ahead = False
+                    budget = self.client.transport.budget()  # the retry limits count from the last progress
                     continue
                 failure = f"HTTP {response.status_code}"
                 mismatch = _is_range_mismatch(response)
