@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
+from ocipush.digest import check_digest, sha256_of
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
@@ -97,6 +98,8 @@ def copy(
     with RegistrySession(options) as session, _open_source(session, src) as image:
         jobs = session.options.jobs
         if isinstance(dst, Reference):
+            if dst.digest and dst.digest != image.root().digest and wanted is None:
+                raise UsageError(f"{target} names digest {dst.digest}, but {source} is {image.root().digest}")
             all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
             registry_target: ImageTarget = RegistryTarget(session, dst, progress)
             return transfer(
@@ -164,6 +167,8 @@ def pull(
 ) -> TransferResult:
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
     (default: this machine's) unless `all_platforms`."""
+    if all_platforms and isinstance(_location(target), ArchiveLocation):
+        raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
     wanted = None if all_platforms else (_platform(platform) or host_platform())
     return copy(source, target, platform=wanted, options=options, progress=progress)
 
@@ -311,7 +316,11 @@ def inspect(
         if not document.is_index:
             descriptor = document.manifest.config
             raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
-            config = json.loads(raw)
+            check_digest(descriptor.digest, sha256_of(raw), f"config of {loc}")
+            try:
+                config = json.loads(raw)
+            except ValueError:  # an artifact's config need not be JSON
+                config = None
         return Inspection(str(loc), document.digest, document.media_type, document.raw, config)
 
 

@@ -6,6 +6,7 @@ read-only HOME) a directory under the system temp dir (`/tmp` on Lambda)."""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 
 
@@ -31,6 +32,10 @@ def cache_dir(override: str | None = None) -> str:
         return preferred
     fallback = os.path.join(tempfile.gettempdir(), f"ocipush-cache-{os.getuid()}")
     os.makedirs(fallback, mode=0o700, exist_ok=True)
+    st = os.lstat(fallback)
+    # In a shared /tmp another user could have made it first: use it only if it is ours and private.
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return tempfile.mkdtemp(prefix="ocipush-cache-")
     return fallback
 
 

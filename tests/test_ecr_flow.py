@@ -139,3 +139,22 @@ def test_delete_falls_back_to_batch_delete_image_when_v2_delete_is_refused(
         )
         assert api.delete(f"{ECR_HOST}/app:v1", options=opts) == descriptor.digest
         stub.assert_no_pending_responses()
+
+
+def test_zero_byte_layers_are_refused_before_ecr_sees_them(
+    ecr_registry: RegistryHandle, tmp_path: Path, token_fetches: list[str]
+) -> None:
+    import imagehelpers as ih
+
+    from ocipush.errors import UsageError
+    from ocipush.mediatypes import OCI_LAYER
+    from ocipush.models import Descriptor, Manifest, ManifestDocument
+
+    layout = OCILayout(str(tmp_path / "src"), create=True)
+    base = ih.build_image(layout, [([ih.file("a", "x")], "gzip")], tag=None)
+    manifest = layout.read_manifest(base).manifest
+    empty = Descriptor(media_type=OCI_LAYER, digest=layout.write_blob(b""), size=0)
+    bad = Manifest(config=manifest.config, layers=[*manifest.layers, empty])
+    layout.add_manifest(ManifestDocument.from_model(bad), ["v1"])
+    with pytest.raises(UsageError, match="zero-byte"):
+        api.push(f"oci:{layout.path}:v1", f"{ECR_HOST}/app:v1", options=ecr_options(tmp_path, ecr_registry.url))

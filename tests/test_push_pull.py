@@ -153,3 +153,18 @@ def test_unchanged_repush_is_one_manifest_head(
     assert set(again.blobs.values()) == {"exists"}
     requests = {key: n for key, n in proxy.stats.requests.items() if n}
     assert requests == {("GET", "base"): 1, ("HEAD", "manifest"): 1}
+
+
+def test_copy_to_a_digest_must_be_that_digest(registry: LocalRegistry, tmp_path: Path) -> None:
+    from ocipush.errors import UsageError
+
+    source, descriptor = make_image(tmp_path / "src")
+    api.push(f"oci:{source.path}:v1", f"{registry.host}/app:v1", options=options(tmp_path))
+    other = "sha256:" + "0" * 64
+    with pytest.raises(UsageError, match="names digest"):
+        api.copy(f"{registry.host}/app:v1", f"{registry.host}/copy@{other}", options=options(tmp_path))
+    done = api.copy(f"{registry.host}/app:v1", f"{registry.host}/copy@{descriptor.digest}", options=options(tmp_path))
+    assert done.digest == descriptor.digest
+    with pytest.raises(UsageError, match="one platform"):
+        api.pull(f"{registry.host}/app:v1", f"docker-archive:{tmp_path / 'a.tar'}", all_platforms=True,
+                 options=options(tmp_path))  # fmt: skip

@@ -194,9 +194,16 @@ class RegistryClient:
         if len(raw) > MAX_MANIFEST_BYTES:
             raise RegistryError(f"manifest {reference} in {self.name} is larger than 4 MiB")
         document = ManifestDocument(raw, sniff_media_type(raw, response.headers.get("content-type")))
-        # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received.
-        if reference.startswith("sha256:") and document.digest != reference:
-            raise DigestMismatchError(f"manifest {reference} from {self.name} hashes to {document.digest}")
+        # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received, and
+        # it must match what was asked for, or what the registry announced when it did.
+        announced = response.headers.get("docker-content-digest", "")
+        expected = (
+            reference if reference.startswith("sha256:") else announced if announced.startswith("sha256:") else None
+        )
+        if expected and document.digest != expected:
+            raise DigestMismatchError(
+                f"manifest {reference} from {self.name} hashes to {document.digest}, not {expected}"
+            )
         return document
 
     def put_manifest(self, reference: str, document: ManifestDocument) -> str:

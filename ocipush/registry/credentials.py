@@ -91,8 +91,10 @@ def lookup_credentials(host: str, docker_config: str | None = None) -> Credentia
                 config = json.load(f)
         except FileNotFoundError:
             continue
-        except (OSError, ValueError):
-            raise AuthError(f"cannot read docker config {os.path.basename(path)}: not valid JSON") from None
+        except ValueError:
+            raise AuthError(f"docker config {os.path.basename(path)} is not valid JSON") from None
+        except OSError as exc:
+            raise AuthError(f"cannot read docker config {os.path.basename(path)}: {exc.strerror}") from None
         if not isinstance(config, dict):
             continue
         keys = _host_keys(host)

@@ -15,15 +15,17 @@ from typing import Literal
 import httpx
 
 from ocipush.blobsource import BlobSource
-from ocipush.errors import OcipushError, RegistryError, TransportError
+from ocipush.errors import OcipushError, RegistryError, TransportError, UsageError
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient
+from ocipush.registry.ecr import is_ecr_public
 from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
 from ocipush.registry.retry import RETRYABLE_STATUS
 
 MAX_PARTS = 4200
+MAX_PARTS_ECR_PUBLIC = 1000
 # Blobs up to this size go as POST + PUT with the body: one round trip, nothing worth resuming.
 MONOLITHIC_MAX = DEFAULT_CHUNK_SIZE
 MAX_FRESH_SESSIONS = 3
@@ -31,10 +33,11 @@ PROGRESS_STEP = 8 << 20
 UploadOutcome = Literal["exists", "mounted", "uploaded"]
 
 
-def chunk_size_for(size: int, preferred: int | None) -> int:
-    """The part size for a blob: `preferred`, but at least 5 MiB and at least what keeps the blob within ECR's
-    4,200 parts, rounded up to a whole MiB. Without a preference the whole blob is one part."""
-    needed = math.ceil(size / MAX_PARTS)
+def chunk_size_for(size: int, preferred: int | None, max_parts: int = MAX_PARTS) -> int:
+    """The part size for a blob: `preferred`, but at least 5 MiB and at least what keeps the blob within the
+    registry's part limit (ECR 4,200, ECR Public 1,000), rounded up to a whole MiB. Without a preference the
+    whole blob is one part."""
+    needed = math.ceil(size / max_parts)
     chunk = max(preferred or size, MIN_CHUNK_SIZE, needed)
     return math.ceil(chunk / (1 << 20)) * (1 << 20)
 
@@ -74,9 +77,14 @@ class BlobUploader:
                 self.progress(ProgressEvent("mount", digest, source.size, source.size, f"from {repository}"))
                 return "mounted"
             break  # a 202 opened a normal session: use it instead of asking again
+        if source.size == 0 and self.client.transport.auth.ecr_host is not None:
+            raise UsageError(f"blob {digest[:19]} is empty: ECR cannot store a zero-byte blob (no layer may be empty)")
         self.progress(ProgressEvent("start", digest, source.size, 0))
-        chunk = chunk_size_for(source.size, self.preferred_chunk)
-        if source.size <= min(chunk, MONOLITHIC_MAX) and self._journal_entry(digest) is None:
+        entry = self._journal_entry(digest)
+        # A resumed upload keeps the part size it started with: part boundaries must line up with the journal.
+        max_parts = MAX_PARTS_ECR_PUBLIC if is_ecr_public(self.client.transport.host) else MAX_PARTS
+        chunk = entry.chunk_size if entry else chunk_size_for(source.size, self.preferred_chunk, max_parts)
+        if source.size <= min(chunk, MONOLITHIC_MAX) and entry is None:
             self._upload_monolithic(source, session_url)
         else:
             if session_url:
