@@ -257,10 +257,13 @@ def transfer(
     def move(descriptor: Descriptor) -> tuple[str, str]:
         return descriptor.digest, target.put_blob(source, descriptor)
 
+    pools: list[ThreadPoolExecutor] = []
+
     def move_all() -> None:
         # Configs are small: do them with the layers; all blobs land before any manifest refers to them.
         ordered = sorted(blobs.values(), key=lambda d: -d.size)
         pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
+        pools.append(pool)
         try:
             for digest, outcome in pool.map(move, ordered):
                 result.blobs[digest] = outcome
@@ -275,6 +278,7 @@ def transfer(
     except NotFoundError as exc:
         if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
             raise
+        pools[-1].shutdown(wait=True)  # the first attempt's uploads end before the same blobs start again
         move_all()
     for document in documents[:-1]:
         target.put_manifest(document, [])

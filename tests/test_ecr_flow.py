@@ -158,3 +158,20 @@ def test_zero_byte_layers_are_refused_before_ecr_sees_them(
     layout.add_manifest(ManifestDocument.from_model(bad), ["v1"])
     with pytest.raises(UsageError, match="zero-byte"):
         api.push(f"oci:{layout.path}:v1", f"{ECR_HOST}/app:v1", options=ecr_options(tmp_path, ecr_registry.url))
+
+
+def test_ecr_lost_part_answer_with_a_plausible_range(
+    ecr_registry: RegistryHandle, fault_proxy: Callable[..., FaultProxy], tmp_path: Path, token_fetches: list[str]
+) -> None:
+    """Part 2's answer is lost after ECR stored it; ECR's frozen Range then says exactly where part 2 began, which
+    looks consistent. On an ECR host that count is never trusted: the refused retry leads to part 3, not to a
+    new session."""
+    from support.proxy import LoseAnswer
+
+    proxy = fault_proxy(ecr_registry.url, ecr=True)
+    source, descriptor = make_image(tmp_path / "src", big=70 << 20)
+    fault = proxy.add_fault("PATCH", r"/blobs/uploads/", LoseAnswer(), skip=1)
+    api.push(f"oci:{source.path}:v1", f"{ECR_HOST}/app:v1", options=ecr_options(tmp_path, proxy.url))
+    assert fault.applied == 1
+    assert proxy.stats.requests[("POST", "upload")] == 3  # one session per blob: none started over
+    assert api.resolve_digest(f"{ECR_HOST}/app:v1", options=ecr_options(tmp_path, proxy.url)) == descriptor.digest

@@ -62,6 +62,9 @@ class BlobUploader:
         self.journal = journal
         self.preferred_chunk = chunk_size
         self.progress = progress
+        host = client.transport.host
+        # ECR's Range stops advancing after the first part: its count is never evidence of what it holds.
+        self._range_lies = client.transport.auth.ecr_host is not None or is_ecr_public(host)
 
     def upload(self, source: BlobSource, mount_from: Iterable[str] = ()) -> UploadOutcome:
         digest = source.digest
@@ -136,7 +139,7 @@ class BlobUploader:
             return None
         url, held = status
         # Only trust the registry's count when it is consistent with what we know it acknowledged.
-        consistent = entry.offset <= held <= source.size
+        consistent = entry.offset <= held <= source.size and not self._range_lies
         offset = held if consistent else entry.offset
         self.progress(ProgressEvent("resume", source.digest, source.size, offset, "from the upload journal"))
         return _Session(url, offset), not consistent
@@ -212,7 +215,7 @@ class BlobUploader:
                 fresh_sessions += 1
                 continue
             url, held = status
-            if start <= held <= start + length:
+            if start <= held <= start + length and not self._range_lies:
                 session = _Session(url, held)
                 if held != start:
                     self._record(source, session, chunk)
