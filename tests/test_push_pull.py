@@ -168,3 +168,17 @@ def test_copy_to_a_digest_must_be_that_digest(registry: LocalRegistry, tmp_path:
     with pytest.raises(UsageError, match="one platform"):
         api.pull(f"{registry.host}/app:v1", f"docker-archive:{tmp_path / 'a.tar'}", all_platforms=True,
                  options=options(tmp_path))  # fmt: skip
+
+
+def test_two_pulls_into_one_layout_at_once(registry: LocalRegistry, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, descriptor = make_image(tmp_path / "src", big=16 << 20)
+    api.push(f"oci:{source.path}:v1", f"{registry.host}/app:v1", options=options(tmp_path))
+    target = f"oci:{tmp_path / 'shared'}:v1"
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda i: api.pull(f"{registry.host}/app:v1", target, options=options(tmp_path)),
+                                range(2)))  # fmt: skip
+    assert {r.digest for r in results} == {descriptor.digest}
+    assert layout_blobs(OCILayout(str(tmp_path / "shared"))) == layout_blobs(source)
+    assert not list((tmp_path / "shared" / ".ingest").iterdir())

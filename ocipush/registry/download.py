@@ -3,6 +3,8 @@ by size and digest before it becomes visible."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from typing import BinaryIO
 
@@ -56,10 +58,27 @@ def download_blob(
     progress: ProgressCallback = ignore_progress,
 ) -> bool:
     """Fetch a blob into `layout` unless it is there. Returns True when bytes were downloaded."""
-    digest, size = descriptor.digest, descriptor.size
-    if layout.has_blob(digest, size):
-        progress(ProgressEvent("skip", digest, size, size, "exists"))
+    if layout.has_blob(descriptor.digest, descriptor.size):
+        progress(ProgressEvent("skip", descriptor.digest, descriptor.size, descriptor.size, "exists"))
         return False
+    # Two pulls into one layout must not append to the same partial file: one downloads, the other waits and
+    # then finds the blob there.
+    lock_path = layout.ingest_path(descriptor.digest) + ".lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if layout.has_blob(descriptor.digest, descriptor.size):
+                progress(ProgressEvent("skip", descriptor.digest, descriptor.size, descriptor.size, "exists"))
+                return False
+            _download(client, descriptor, layout, progress)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+
+
+def _download(client: RegistryClient, descriptor: Descriptor, layout: OCILayout, progress: ProgressCallback) -> None:
+    digest, size = descriptor.digest, descriptor.size
     partial = _Partial(layout.ingest_path(digest), digest)
     if partial.size > size:
         partial.restart()
@@ -82,7 +101,6 @@ def download_blob(
     except (DigestMismatchError, LayoutError) as exc:
         raise DigestMismatchError(f"{exc} (from {client.name}); the partial download was removed") from None
     progress(ProgressEvent("done", digest, size, size))
-    return True
 
 
 def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback) -> None:
