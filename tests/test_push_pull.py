@@ -182,3 +182,15 @@ def test_two_pulls_into_one_layout_at_once(registry: LocalRegistry, tmp_path: Pa
     assert {r.digest for r in results} == {descriptor.digest}
     assert layout_blobs(OCILayout(str(tmp_path / "shared"))) == layout_blobs(source)
     assert not list((tmp_path / "shared" / ".ingest").iterdir())
+
+
+def test_insecure_means_tls_without_verification(tls_registry: RegistryHandle, tmp_path: Path) -> None:
+    from ocipush.errors import TransportError
+
+    source, descriptor = make_image(tmp_path / "src")
+    target = f"{tls_registry.host}/app:v1"
+    with pytest.raises(TransportError, match="not trusted"):  # an unknown CA is refused...
+        api.push(f"oci:{source.path}:v1", target, options=options(tmp_path, max_attempts=1))
+    # ...unless the user marks the host insecure, as with docker and skopeo
+    pushed = api.push(f"oci:{source.path}:v1", target, options=options(tmp_path, insecure={tls_registry.host}))
+    assert pushed.digest == descriptor.digest

@@ -52,16 +52,19 @@ class Transport:
         self._clients_lock = threading.Lock()
 
     def client_for(self, url: str) -> httpx.Client:
-        """The pooled client for the URL's scheme. The HTTPS one (whose trust store costs ~45 ms to load) is made
-        only when an HTTPS URL comes up; the plain one never carries TLS, so it needs no trust store at all."""
-        scheme = "https" if url.startswith("https://") else "http"
+        """The pooled client for the URL. The HTTPS one (whose trust store costs ~45 ms to load) is made only
+        when an HTTPS URL comes up; the plain one never carries TLS, so it needs no trust store at all."""
+        parts = urlsplit(url)
+        scheme = "https" if parts.scheme == "https" else "http"
+        # --insecure HOST: TLS without verification for that registry (self-signed, as docker and skopeo allow),
+        # never for the hosts it redirects to.
+        verify = scheme == "https" and not (parts.netloc == self.host and self.host in self.options.insecure)
+        key = f"{scheme}:{'verified' if verify else 'unverified'}"
         with self._clients_lock:
-            client = self._clients.get(scheme)
+            client = self._clients.get(key)
             if client is None:
                 jobs = max(self.options.jobs, 1)
-                # --insecure HOST: TLS without verification (a self-signed registry), as docker and skopeo do.
-                verify = scheme == "https" and self.host not in self.options.insecure
-                client = self._clients[scheme] = httpx.Client(
+                client = self._clients[key] = httpx.Client(
                     verify=_ssl_context(self.options.ca_file) if verify else False,
                     limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
@@ -100,7 +103,13 @@ class Transport:
         try:
             with self.client_for(url).stream("GET", url, timeout=5.0) as answer:
                 return scheme == "https" or "docker-distribution-api-version" in answer.headers
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            if _untrusted_certificate(exc):
+                # It speaks TLS, with a certificate we cannot verify: falling back to HTTP would only fail later.
+                raise TransportError(
+                    f"the TLS certificate of {self.host} is not trusted: pass --ca-file with its CA, "
+                    f"or --insecure {self.host}"
+                ) from None
             return False
 
     def budget(self) -> RetryBudget:
@@ -190,3 +199,12 @@ def _describe(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return f"connection failed ({exc.__class__.__name__})"
+
+
+def _untrusted_certificate(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
