@@ -50,9 +50,13 @@ class RegistrySource:
         self.reference = reference
         self.client = session.client(reference)
         self.name = str(reference)
+        self._root: ManifestDocument | None = None
 
     def root(self) -> ManifestDocument:
-        return self.client.get_manifest(self.reference.identifier)
+        # Fetched once: a tag could move between two GETs, and one copy must see one image.
+        if self._root is None:
+            self._root = self.client.get_manifest(self.reference.identifier)
+        return self._root
 
     def manifest(self, descriptor: Descriptor) -> ManifestDocument:
         return self.client.get_manifest(descriptor.digest)
