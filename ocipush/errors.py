@@ -74,3 +74,7 @@ class AwsError(OcipushError):
     """An AWS API call failed; the message says what to do."""
 
     exit_code = 10
+
+
+class TransferStopped(OcipushError):
+    """A blob transfer stopped because another one of the same operation failed (never the error reported)."""

@@ -4,15 +4,16 @@ then manifests children-first (image manifests before their index), tags last.""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
-from ocipush.errors import NotFoundError, UsageError
+from ocipush.errors import NotFoundError, TransferStopped, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -111,6 +112,7 @@ class LayoutSource:
 
 class ImageTarget(Protocol):
     name: str
+    stop: threading.Event  # set when one blob failed: the others end at their next piece
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str: ...
 
@@ -126,8 +128,13 @@ class RegistryTarget:
         self.reference = reference
         self.client = session.client(reference)
         self.name = f"{reference.registry}/{reference.repository}"
+        self.stop = threading.Event()
         self.uploader = BlobUploader(
-            self.client, UploadJournal(session.options.cache_dir), _part_size(self.client, session.options), progress
+            self.client,
+            UploadJournal(session.options.cache_dir),
+            _part_size(self.client, session.options),
+            progress,
+            self.stop,
         )
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
@@ -159,16 +166,19 @@ class LayoutTarget:
         self.layout = layout
         self.progress = progress
         self.name = f"oci:{layout.path}"
+        self.stop = threading.Event()
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
         if self.layout.has_blob(descriptor.digest, descriptor.size):
             return "exists"
         blob = source.blob(descriptor)
         if isinstance(blob, RegistryBlobSource):
-            download_blob(blob.client, descriptor, self.layout, self.progress)
+            download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
         else:
             with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
                 for data in blob.read_range(0, descriptor.size):
+                    if self.stop.is_set():
+                        raise TransferStopped("stopped: another blob of this transfer failed")
                     out.write(data)
         return "uploaded"
 
@@ -261,28 +271,35 @@ def transfer(
     def move(descriptor: Descriptor) -> tuple[str, str]:
         return descriptor.digest, target.put_blob(source, descriptor)
 
-    pools: list[ThreadPoolExecutor] = []
-
     def move_all() -> None:
         # Configs are small: do them with the layers; all blobs land before any manifest refers to them.
         ordered = sorted(blobs.values(), key=lambda d: -d.size)
+        target.stop.clear()
         pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
-        pools.append(pool)
+        failure: BaseException | None = None
         try:
-            for digest, outcome in pool.map(move, ordered):
-                result.blobs[digest] = outcome
+            for future in as_completed([pool.submit(move, d) for d in ordered]):
+                error = future.exception()
+                if error is None:
+                    digest, outcome = future.result()
+                    result.blobs[digest] = outcome
+                elif failure is None or isinstance(failure, TransferStopped):
+                    failure = error  # the first real error is the one reported; the others stop at once
+                    target.stop.set()
         except BaseException:
-            # One blob failed (or Ctrl-C): start nothing new and do not wait for the others to finish first.
+            # Ctrl-C in this thread: start nothing new and do not wait for requests in flight.
+            target.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-        pool.shutdown()
+        pool.shutdown()  # every worker has returned: nothing runs on after this call
+        if failure is not None:
+            raise failure
 
     try:
         move_all()
     except NotFoundError as exc:
         if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
             raise
-        pools[-1].shutdown(wait=True)  # the first attempt's uploads end before the same blobs start again
         move_all()
     for document in documents[:-1]:
         target.put_manifest(document, [])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
-from support.proxy import CutResponse, FaultProxy, LoseAnswer, Reset, status, throttled
+from support.proxy import CutResponse, FaultProxy, LoseAnswer, Reset, Respond, status, throttled
 from transferhelpers import layout_blobs, make_image, options
 
 from ocipush import api
@@ -126,3 +126,22 @@ def test_cut_download_resumes_with_range(registry: LocalRegistry, fault_proxy: F
     assert proxy.stats.statuses[("GET", "blob", 206)] == 1  # the second request asked for the rest only
     assert any(e.kind == "resume" and e.done > 0 for e in events)
     assert proxy.stats.bytes_sent < big.size + 11 * MiB
+
+
+def test_a_failed_push_leaves_no_upload_running(
+    registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path
+) -> None:
+    """One blob is refused for good while a large one is still going: the call raises the real error, and by then
+    every worker has stopped (a Lambda handler must not leave uploads running into its next invocation)."""
+    import threading
+
+    from ocipush.errors import AuthError
+
+    proxy = fault_proxy(registry.url)
+    source, descriptor = make_image(tmp_path / "src", big=64 * MiB)
+    small = min(source.read_manifest(descriptor).manifest.layers, key=lambda d: d.size)
+    denied = b'{"errors":[{"code":"DENIED","message":"policy says no"}]}'
+    proxy.add_fault("PUT", rf"digest={small.digest.replace(':', '(:|%3A)')}", Respond(400, denied), times=None)
+    with pytest.raises(AuthError, match="policy says no"):
+        api.push(f"oci:{source.path}:v1", f"{proxy.host}/app:v1", options=options(tmp_path, max_attempts=2))
+    assert not [t for t in threading.enumerate() if t.name.startswith("ocipush-blob")]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from typing import BinaryIO
 
 import httpx
 
 from ocipush.digest import new_hasher
-from ocipush.errors import DigestMismatchError, LayoutError, TransportError
+from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -56,8 +57,10 @@ def download_blob(
     descriptor: Descriptor,
     layout: OCILayout,
     progress: ProgressCallback = ignore_progress,
+    stop: threading.Event | None = None,
 ) -> bool:
-    """Fetch a blob into `layout` unless it is there. Returns True when bytes were downloaded."""
+    """Fetch a blob into `layout` unless it is there. Returns True when bytes were downloaded. Setting `stop`
+    ends the download between two pieces (the partial file stays for a later resume)."""
     if layout.has_blob(descriptor.digest, descriptor.size):
         progress(ProgressEvent("skip", descriptor.digest, descriptor.size, descriptor.size, "exists"))
         return False
@@ -70,14 +73,16 @@ def download_blob(
             if layout.has_blob(descriptor.digest, descriptor.size):
                 progress(ProgressEvent("skip", descriptor.digest, descriptor.size, descriptor.size, "exists"))
                 return False
-            _download(client, descriptor, layout, progress)
+            _download(client, descriptor, layout, progress, stop or threading.Event())
             return True
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock_path)
 
 
-def _download(client: RegistryClient, descriptor: Descriptor, layout: OCILayout, progress: ProgressCallback) -> None:
+def _download(
+    client: RegistryClient, descriptor: Descriptor, layout: OCILayout, progress: ProgressCallback, stop: threading.Event
+) -> None:
     digest, size = descriptor.digest, descriptor.size
     partial = _Partial(layout.ingest_path(digest), digest)
     if partial.size > size:
@@ -89,7 +94,7 @@ def _download(client: RegistryClient, descriptor: Descriptor, layout: OCILayout,
             progress(ProgressEvent("resume", digest, size, partial.size))
         before = partial.size
         try:
-            _fetch_into(client, descriptor, partial, progress)
+            _fetch_into(client, descriptor, partial, progress, stop)
         except (TransportError, httpx.HTTPError) as exc:
             if partial.size > before:
                 budget = client.transport.budget()  # the retry limits count from the last progress
@@ -103,7 +108,9 @@ def _download(client: RegistryClient, descriptor: Descriptor, layout: OCILayout,
     progress(ProgressEvent("done", digest, size, size))
 
 
-def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback) -> None:
+def _fetch_into(
+    client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback, stop: threading.Event
+) -> None:
     asked = partial.size
     with client.open_blob(descriptor.digest, start=asked) as response:
         if response.status_code == 206 and range_start(response) != asked:
@@ -115,6 +122,8 @@ def _fetch_into(client: RegistryClient, descriptor: Descriptor, partial: _Partia
         with open(partial.path, "ab") as out:
             # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
             for data in response.iter_raw():
+                if stop.is_set():
+                    raise TransferStopped("stopped: another blob of this transfer failed")
                 partial.append(out, data)
                 if partial.size > descriptor.size:
                     return  # too long: the digest check after it fails and removes the file

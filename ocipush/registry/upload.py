@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 import httpx
 
 from ocipush.blobsource import BlobSource
-from ocipush.errors import OcipushError, RegistryError, TransportError, UsageError
+from ocipush.errors import OcipushError, RegistryError, TransferStopped, TransportError, UsageError
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.ecr import is_ecr_public
@@ -57,8 +58,10 @@ class BlobUploader:
         journal: UploadJournal,
         chunk_size: int | None,
         progress: ProgressCallback = ignore_progress,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client = client
+        self.stop = stop or threading.Event()
         self.journal = journal
         self.preferred_chunk = chunk_size
         self.progress = progress
@@ -68,6 +71,7 @@ class BlobUploader:
 
     def upload(self, source: BlobSource, mount_from: Iterable[str] = ()) -> UploadOutcome:
         digest = source.digest
+        self._check_stop()
         if self.client.blob_size(digest, push=True) is not None:
             self.progress(ProgressEvent("skip", digest, source.size, source.size, "exists"))
             return "exists"
@@ -106,7 +110,10 @@ class BlobUploader:
             assert url is not None
             try:
                 self.client.finish_upload(
-                    url, source.digest, body=lambda: source.read_range(0, source.size), length=source.size
+                    url,
+                    source.digest,
+                    body=functools.partial(self._reporting, source, 0, source.size),
+                    length=source.size,
                 )
                 return
             except (TransportError, RegistryError) as exc:
@@ -158,10 +165,16 @@ class BlobUploader:
         self._record(source, session, chunk)
         return session
 
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise TransferStopped("stopped: another blob of this transfer failed")
+
     def _reporting(self, source: BlobSource, start: int, length: int) -> Iterator[bytes]:
-        """The part's bytes, with a progress event every PROGRESS_STEP (a part can be the whole blob)."""
+        """The part's bytes, with a progress event every PROGRESS_STEP (a part can be the whole blob); stops
+        between pieces when the transfer is being stopped."""
         sent, reported = start, start
         for data in source.read_range(start, length):
+            self._check_stop()
             yield data
             sent += len(data)
             if sent - reported >= PROGRESS_STEP:
