@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ocipush.errors import NotFoundError, RegistryError
+from ocipush.fsutil import pread_range
 
 if TYPE_CHECKING:
     from ocipush.registry.client import RegistryClient
 
-READ_SIZE = 1 << 20
 
 
 class BlobSource(Protocol):
@@ -35,15 +35,9 @@ class FileBlobSource:
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            remaining = length
-            position = offset
-            while remaining > 0:
-                data = os.pread(fd, min(READ_SIZE, remaining), position)
-                if not data:
-                    raise RegistryError(f"{self.path} is shorter than its descriptor says ({self.size} bytes)")
-                position += len(data)
-                remaining -= len(data)
-                yield data
+            yield from pread_range(fd, offset, length)
+        except EOFError:
+            raise RegistryError(f"{self.path} is shorter than its descriptor says ({self.size} bytes)") from None
         finally:
             os.close(fd)
 

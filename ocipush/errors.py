@@ -78,3 +78,6 @@ class AwsError(OcipushError):
 
 class TransferStopped(OcipushError):
     """A blob transfer stopped because another one of the same operation failed (never the error reported)."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped: another blob of this transfer failed")

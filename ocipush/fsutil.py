@@ -30,6 +30,17 @@ def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterato
         raise
 
 
+def pread_range(fd: int, offset: int, length: int, piece: int = 1 << 20) -> Iterator[bytes]:
+    """Bytes [offset, offset + length) of an open file, in pieces; EOFError when the file is shorter."""
+    end = offset + length
+    while offset < end:
+        data = os.pread(fd, min(piece, end - offset), offset)
+        if not data:
+            raise EOFError
+        offset += len(data)
+        yield data
+
+
 def atomic_write_bytes(path: str, data: bytes, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as f:
         f.write(data)

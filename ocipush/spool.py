@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-READ_SIZE = 1 << 20
+from ocipush.fsutil import pread_range
 
 
 class BlobAbandoned(Exception):
@@ -53,13 +53,10 @@ class GrowingBlob:
 
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
         """Bytes [offset, offset + length) of what is on disk (wait() for them first)."""
-        end = offset + length
-        while offset < end:
-            data = os.pread(self._fd, min(READ_SIZE, end - offset), offset)
-            if not data:
-                raise BlobAbandoned(f"{self.path} is shorter than announced")
-            offset += len(data)
-            yield data
+        try:
+            yield from pread_range(self._fd, offset, length)
+        except EOFError:
+            raise BlobAbandoned(f"{self.path} is shorter than announced") from None
 
     def close(self) -> None:
         os.close(self._fd)

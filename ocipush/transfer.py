@@ -20,7 +20,7 @@ from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_reference
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.download import download_blob
-from ocipush.registry.ecr import is_ecr_public, parse_ecr_host
+from ocipush.registry.ecr import is_ecr
 from ocipush.registry.journal import UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
@@ -157,8 +157,7 @@ def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:
     else one streamed request per blob, as fast as a plain PUT, resumable where the registry keeps partial data."""
     if options.chunk_size:
         return options.chunk_size
-    host = client.transport.host
-    return DEFAULT_CHUNK_SIZE if parse_ecr_host(host) or is_ecr_public(host) else None
+    return DEFAULT_CHUNK_SIZE if is_ecr(client.transport.host) else None
 
 
 class LayoutTarget:
@@ -178,7 +177,7 @@ class LayoutTarget:
             with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
                 for data in blob.read_range(0, descriptor.size):
                     if self.stop.is_set():
-                        raise TransferStopped("stopped: another blob of this transfer failed")
+                        raise TransferStopped
                     out.write(data)
         return "uploaded"
 
@@ -196,6 +195,9 @@ class LayoutTarget:
 # --- the walk --------------------------------------------------------------------------------------------------------
 
 
+OUTCOMES = ("uploaded", "exists", "mounted")
+
+
 @dataclass
 class TransferResult:
     digest: str
@@ -205,8 +207,13 @@ class TransferResult:
     blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
 
     @property
+    def counts(self) -> dict[str, int]:
+        """How many blobs were uploaded, found already there, or mounted."""
+        return {kind: sum(1 for outcome in self.blobs.values() if outcome == kind) for kind in OUTCOMES}
+
+    @property
     def uploaded(self) -> int:
-        return sum(1 for outcome in self.blobs.values() if outcome == "uploaded")
+        return self.counts["uploaded"]
 
 
 def select_platform(source: ImageSource, index: ManifestDocument, platform: Platform) -> ManifestDocument:

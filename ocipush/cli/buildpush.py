@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ocipush.cli.common import add_registry_arguments, emit, progress_for, registry_options
+from ocipush.cli.common import add_registry_arguments, blob_summary, emit, progress_for, registry_options
 
 
 def register(subparsers: Any) -> None:
@@ -62,11 +62,10 @@ def run_build_push(args: argparse.Namespace) -> int:
         for layer in built.layers:
             state = "reused" if layer.reused else "built "
             print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
-    counts = {k: sum(1 for v in pushed.blobs.values() if v == k) for k in ("uploaded", "exists", "mounted")}
+    counts = pushed.counts
     data = {"target": str(target), "digest": pushed.digest, "mediaType": pushed.media_type,
             "tags": pushed.tags, "blobs": counts,
             "layers": [{"digest": x.digest, "diffId": x.diff_id, "size": x.size, "reused": x.reused}
                        for x in built.layers]}  # fmt: skip
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    emit(args, data, pushed.digest if args.quiet else f"pushed {target}@{pushed.digest} ({summary})")
+    emit(args, data, pushed.digest if args.quiet else f"pushed {target}@{pushed.digest} ({blob_summary(counts)})")
     return 0

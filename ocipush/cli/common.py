@@ -147,6 +147,10 @@ def progress_for(args: argparse.Namespace) -> tuple[ProgressCallback, ProgressPr
     return printer, printer
 
 
+def blob_summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no blobs"
+
+
 def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     if args.json:
         print(json.dumps(data, indent=2))

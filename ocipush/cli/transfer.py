@@ -8,7 +8,14 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ocipush.cli.common import add_registry_arguments, emit, local_location, progress_for, registry_options
+from ocipush.cli.common import (
+    add_registry_arguments,
+    blob_summary,
+    emit,
+    local_location,
+    progress_for,
+    registry_options,
+)
 
 if TYPE_CHECKING:
     from ocipush.registry.options import RegistryOptions
@@ -94,7 +101,7 @@ def create_repository_callback(
 
 
 def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
-    counts = {k: sum(1 for v in result.blobs.values() if v == k) for k in ("uploaded", "exists", "mounted")}
+    counts = result.counts
     data = {
         "target": target,
         "digest": result.digest,
@@ -103,8 +110,7 @@ def _report(args: argparse.Namespace, verb: str, target: str, result: TransferRe
         "tags": result.tags,
         "blobs": counts,
     }
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({summary or 'no blobs'})")
+    emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
     return 0
 
 

@@ -123,7 +123,7 @@ def _fetch_into(
             # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
             for data in response.iter_raw():
                 if stop.is_set():
-                    raise TransferStopped("stopped: another blob of this transfer failed")
+                    raise TransferStopped
                 partial.append(out, data)
                 if partial.size > descriptor.size:
                     return  # too long: the digest check after it fails and removes the file

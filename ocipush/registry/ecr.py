@@ -40,6 +40,11 @@ def is_ecr_public(host: str) -> bool:
     return host.lower() == ECR_PUBLIC_HOST
 
 
+def is_ecr(host: str) -> bool:
+    """Private ECR or ECR Public: uploads in parts, and a Range header that is never evidence."""
+    return parse_ecr_host(host) is not None or is_ecr_public(host)
+
+
 def is_expired_token_answer(status: int, body: bytes) -> bool:
     """ECR says 403 with a 'token has expired' body (a bare 403 on HEAD, which we treat the same way)."""
     return status == 403 and (not body or EXPIRED_MARKER in body.decode(errors="replace").lower())

@@ -19,7 +19,7 @@ from ocipush.blobsource import BlobSource
 from ocipush.errors import OcipushError, RegistryError, TransferStopped, TransportError, UsageError
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient
-from ocipush.registry.ecr import is_ecr_public
+from ocipush.registry.ecr import is_ecr, is_ecr_public
 from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
@@ -65,9 +65,8 @@ class BlobUploader:
         self.journal = journal
         self.preferred_chunk = chunk_size
         self.progress = progress
-        host = client.transport.host
         # ECR's Range stops advancing after the first part: its count is never evidence of what it holds.
-        self._range_lies = client.transport.auth.ecr_host is not None or is_ecr_public(host)
+        self._range_lies = is_ecr(client.transport.host)
 
     def upload(self, source: BlobSource, mount_from: Iterable[str] = ()) -> UploadOutcome:
         digest = source.digest
@@ -167,7 +166,7 @@ class BlobUploader:
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
-            raise TransferStopped("stopped: another blob of this transfer failed")
+            raise TransferStopped
 
     def _reporting(self, source: BlobSource, start: int, length: int) -> Iterator[bytes]:
         """The part's bytes, with a progress event every PROGRESS_STEP (a part can be the whole blob); stops
