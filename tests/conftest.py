@@ -12,8 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from support.bases import cached_base
 from support.handles import RegistryHandle
 from support.proxy import FaultProxy
+from support.runtime import Buildah, Podman
 from support.tls import issue_cert, make_ca
 from support.tokenserver import TokenServer
 
@@ -129,3 +131,35 @@ def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     yield make
     for proxy in proxies:
         proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def container_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Storage and configuration shared by podman and buildah (one per xdist worker); reset at the end."""
+    root = tmp_path_factory.mktemp("containers")
+    yield root
+    Podman(root).reset()
+
+
+@pytest.fixture(scope="session")
+def podman(container_root: Path) -> Podman:
+    """podman as root in this sandbox (runc, cgroupfs, explicit ulimits, storage in a temp dir)."""
+    return Podman(container_root)
+
+
+@pytest.fixture(scope="session")
+def buildah(container_root: Path) -> Buildah:
+    """buildah with podman's storage, so that podman runs what buildah commits."""
+    return Buildah(container_root)
+
+
+@pytest.fixture(scope="session")
+def debian_base() -> Path:
+    """OCI layout (tag latest) of Debian bookworm minbase made by debootstrap + umoci; cached between runs."""
+    return cached_base("debian")
+
+
+@pytest.fixture(scope="session")
+def busybox_base() -> Path:
+    """OCI layout (tag latest) of a busybox-static base with a real /bin directory; cached between runs."""
+    return cached_base("busybox")
