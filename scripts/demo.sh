@@ -3,5 +3,5 @@
 # pull it back and check digests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh demo
 exec .venv/bin/ocipush demo "$@"

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine (run as root): system packages, a virtualenv in .venv, the package.
+# Idempotent set-up for a fresh Debian machine (run as root).
+#   scripts/setup.sh demo   what the demo runs: a registry, Python, a virtualenv in .venv with ocipush alone
+#   scripts/setup.sh test   (default) the demo's, plus the real components the tests run (skopeo, umoci, podman,
+#                           buildah, runc, debootstrap), the test dependencies and the benchmark peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
+profile=${1:-test}
+case "$profile" in
+  demo) packages=(docker-registry python3 python3-venv python3-pip ca-certificates); extra="" ;;
+  test) packages=(docker-registry python3 python3-venv python3-pip ca-certificates git curl pigz skopeo umoci
+                  podman buildah runc debootstrap time)
+        extra="[test]" ;;
+  *) echo "setup: unknown profile '$profile' (demo or test)" >&2; exit 2 ;;
+esac
 
-bash scripts/apt-ensure.sh docker-registry skopeo umoci curl pigz python3 python3-venv python3-pip ca-certificates git
-# The Debian package starts a registry on :5000 as a service; the tests start their own.
+bash scripts/apt-ensure.sh "${packages[@]}"
+# The Debian package starts a registry on :5000 as a service; the demo and the tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
   systemctl stop docker-registry || true
 fi
@@ -14,14 +25,23 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# The stamp names what is installed: a test install serves the demo too, a demo install does not serve the tests.
 stamp=.venv/.ocipush-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[test]'
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extra"
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$have" != "$want" ] && ! { [ "$profile" = demo ] && [ "${have% *}" = "${want% *}" ]; }; then
+  log=$(mktemp)
+  # pip's output is kept and shown only when the install fails.
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".$extra"; } >"$log" 2>&1
+  then
+    cat "$log" >&2; rm -f "$log"; echo "setup: pip install failed (output above)" >&2; exit 1
+  fi
+  rm -f "$log"
   echo "$want" > "$stamp"
 fi
 # Byte-compile as a wheel install would: the editable install and PYTHONDONTWRITEBYTECODE would leave every
 # start-up compiling the sources again (~40 ms).
 .venv/bin/python -m compileall -q ocipush >/dev/null
-bash benchmarks/install.sh  # benchmark tools and the Python peers' venv (idempotent, fast when installed)
+if [ "$profile" = test ]; then
+  bash benchmarks/install.sh --python  # the Python peers' venv (idempotent, fast when installed)
+fi
