@@ -38,6 +38,7 @@ from ocipush.transfer import (
 
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
+    from ocipush.lambda_check import LambdaProblem
     from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
@@ -233,9 +234,38 @@ def build_push(
 
         built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options,
                             watch=stream)  # fmt: skip
+    if spec.lambda_check:
+        check_built_for_lambda(store, built, options)
+    if spec.lambda_check and len(built.manifests) > 1:
+        # Lambda takes no index: each architecture gets its own tags, TAG-amd64 and TAG-arm64.
+        results = []
+        for manifest in built.manifests:
+            arch = manifest.platform.architecture if manifest.platform else "unknown"
+            wanted = [f"{t}-{arch}" for t in [reference.tag or "latest", *tags]]
+            results.append(copy(LayoutLocation(store.path, None, manifest.digest), reference.with_tag(wanted[0]),
+                                tags=wanted[1:], options=options, progress=progress,
+                                create_repository=create_repository))  # fmt: skip
+        first = results[0]
+        blobs = {digest: outcome for result in results for digest, outcome in result.blobs.items()}
+        return built, TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags],
+                                     blobs)  # fmt: skip
     source = LayoutLocation(store.path, None, built.descriptor.digest)
     pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
     return built, pushed
+
+
+def check_built_for_lambda(store: OCILayout, built: BuildResult, options: RegistryOptions) -> None:
+    """Refuse to push what AWS Lambda would refuse: every platform's problems in one error."""
+    from ocipush.errors import CheckFailedError
+    from ocipush.lambda_check import check_image
+
+    problems = []
+    with RegistrySession(options) as session:
+        for manifest in built.manifests:
+            source = LayoutSource(session, store, None, manifest.digest)
+            problems += [f"{manifest.platform}: {p}" for p in check_image(source, manifest.platform, options.cache_dir)]
+    if problems:
+        raise CheckFailedError("the image is not ready for AWS Lambda:\n  " + "\n  ".join(problems))
 
 
 def _current_manifests(reference: Reference, options: RegistryOptions, store: OCILayout) -> list[ManifestDocument]:
@@ -382,3 +412,14 @@ def delete(location: str | Reference, options: RegistryOptions | None = None) ->
                 failure = answer.failures[0]
                 raise RegistryError(f"delete {reference}: {failure.code}: {failure.reason}") from None
         return digest
+
+
+def lambda_check(
+    location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
+) -> list[LambdaProblem]:
+    """Every reason AWS Lambda would refuse the image at `location` (an empty list when it would take it)."""
+    from ocipush.lambda_check import check_image
+
+    options = options or RegistryOptions.from_env()
+    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
+        return check_image(image, _platform(platform), options.cache_dir)

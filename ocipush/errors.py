@@ -76,6 +76,12 @@ class AwsError(OcipushError):
     exit_code = 10
 
 
+class CheckFailedError(OcipushError):
+    """A check that gates a pipeline found problems (for example `lambda-check`); the message lists them all."""
+
+    exit_code = 11
+
+
 class TransferStopped(OcipushError):
     """A blob transfer stopped because another one of the same operation failed (never the error reported)."""
 

@@ -163,3 +163,9 @@ def debian_base() -> Path:
 def busybox_base() -> Path:
     """OCI layout (tag latest) of a busybox-static base with a real /bin directory; cached between runs."""
     return cached_base("busybox")
+
+
+@pytest.fixture(scope="session")
+def debian_python_base() -> Path:
+    """OCI layout (tag latest) of Debian bookworm minbase with Debian's python3; cached between runs."""
+    return cached_base("debian-python")

@@ -39,6 +39,23 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                        help="build settings (default: ./ocipush.toml or [tool.ocipush] in ./pyproject.toml)")
     group.add_argument("--no-build-file", action="store_true", help="ignore ./ocipush.toml and pyproject.toml")
     group.add_argument("--no-cache", action="store_true", help="do not reuse layers from the local cache")
+    python = parser.add_argument_group("python dependencies (wheels for each target platform, one layer)")
+    python.add_argument("--requirements", action="append", default=[], metavar="FILE",
+                        help="a pip requirements file; repeat for more")
+    python.add_argument("--pyproject", metavar="FILE", help="install the [project] dependencies of this pyproject.toml")
+    python.add_argument("--lock", metavar="FILE", help="install the packages pinned in this pylock.toml")
+    python.add_argument("--python-version", metavar="X.Y",
+                        help="target Python (default: from the base, e.g. PYTHON_VERSION or a Lambda base's tag)")
+    python.add_argument("--libc", metavar="glibc[:X.Y]|musl[:X.Y]",
+                        help="target C library for wheel tags (default glibc 2.28; Lambda bases: their own)")
+    python.add_argument("--deps-dest", metavar="DIR",
+                        help="where the dependencies go (default: the Lambda task root, else /opt/python on "
+                        "PYTHONPATH)")
+    python.add_argument("--index-url", metavar="URL", help="pip's --index-url")
+    python.add_argument("--extra-index-url", action="append", default=[], metavar="URL", help="pip's --extra-index-url")
+    python.add_argument("--find-links", action="append", default=[], metavar="DIR|URL", help="pip's --find-links")
+    python.add_argument("--lambda", dest="lambda_check", action="store_true",
+                        help="check what AWS Lambda requires of the image before writing or pushing it")
 
 
 def spec_from_args(args: argparse.Namespace) -> BuildSpec:
@@ -78,5 +95,26 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
         "compression_level": args.compression_level,
         "source_date_epoch": source_date_epoch(),
         "use_cache": False if args.no_cache else None,
+        "python": _python_deps(args),
+        "lambda_check": True if args.lambda_check else None,
     }
     return make_spec(file_fields, overrides)
+
+
+def _python_deps(args: argparse.Namespace) -> dict[str, Any] | None:
+    def absolute(path: str | None) -> str | None:
+        return os.path.abspath(path) if path else None
+
+    if not (args.requirements or args.pyproject or args.lock):
+        return None
+    return {
+        "requirements": [os.path.abspath(p) for p in args.requirements],
+        "pyproject": absolute(args.pyproject),
+        "lock": absolute(args.lock),
+        "python_version": args.python_version,
+        "libc": args.libc,
+        "dest": args.deps_dest,
+        "index_url": args.index_url,
+        "extra_index_urls": args.extra_index_url,
+        "find_links": [link if "://" in link else os.path.abspath(link) for link in args.find_links],
+    }

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
@@ -31,6 +31,9 @@ from ocipush.models import (
     host_platform,
 )
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
+
+if TYPE_CHECKING:
+    from ocipush.build.python import DependencyLayer
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -85,15 +88,19 @@ def build_image(
     for image in bases.images:
         copy_base_layers(image, store)
     layers = _build_layers(spec, store, options, known, emit, watch)
+    deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit)
+    every_layer = [d.layer for d in deps if d is not None] + layers
     if cache is not None:
-        for built in (b for b in layers if store.has_blob(b.digest)):
+        for built in (b for b in every_layer if store.has_blob(b.digest)):
             blob = store.blob_path(built.digest)
             cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
     docker = bases.images[0].docker and spec.compression != "zstd"
-    manifests = [_write_manifest(spec, store, image, layers, docker) for image in bases.images]
+    manifests = [
+        _write_manifest(spec, store, image, layers, docker, dep) for image, dep in zip(bases.images, deps, strict=True)
+    ]
     if len(manifests) == 1:
         descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
-        return BuildResult(descriptor, [manifests[0].descriptor()], layers, tag)
+        return BuildResult(descriptor, [manifests[0].descriptor()], every_layer, tag)
     for manifest in manifests:
         store.write_blob(manifest.raw, manifest.digest)
     entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
@@ -104,7 +111,7 @@ def build_image(
     )
     document = ManifestDocument.from_model(index)
     descriptor = store.add_manifest(document, [tag] if tag else [])
-    return BuildResult(descriptor, entries, layers, tag)
+    return BuildResult(descriptor, entries, every_layer, tag)
 
 
 def _build_layers(
@@ -128,6 +135,34 @@ def _build_layers(
     # Each layer already keeps two cores busy; a few at once hide the per-file system-call latency.
     with ThreadPoolExecutor(max_workers=min(len(spec.layers), os.cpu_count() or 2)) as pool:
         return list(pool.map(one, range(len(spec.layers))))
+
+
+def _dependency_layers(
+    spec: BuildSpec,
+    bases: Bases,
+    store: OCILayout,
+    options: LayerOptions,
+    known: KnownLayers,
+    previous: list[ManifestDocument],
+    emit: ProgressCallback,
+) -> list[DependencyLayer | None]:
+    """Each platform's Python dependency layer (None for all when the spec has no Python dependencies)."""
+    if spec.python is None:
+        return [None] * len(bases.images)
+    from ocipush.build.python import dependency_layers
+
+    emit(ProgressEvent("start", "", message="python dependencies"))
+    found = dependency_layers(spec.python, bases.images, store, options, known, _previous_configs(store, previous))
+    for dep in found:
+        emit(ProgressEvent("skip" if dep.layer.reused else "done", dep.layer.digest, dep.layer.size, dep.layer.size,
+                           f"python dependencies: {'reused' if dep.layer.reused else 'installed'}"))  # fmt: skip
+    return list(found)
+
+
+def _previous_configs(store: OCILayout, previous: Iterable[ManifestDocument]) -> list[ImageConfig]:
+    """The configs of the image the target tag names now (those the store has)."""
+    digests = [document.manifest.config.digest for document in previous]
+    return [ImageConfig.model_validate_json(store.read_blob(d)) for d in digests if store.has_blob(d)]
 
 
 def _candidates(
@@ -163,9 +198,16 @@ def _descriptor(layer: LayerResult, docker: bool) -> Descriptor:
 
 
 def _write_manifest(
-    spec: BuildSpec, store: OCILayout, image: BaseImage, layers: list[LayerResult], docker: bool
+    spec: BuildSpec,
+    store: OCILayout,
+    image: BaseImage,
+    layers: list[LayerResult],
+    docker: bool,
+    dep: DependencyLayer | None = None,
 ) -> ManifestDocument:
-    config = _edit_config(spec, image, layers)
+    config = _edit_config(spec, image, layers, dep)
+    if dep is not None:
+        layers = [dep.layer, *layers]
     config_raw = config.to_json_bytes()
     config_digest = store.write_blob(config_raw)
     annotations = dict(spec.annotations)
@@ -184,14 +226,17 @@ def _write_manifest(
     return ManifestDocument.from_model(manifest)
 
 
-def _edit_config(spec: BuildSpec, image: BaseImage, layers: list[LayerResult]) -> ImageConfig:
+def _edit_config(
+    spec: BuildSpec, image: BaseImage, layers: list[LayerResult], dep: DependencyLayer | None = None
+) -> ImageConfig:
     created = rfc3339(spec.source_date_epoch)
     platform = image.platform
     config = image.config or ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant)
     container = config.config or ContainerConfig()
-    if spec.env:
-        env = [e for e in container.env or [] if e.split("=", 1)[0] not in spec.env]
-        container.env = env + [f"{k}={v}" for k, v in spec.env.items()]
+    wanted_env = {**(dep.env if dep else {}), **spec.env}
+    if wanted_env:
+        env = [e for e in container.env or [] if e.split("=", 1)[0] not in wanted_env]
+        container.env = env + [f"{k}={v}" for k, v in wanted_env.items()]
     if spec.entrypoint is not None:
         container.entrypoint = spec.entrypoint
         # As in a Dockerfile: a new entrypoint drops the base's command unless one is given.
@@ -210,6 +255,9 @@ def _edit_config(spec: BuildSpec, image: BaseImage, layers: list[LayerResult]) -
     config.created = created
     config.rootfs.diff_ids = list(config.rootfs.diff_ids) + [layer.diff_id for layer in layers]
     history = list(config.history or [])
+    if dep is not None:
+        config.rootfs.diff_ids.insert(len(config.rootfs.diff_ids) - len(layers), dep.layer.diff_id)
+        history.append(History(created=created, created_by=dep.history))
     history += [History(created=created, created_by=f"ocipush build: layer {layer.dest}") for layer in layers]
     config.history = history
     return config

@@ -130,7 +130,7 @@ def build_layer(
         walked: list[Entry] = []
         blob = _compress(_recording(walk, walked), store, options, watch)
         known.remember(fingerprint(walked, layer.dest, options), blob.diff_id)
-        same = _reuse(blob.diff_id, known, store, options, layer.dest)
+        same = reuse_layer(blob.diff_id, known, store, options, layer.dest)
         return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
     entries = list(walk)
     stamp = fingerprint(entries, layer.dest, options)
@@ -141,13 +141,13 @@ def build_layer(
         except BaseException:
             hasher.abort()
             raise
-        reused = _reuse(hasher.finish(), known, store, options, layer.dest)
+        reused = reuse_layer(hasher.finish(), known, store, options, layer.dest)
         if reused:
             return reused
     blob = _compress(iter(entries), store, options, watch)
     known.remember(stamp, blob.diff_id)
     # Compressed anyway, but a blob the base or the previous image already has is not uploaded again.
-    same = _reuse(blob.diff_id, known, store, options, layer.dest)
+    same = reuse_layer(blob.diff_id, known, store, options, layer.dest)
     return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
 
 
@@ -175,7 +175,7 @@ def _tar_layer(
         hasher.abort()
         raise
     diff_id = hasher.finish()
-    reused = _reuse(diff_id, known, store, options, layer.dest)
+    reused = reuse_layer(diff_id, known, store, options, layer.dest)
     if reused:
         return reused
     if detect_compression(layer.source) == options.compression:
@@ -190,7 +190,10 @@ def _tar_layer(
     return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
 
 
-def _reuse(diff_id: str, known: KnownLayers, store: OCILayout, options: LayerOptions, dest: str) -> LayerResult | None:
+def reuse_layer(
+    diff_id: str, known: KnownLayers, store: OCILayout, options: LayerOptions, dest: str
+) -> LayerResult | None:
+    """The layer of `diff_id` from a blob the base, the previous image or the cache already has; None if none."""
     found = known.find(diff_id)
     if found is None or found.compression != options.compression:
         return None

@@ -36,6 +36,43 @@ class LayerSpec(BaseModel):
     ignore_file: str | None = None
 
 
+class PythonDeps(BaseModel):
+    """Python dependencies installed as wheels for each target platform into one layer (see build/python.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requirements: list[str] = Field(default_factory=list)
+    pyproject: str | None = None
+    lock: str | None = None
+    python_version: str | None = None
+    libc: str | None = None
+    dest: str | None = None
+    index_url: str | None = None
+    extra_index_urls: list[str] = Field(default_factory=list)
+    find_links: list[str] = Field(default_factory=list)
+
+    @field_validator("python_version")
+    @classmethod
+    def _check_version(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"3\.\d{1,2}", value):
+            raise ValueError(f"python version {value!r}: expected MAJOR.MINOR such as 3.12")
+        return value
+
+    @field_validator("libc")
+    @classmethod
+    def _check_libc(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(glibc|musl)(:\d+\.\d+)?", value):
+            raise ValueError(f"libc {value!r}: expected glibc, musl, glibc:2.34 or musl:1.2")
+        return value
+
+    @field_validator("dest")
+    @classmethod
+    def _check_dest(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"dependency destination {value!r} must be an absolute path")
+        return value
+
+
 class BuildSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -57,6 +94,8 @@ class BuildSpec(BaseModel):
     ignore_file: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+    python: PythonDeps | None = None
+    lambda_check: bool = False
 
     @field_validator("env")
     @classmethod
@@ -165,24 +204,25 @@ def find_build_file(directory: str = ".") -> str | None:
 
 
 def _tool_table(path: str) -> dict[str, Any] | None:
-    tool = _read_toml(path).get("tool", {})
+    tool = read_toml(path).get("tool", {})
     table = tool.get("ocipush") if isinstance(tool, dict) else None
     return table if isinstance(table, dict) else None
 
 
-def _read_toml(path: str) -> dict[str, Any]:
+def read_toml(path: str, what: str = "build file") -> dict[str, Any]:
+    """A TOML file's table; BuildError naming `what` when it cannot be read or parsed."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except OSError as exc:
-        raise BuildError(f"cannot read build file {path}: {exc.strerror}") from None
+        raise BuildError(f"cannot read {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"build file {path} is not valid TOML: {exc}") from None
+        raise BuildError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def load_build_file(path: str) -> dict[str, Any]:
     """The build settings of a TOML file as BuildSpec fields, with paths made relative to the file's directory."""
-    data = _tool_table(path) if os.path.basename(path) == "pyproject.toml" else _read_toml(path)
+    data = _tool_table(path) if os.path.basename(path) == "pyproject.toml" else read_toml(path)
     if data is None:
         raise BuildError(f"{path} has no [tool.ocipush] table")
     here = os.path.dirname(os.path.abspath(path))

@@ -16,7 +16,8 @@ from ocipush import __version__
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
-  9 bad local layout 10 AWS API error       1 other error      130 interrupted"""
+  9 bad local layout 10 AWS API error       11 a check found problems (lambda-check, build --lambda)
+  1 other error      130 interrupted"""
 
 
 # Which module registers which command, so that running one command loads only its module.
@@ -33,6 +34,7 @@ COMMAND_HOMES = {
     "build-push": "ocipush.cli.buildpush",
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
+    "lambda-check": "ocipush.cli.lambdacheck",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

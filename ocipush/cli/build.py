@@ -9,8 +9,13 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ocipush.errors import UsageError
+
+if TYPE_CHECKING:
+    from ocipush.build import BuildResult
+    from ocipush.layout import OCILayout
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +46,14 @@ def _output_layout(path: str) -> Iterator[str]:
         raise
 
 
+def _lambda_gate(wanted: bool, store: OCILayout, result: BuildResult) -> None:
+    if wanted:
+        from ocipush.api import check_built_for_lambda
+        from ocipush.registry.options import RegistryOptions
+
+        check_built_for_lambda(store, result, RegistryOptions.from_env())
+
+
 def run_build(args: argparse.Namespace) -> int:
     from ocipush.build import build_image, previous_manifests, spec_from_args
     from ocipush.layout import OCILayout
@@ -54,12 +67,14 @@ def run_build(args: argparse.Namespace) -> int:
         with _output_layout(target.path) as path:
             store = OCILayout(path, create=True)
             result = build_image(spec, store, target.tag, previous=previous_manifests(store, target.tag))
+            _lambda_gate(spec.lambda_check, store, result)
     elif isinstance(target, ArchiveLocation):
         from ocipush.archive import write_docker_archive
 
         with tempfile.TemporaryDirectory(prefix="ocipush-build-") as scratch:
             store = OCILayout(scratch, create=True)
             result = build_image(spec, store, None)
+            _lambda_gate(spec.lambda_check, store, result)
             reference = str(target.reference) if target.reference else None
             write_docker_archive(store, result.descriptor, target.path, reference)
     else:

@@ -2,6 +2,7 @@
 
 - `debian`: Debian bookworm minbase from debootstrap, packed by umoci: merged /usr (`/bin -> usr/bin`),
   `/var/run -> /run`, device nodes in /dev, the shape of most real bases.
+- `debian-python`: the same with Debian's python3 (3.11), for Python applications.
 - `busybox`: busybox-static from Debian's archive with a real /bin directory of applet symlinks, /tmp 1777.
 
 Both come from the machine's configured Debian archive (apt's own sources); when it cannot be reached the base
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Bump a recipe's version when the way it is made changes: the cache key includes it.
-RECIPES_VERSION = {"debian": "bookworm-minbase-1", "busybox": "busybox-static-1"}
+RECIPES_VERSION = {"debian": "bookworm-minbase-1", "debian-python": "bookworm-python3-1", "busybox": "busybox-static-1"}
 SUITE = "bookworm"
 
 
@@ -63,9 +64,10 @@ def _pack(rootfs: Path, layout: Path, cmd: str) -> None:
     _run("umoci", "gc", "--layout", str(layout))
 
 
-def make_debian(workdir: Path, layout: Path) -> None:
+def make_debian(workdir: Path, layout: Path, include: tuple[str, ...] = ()) -> None:
     rootfs = workdir / "rootfs"
-    _run("debootstrap", "--variant=minbase", SUITE, str(rootfs), debian_mirror())
+    extra = [f"--include={','.join(include)}"] if include else []
+    _run("debootstrap", "--variant=minbase", *extra, SUITE, str(rootfs), debian_mirror())
     # apt's lists and caches are not part of a base image (as in the official debian images).
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for child in (rootfs / junk).glob("*"):
@@ -93,7 +95,15 @@ def make_busybox(workdir: Path, layout: Path) -> None:
     _pack(rootfs, layout, "/bin/sh")
 
 
-RECIPES: dict[str, Callable[[Path, Path], None]] = {"debian": make_debian, "busybox": make_busybox}
+def make_debian_python(workdir: Path, layout: Path) -> None:
+    make_debian(workdir, layout, include=("python3",))
+
+
+RECIPES: dict[str, Callable[[Path, Path], None]] = {
+    "debian": make_debian,
+    "debian-python": make_debian_python,
+    "busybox": make_busybox,
+}
 
 
 def cached_base(name: str) -> Path:

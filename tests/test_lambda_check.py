@@ -1,0 +1,77 @@
+"""What AWS Lambda requires of an image, checked before the push (on images shaped like AWS's Lambda bases:
+LAMBDA_TASK_ROOT in the environment, the handler named in CMD)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocipush.cli import main
+from ocipush.localregistry import LocalRegistry
+
+LAMBDA_ENV = ["--env", "LAMBDA_TASK_ROOT=/var/task", "--entrypoint", "/lambda-entrypoint.sh"]
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "app" / "pkg").mkdir(parents=True)
+    (tmp_path / "app" / "handler.py").write_text("def handler(event, context):\n    return 'ok'\n")
+    (tmp_path / "app" / "pkg" / "__init__.py").write_text("")
+    return tmp_path / "app"
+
+
+def _build(app: Path, out: Path, *extra: str) -> int:
+    return main(["build", "--no-build-file", "--output", f"oci:{out}:v1", "--layer", f"{app}:/var/task",
+                 *LAMBDA_ENV, *extra])  # fmt: skip
+
+
+def _problems(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
+    capsys.readouterr()
+    code = main(["lambda-check", *argv, "--json"])
+    return code, [p["check"] for p in json.loads(capsys.readouterr().out)["problems"]]
+
+
+def test_a_lambda_shaped_image_passes(app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _build(app, tmp_path / "ok", "--platform", "linux/arm64", "--cmd", "handler.handler") == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'ok'}:v1", "--platform", "linux/arm64") == (0, [])
+    # a package handler resolves to pkg/__init__.py
+    assert _build(app, tmp_path / "pkg", "--platform", "linux/amd64", "--cmd", "pkg.handler") == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'pkg'}:v1") == (0, [])
+
+
+def test_every_problem_is_reported_at_once(app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _build(app, tmp_path / "bad", "--platform", "linux/s390x", "--cmd", "missing.handler") == 0
+    code, checks = _problems(capsys, f"oci:{tmp_path / 'bad'}:v1")
+    assert (code, checks) == (11, ["architecture", "handler"])
+    assert _build(app, tmp_path / "arm", "--platform", "linux/arm64", "--cmd", "handler.handler") == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'arm'}:v1", "--platform", "linux/amd64") == (11, ["architecture"])
+    assert _build(app, tmp_path / "multi", "--platform", "linux/amd64,linux/arm64", "--cmd", "handler.handler") == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'multi'}:v1") == (11, ["single-platform"])
+
+
+def test_build_push_with_lambda_refuses_to_push_an_image_lambda_would_refuse(
+    app: Path, registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["build-push", "--no-build-file", "--layer", f"{app}:/var/task", *LAMBDA_ENV, "--cmd", "nope.handler",
+                 "--lambda", "--tag", f"{registry.host}/fn/bad:v1"])  # fmt: skip
+    assert code == 11
+    assert "nope.handler needs /var/task/nope.py" in capsys.readouterr().err
+    # No image is pushed (new layer blobs may already be there: build-push uploads them as they are compressed).
+    assert '"PUT /v2/fn/bad/manifests/' not in registry.log_path.read_text()
+
+
+def test_a_multi_platform_lambda_build_pushes_one_tag_per_architecture(
+    app: Path, registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = f"{registry.host}/fn/app"
+    assert main(["build-push", "--no-build-file", "--layer", f"{app}:/var/task", *LAMBDA_ENV, "--cmd",
+                 "handler.handler", "--platform", "linux/amd64,linux/arm64", "--lambda", "--tag", f"{target}:v1",
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["tags", f"{target}"]) == 0
+    assert sorted(capsys.readouterr().out.split()) == ["v1-amd64", "v1-arm64"]
+    for arch in ("amd64", "arm64"):
+        assert _problems(capsys, f"{target}:v1-{arch}", "--platform", f"linux/{arch}") == (0, [])

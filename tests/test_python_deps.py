@@ -1,0 +1,165 @@
+"""Python dependencies as layers: wheels per target architecture from a local wheelhouse (offline, real pip),
+cached by their inputs, and the image run under podman on a Debian base with python3."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+from pathlib import Path
+
+import pytest
+from support.bases import push_base
+from support.runtime import Podman
+from support.wheels import wheelhouse
+
+from ocipush.cli import main
+from ocipush.extract import decompress_stream
+from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
+from ocipush.mediatypes import layer_compression
+
+INSTALL_LOG = "installing python dependencies"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A requirements file, the wheelhouse, a private cache dir; pip sees no index (PIP_* passes through)."""
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    wheelhouse(tmp_path / "wheels")
+    (tmp_path / "requirements.txt").write_text("purelib==1.0\nfastmod==3.0\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text(
+        "import fastmod, purelib, sixish\nprint('purelib', purelib.VERSION, 'fastmod', fastmod.ARCH, sixish.NAME)\n"
+    )
+    return tmp_path
+
+
+def _deps_args(project: Path, *extra: str) -> list[str]:
+    return ["--no-build-file", "--requirements", str(project / "requirements.txt"),
+            "--find-links", str(project / "wheels"), *extra]  # fmt: skip
+
+
+def _layer_files(layout: OCILayout, manifest: dict[str, object], index: int) -> dict[str, bytes]:
+    layer = manifest["layers"][index]  # type: ignore[index]
+    with layout.open_blob(layer["digest"]) as blob:
+        data = decompress_stream(blob, layer_compression(layer["mediaType"])).read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: (tar.extractfile(m).read() if m.isfile() else b"") for m in tar}  # type: ignore[union-attr]
+
+
+def test_each_architecture_gets_its_own_wheels_and_an_unchanged_set_is_not_installed_again(
+    project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = project / "out"
+    argv = ["build", "--output", f"oci:{out}:v1", "--platform", "linux/amd64,linux/arm64", "--python-version", "3.12",
+            *_deps_args(project), "--layer", f"{project / 'app'}:/app"]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main(argv) == 0
+    assert caplog.text.count(INSTALL_LOG) == 2  # once per architecture
+    layout = OCILayout(str(out))
+    index = json.loads(layout.read_blob(layout.resolve("v1").digest))
+    for child in index["manifests"]:
+        manifest = json.loads(layout.read_blob(child["digest"]))
+        config = json.loads(layout.read_blob(manifest["config"]["digest"]))
+        files = _layer_files(layout, manifest, 0)
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}[child["platform"]["architecture"]]
+        assert files["opt/python/fastmod/__init__.py"] == f"ARCH = '{machine}'\n".encode()
+        assert files["opt/python/purelib/__init__.py"] == b"VERSION = '1.0'\n"
+        assert "opt/python/sixish.py" in files  # purelib's own dependency came along
+        assert "opt/python/fastmod-3.0.dist-info/RECORD" in files
+        assert not [name for name in files if "__pycache__" in name or name.startswith("opt/python/bin")]
+        assert "PYTHONPATH=/opt/python" in config["config"]["Env"]
+        assert any("python dependencies sha256:" in h["created_by"] for h in config["history"])
+        assert "app/main.py" in _layer_files(layout, manifest, 1)  # the app is a layer of its own
+    first = layout.resolve("v1").digest
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main(argv) == 0
+    assert INSTALL_LOG not in caplog.text
+    assert caplog.text.count("layer reused") == 2
+    assert layout.resolve("v1").digest == first  # reproducible, byte for byte
+
+
+def test_a_dependency_without_a_wheel_fails_naming_it(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "requirements.txt").write_text("sdistonly==0.1\n")
+    code = main(["build", "--output", f"oci:{project / 'out'}:v1", "--python-version", "3.12", *_deps_args(project)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "python dependency sdistonly==0.1 has no wheel for linux/" in err
+    assert "no compiler runs" in err
+    assert not (project / "out").exists()
+
+
+def test_an_unknown_python_version_says_how_to_give_it(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["build", "--output", f"oci:{project / 'out'}:v1", *_deps_args(project)])
+    assert code == 2
+    assert "give it with --python-version 3.12" in capsys.readouterr().err
+
+
+def test_a_fresh_runner_reuses_the_target_tags_dependency_layer(
+    project: Path, registry: LocalRegistry, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["build-push", "--python-version", "3.12", "--platform", "linux/amd64", *_deps_args(project),
+            "--tag", f"{registry.host}/py/app:v1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    uploads_before = registry.log_path.read_text().count("PUT /v2/py/app/blobs/uploads/")
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(project / "fresh-runner-cache"))
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main(argv) == 0
+    assert INSTALL_LOG not in caplog.text
+    assert "layer reused" in caplog.text
+    assert registry.log_path.read_text().count("PUT /v2/py/app/blobs/uploads/") == uploads_before
+
+
+def test_the_image_runs_under_podman_and_lambda_check_names_what_needs_a_lambda_base(
+    project: Path, registry: LocalRegistry, podman: Podman, debian_python_base: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    base = push_base(debian_python_base, registry.host, "base/debian-python")
+    target = f"{registry.host}/py/service:v1"
+    argv = ["build-push", "--from", base, "--python-version", "3.11", *_deps_args(project), "--layer",
+            f"{project / 'app'}:/app", "--cmd", "python3 /app/main.py", "--tag", target, "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert podman.run(target) == "purelib 1.0 fastmod x86_64 sixish\n"
+    capsys.readouterr()
+    assert main(["lambda-check", target, "--json"]) == 11
+    report = json.loads(capsys.readouterr().out)
+    assert [p["check"] for p in report["problems"]] == ["runtime-client"]
+
+
+def test_pyproject_and_pylock_inputs_become_pinned_requirements(project: Path) -> None:
+    from ocipush.build.python import requirement_lines
+    from ocipush.build.spec import PythonDeps
+
+    (project / "pyproject.toml").write_text('[project]\nname = "svc"\ndependencies = ["purelib==1.0"]\n')
+    (project / "pylock.toml").write_text(
+        'lock-version = "1.0"\n[[packages]]\nname = "fastmod"\nversion = "3.0"\n'
+        '[[packages.wheels]]\nname = "fastmod-3.0-cp312-cp312-manylinux_2_17_x86_64.whl"\nhashes = {sha256 = "ab"}\n'
+        '[[packages]]\nname = "sixish"\nversion = "2.1"\nmarker = "python_version >= \'3.8\'"\n'
+    )
+    deps = PythonDeps(pyproject=str(project / "pyproject.toml"), lock=str(project / "pylock.toml"))
+    assert requirement_lines(deps) == [
+        "purelib==1.0",
+        "fastmod==3.0 --hash=sha256:ab",
+        "sixish==2.1; python_version >= '3.8'",
+    ]
+    (project / "broken.toml").write_text("[[packages]]\nversion = 1\n")
+    with pytest.raises(Exception, match="a package without name and version"):
+        requirement_lines(PythonDeps(lock=str(project / "broken.toml")))
+
+
+def test_pyproject_dependencies_install_from_the_wheelhouse(project: Path) -> None:
+    (project / "pyproject.toml").write_text('[project]\nname = "svc"\ndependencies = ["purelib==1.0"]\n')
+    out = project / "out"
+    code = main(["build", "--no-build-file", "--output", f"oci:{out}:v1", "--python-version", "3.12", "--pyproject",
+                 str(project / "pyproject.toml"), "--find-links", str(project / "wheels")])  # fmt: skip
+    assert code == 0
+    layout = OCILayout(str(out))
+    manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
+    assert "opt/python/purelib/__init__.py" in _layer_files(layout, manifest, 0)
