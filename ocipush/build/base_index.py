@@ -35,6 +35,9 @@ log = logging.getLogger("ocipush.build.base_index")
 
 _VERSION = 1
 _READ_SIZE = 1 << 20
+# tarfile's stream mode copies the rest of its buffer on every header read: small enough to be cheap, large
+# enough that skipping file contents takes few reads (measured on a 121 MB layer: 1 MiB 1.3 s, 64 KiB 0.7 s).
+_TAR_BUFFER = 1 << 16
 
 # Opens a layer blob of the base for reading (compressed bytes, as stored).
 LayerOpener = Callable[[Descriptor], AbstractContextManager[Reader]]
@@ -115,7 +118,7 @@ def summarize(tar_stream: Reader) -> LayerSummary:
     """The summary of an uncompressed layer tar, read header by header (file contents are skipped)."""
     summary = LayerSummary()
     named: set[str] = set()
-    with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=_READ_SIZE) as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
         for member in tar:
             path = _clean(member.name)
             if not path:
