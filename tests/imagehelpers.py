@@ -28,14 +28,16 @@ class E:
     mode: int | None = None
     target: str = ""
     mtime: int = MTIME
+    uid: int = 0
+    gid: int = 0
 
 
 def file(name: str, data: bytes | str = b"", mode: int = 0o644) -> E:
     return E(name, "file", data.encode() if isinstance(data, str) else data, mode)
 
 
-def dir(name: str, mode: int = 0o755) -> E:
-    return E(name, "dir", mode=mode)
+def dir(name: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> E:
+    return E(name, "dir", mode=mode, uid=uid, gid=gid)
 
 
 def symlink(name: str, target: str) -> E:
@@ -56,7 +58,7 @@ def layer_tar(entries: list[E]) -> bytes:
         for e in entries:
             info = tarfile.TarInfo(e.name)
             info.mtime = e.mtime
-            info.uid = info.gid = 0
+            info.uid, info.gid = e.uid, e.gid
             if e.kind == "file":
                 info.size = len(e.data)
                 info.mode = 0o644 if e.mode is None else e.mode

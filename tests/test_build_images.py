@@ -177,3 +177,6 @@ def test_registry_base_is_never_downloaded(registry: LocalRegistry, tmp_path: Pa
     base_layer, app_layer = manifest.layers
     assert not store.has_blob(base_layer.digest)
     assert store.has_blob(app_layer.digest)
+    # Only the headers were streamed, once, to learn the base's directories; their summary is cached by digest.
+    summaries = list((tmp_path / "cache" / "base-index").iterdir())
+    assert [p.name for p in summaries] == [base_layer.digest.replace(":", "-") + ".json"]

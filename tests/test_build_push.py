@@ -1,5 +1,6 @@
-"""build-push against real registries: base layers mounted (never downloaded) on the same registry, streamed
-registry to registry otherwise; the ECR flow with create-on-push; what we push, skopeo and umoci read."""
+"""build-push against real registries: base layers mounted on the same registry (only their headers are read,
+once, for the base index), streamed registry to registry otherwise; the ECR flow with create-on-push; what we push,
+skopeo and umoci read."""
 
 from __future__ import annotations
 
@@ -43,11 +44,16 @@ def test_same_registry_base_is_mounted_not_downloaded(registry: LocalRegistry, t
     spec = BuildSpec(base=base, layers=[LayerSpec(source=str(app), dest="/srv")], cmd=["/srv/app/run.sh"])
     built, pushed = api.build_push(spec, f"{registry.host}/team/app:v1", options=options(tmp_path / "a"))
     assert [pushed.blobs[d] for d in base_layers] == ["mounted"]
-    assert _blob_gets(registry.log_path, base_layers) == 0
+    # One GET: the header pass that learns whether the base has /srv; the push itself mounts.
+    assert _blob_gets(registry.log_path, base_layers) == 1
     # the build never stored the base layer locally either
     store = OCILayout(str(tmp_path / "a" / "cache" / "layouts" / "build"))
     assert not any(store.has_blob(d) for d in base_layers)
     assert built.layers[-1].dest == "/srv"
+    # A rebuild with a changed app finds the base's index in the cache: no GET of the base at all.
+    (app / "app/main.py").write_text("print('changed')\n")
+    api.build_push(spec, f"{registry.host}/team/app:v2", options=options(tmp_path / "a"))
+    assert _blob_gets(registry.log_path, base_layers) == 1
 
 
 def test_cross_registry_base_is_streamed(registry: LocalRegistry, tmp_path: Path) -> None:

@@ -16,9 +16,10 @@ from ocipush import mediatypes as mt
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
 from ocipush.build.cache import LayerCache
 from ocipush.build.compress import BlobWatcher
+from ocipush.build.destination import place_layers
 from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
-from ocipush.build.spec import BuildSpec
-from ocipush.build.tarstream import Ownership
+from ocipush.build.spec import BuildSpec, LayerSpec
+from ocipush.build.tarstream import Ownership, Placement
 from ocipush.layout import OCILayout
 from ocipush.models import (
     ContainerConfig,
@@ -33,7 +34,7 @@ from ocipush.models import (
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 
 if TYPE_CHECKING:
-    from ocipush.build.python import DependencyLayer
+    from ocipush.build.python import DependencyLayer, Placer
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -87,8 +88,14 @@ def build_image(
     known = KnownLayers(_candidates(bases, store, previous or [], options), cache, options)
     for image in bases.images:
         copy_base_layers(image, store)
-    layers = _build_layers(spec, store, options, known, emit, watch)
-    deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit)
+    placements = place_layers(spec.layers, bases.images, fetch_options, spec.cache_dir, spec.use_cache)
+    per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
+
+    def placer(image: BaseImage, dest: str) -> Placement | None:
+        return place_layers([LayerSpec(source=".", dest=dest)], [image], fetch_options, spec.cache_dir,
+                            spec.use_cache)[0][0]  # fmt: skip
+
+    deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer)
     every_layer = [d.layer for d in deps if d is not None] + layers
     if cache is not None:
         for built in (b for b in every_layer if store.has_blob(b.digest)):
@@ -96,7 +103,8 @@ def build_image(
             cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
     docker = bases.images[0].docker and spec.compression != "zstd"
     manifests = [
-        _write_manifest(spec, store, image, layers, docker, dep) for image, dep in zip(bases.images, deps, strict=True)
+        _write_manifest(spec, store, image, image_layers, docker, dep)
+        for image, image_layers, dep in zip(bases.images, per_image, deps, strict=True)
     ]
     if len(manifests) == 1:
         descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
@@ -121,20 +129,31 @@ def _build_layers(
     known: KnownLayers,
     emit: ProgressCallback,
     watch: BlobWatcher | None,
-) -> list[LayerResult]:
-    def one(index: int) -> LayerResult:
+    placements: list[list[Placement | None]],
+) -> tuple[list[list[LayerResult]], list[LayerResult]]:
+    """Each platform's layers (`placements` has one row per platform), and every distinct layer built.
+
+    A layer is built once per distinct placement: platforms whose bases agree on its destination share it."""
+    jobs = list(dict.fromkeys((index, place) for column in placements for index, place in enumerate(column)))
+
+    def one(job: tuple[int, Placement | None]) -> LayerResult:
+        index, place = job
         layer = spec.layers[index]
         emit(ProgressEvent("start", "", message=f"layer {index + 1}: {layer.source} -> {layer.dest}"))
-        result = build_layer(layer, store, options, known, watch)
+        result = build_layer(layer, store, options, known, watch, place)
         emit(ProgressEvent("skip" if result.reused else "done", result.digest, result.size, result.size,
                            f"layer {index + 1}: {'reused' if result.reused else 'built'}"))  # fmt: skip
         return result
 
-    if len(spec.layers) <= 1:
-        return [one(i) for i in range(len(spec.layers))]
-    # Each layer already keeps two cores busy; a few at once hide the per-file system-call latency.
-    with ThreadPoolExecutor(max_workers=min(len(spec.layers), os.cpu_count() or 2)) as pool:
-        return list(pool.map(one, range(len(spec.layers))))
+    if len(jobs) <= 1:
+        results = [one(job) for job in jobs]
+    else:
+        # Each layer already keeps two cores busy; a few at once hide the per-file system-call latency.
+        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 2)) as pool:
+            results = list(pool.map(one, jobs))
+    built = dict(zip(jobs, results, strict=True))
+    per_image = [[built[job] for job in enumerate(column)] for column in placements]
+    return per_image, list(dict.fromkeys(results))
 
 
 def _dependency_layers(
@@ -145,6 +164,7 @@ def _dependency_layers(
     known: KnownLayers,
     previous: list[ManifestDocument],
     emit: ProgressCallback,
+    placer: Placer,
 ) -> list[DependencyLayer | None]:
     """Each platform's Python dependency layer (None for all when the spec has no Python dependencies)."""
     if spec.python is None:
@@ -152,7 +172,8 @@ def _dependency_layers(
     from ocipush.build.python import dependency_layers
 
     emit(ProgressEvent("start", "", message="python dependencies"))
-    found = dependency_layers(spec.python, bases.images, store, options, known, _previous_configs(store, previous))
+    configs = _previous_configs(store, previous)
+    found = dependency_layers(spec.python, bases.images, store, options, known, configs, placer)
     for dep in found:
         emit(ProgressEvent("skip" if dep.layer.reused else "done", dep.layer.digest, dep.layer.size, dep.layer.size,
                            f"python dependencies: {'reused' if dep.layer.reused else 'installed'}"))  # fmt: skip

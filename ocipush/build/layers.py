@@ -18,7 +18,17 @@ from ocipush.build.compress import BlobPipeline, BlobResult, BlobWatcher, Compre
 from ocipush.build.ignore import IgnoreMatcher
 from ocipush.build.spec import LayerSpec
 from ocipush.build.tarfile_input import detect_compression, iter_tar_bytes
-from ocipush.build.tarstream import CHUNK_SIZE, Chunker, Entry, Ownership, fingerprint, iter_tree, write_tar
+from ocipush.build.tarstream import (
+    CHUNK_SIZE,
+    Chunker,
+    Entry,
+    Ownership,
+    Placement,
+    fingerprint,
+    iter_tree,
+    new_placement,
+    write_tar,
+)
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
 
@@ -57,7 +67,7 @@ class KnownLayers:
             c.previous for c in self._known.values()
         )
 
-    def nothing_to_reuse(self) -> bool:
+    def nothing_toreuse_layer(self) -> bool:
         """No previous image and an empty cache: no fingerprint can help, so the walk need not come first."""
         return not any(c.previous for c in self._known.values()) and not (
             self._cache is not None and self._cache.has_fingerprints()
@@ -119,21 +129,29 @@ def _feed_chunks(blocks: Iterable[bytes], sink: DiffIdHasher | BlobPipeline) -> 
 
 
 def build_layer(
-    layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers, watch: BlobWatcher | None = None
+    layer: LayerSpec,
+    store: OCILayout,
+    options: LayerOptions,
+    known: KnownLayers,
+    watch: BlobWatcher | None = None,
+    placement: Placement | None = None,
 ) -> LayerResult:
-    """Write (or reuse) the compressed blob of one layer in `store`; `watch` is told about a blob as it starts."""
+    """Write (or reuse) the compressed blob of one layer in `store`; `watch` is told about a blob as it starts.
+
+    `placement` says where a directory layer's contents go in the base (default: under DEST as on scratch)."""
     if layer.tar:
         return _tar_layer(layer, store, options, known, watch)
-    walk = iter_tree(layer.source, layer.dest, _matcher(layer, options))
-    if known.nothing_to_reuse():
+    place = placement or new_placement(layer.dest)
+    walk = iter_tree(layer.source, place, _matcher(layer, options))
+    if known.nothing_toreuse_layer():
         # A first build: tar and compress while the walk is still going; the fingerprint comes afterwards.
         walked: list[Entry] = []
         blob = _compress(_recording(walk, walked), store, options, watch)
-        known.remember(fingerprint(walked, layer.dest, options), blob.diff_id)
+        known.remember(fingerprint(walked, place, options), blob.diff_id)
         same = reuse_layer(blob.diff_id, known, store, options, layer.dest)
         return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
     entries = list(walk)
-    stamp = fingerprint(entries, layer.dest, options)
+    stamp = fingerprint(entries, place, options)
     if known.worth_hashing_first(known.predicted_diff_id(stamp)):
         hasher = DiffIdHasher()
         try:

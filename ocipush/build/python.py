@@ -17,11 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ocipush.build.base import BaseImage
 from ocipush.build.layers import KnownLayers, LayerOptions, LayerResult, build_layer, reuse_layer
 from ocipush.build.spec import LayerSpec, PythonDeps, read_toml
+from ocipush.build.tarstream import Placement
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
 from ocipush.models import ImageConfig, Platform
@@ -33,6 +35,8 @@ LAMBDA_TASK_ROOT = "/var/task"
 # The glibc floor assumed when the base does not say: manylinux_2_28 wheels run on Debian 10+, RHEL 8+, AL2023.
 DEFAULT_GLIBC = (2, 28)
 HISTORY_PREFIX = "ocipush build: python dependencies "
+# Where a layer at DEST lands in a platform's base (its symlinks followed, its directories' metadata kept).
+Placer = Callable[[BaseImage, str], Placement | None]
 _ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
@@ -190,13 +194,13 @@ def _links_listing(find_links: list[str]) -> list[object]:
     return listing
 
 
-def cache_key(deps: PythonDeps, target: PythonTarget) -> str:
+def cache_key(deps: PythonDeps, target: PythonTarget, placement: Placement | None = None) -> str:
     """The hash of everything that decides the installed files (secrets in URLs or PIP_* are hashed, not kept)."""
     inputs = {
         "requirements": [text for path in deps.requirements for text in _included_texts(path, set())],
         "lines": requirement_lines(deps),
         "target": [target.version, target.libc, target.libc_version, target.platform_tags(), target.abi],
-        "dest": target.dest,
+        "dest": [target.dest, repr(placement)],
         "pip": _pip_version(),
         "index": [deps.index_url, deps.extra_index_urls, _links_listing(deps.find_links)],
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("PIP_")),
@@ -297,6 +301,7 @@ def dependency_layers(
     options: LayerOptions,
     known: KnownLayers,
     previous: list[ImageConfig],
+    placer: Placer,
 ) -> list[DependencyLayer]:
     """The dependency layer of each base image's platform: reused by key when it can be, else installed."""
     recorded = previous_keys(previous)
@@ -304,9 +309,10 @@ def dependency_layers(
     for image in images:
         config = image.config
         target = python_target(deps, image.platform, config, image.name)
-        key = cache_key(deps, target)
+        placement = placer(image, target.dest)
+        key = cache_key(deps, target, placement)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
-            deps, target, key, store, options, known
+            deps, target, key, store, options, known, placement
         )
         result.append(DependencyLayer(layer, history_entry(key, target), pythonpath_env(target, config)))
     return result
@@ -326,7 +332,13 @@ def _reuse_by_key(
 
 
 def _install_layer(
-    deps: PythonDeps, target: PythonTarget, key: str, store: OCILayout, options: LayerOptions, known: KnownLayers
+    deps: PythonDeps,
+    target: PythonTarget,
+    key: str,
+    store: OCILayout,
+    options: LayerOptions,
+    known: KnownLayers,
+    placement: Placement | None,
 ) -> LayerResult:
     from ocipush.cachedir import cache_subdir
 
@@ -334,6 +346,6 @@ def _install_layer(
         into = os.path.join(scratch, "site")
         install(deps, target, into)
         # The dependency tree is fresh every time: fingerprints of it could never match, so none are kept.
-        layer = build_layer(LayerSpec(source=into, dest=target.dest), store, options, known)
+        layer = build_layer(LayerSpec(source=into, dest=target.dest), store, options, known, placement=placement)
     known.remember("python:" + key, layer.diff_id)
     return layer

@@ -4,7 +4,8 @@
 turns entries into ustar/PAX bytes delivered in fixed-size chunks. Keeping the two apart lets a layer be tarred
 twice (a diff_id-only pass, then a compressing pass) from one walk. Headers are built by hand: `tarfile`
 spends most of its time in per-member Python objects, which is what this module avoids. Every header carries the
-same mtime, uid/gid and empty owner names, so the bytes depend only on names, modes, link targets and contents."""
+same mtime, uid/gid (the base's own, for the base directories a layer's destination passes through) and empty
+owner names, so the bytes depend only on names, modes, owners, link targets and contents."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ class Entry(NamedTuple):
     link: bytes = b""
     # (mtime_ns, ctime_ns, inode) of a regular file: a change stamp for the layer cache, never written to the tar.
     stamp: tuple[int, int, int] = (0, 0, 0)
+    # (uid, gid) when this entry's owner is not the layer's (a directory the base already has).
+    owner: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,41 @@ class Ownership:
     gid: int = 0
 
 
-def dest_prefix(dest: str) -> bytes:
-    """'/app/src' -> b'app/src/' (no leading slash, '' for the root); '..' is refused."""
+def dest_parts(dest: str) -> list[str]:
+    """'/app/src' -> ['app', 'src'] ([] for the root); '..' is refused."""
     parts = [p for p in dest.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise BuildError(f"layer destination {dest!r} must not contain '..'")
-    return os.fsencode("/".join(parts) + "/") if parts else b""
+    return parts
 
 
-def iter_tree(root: str, dest: str = "/", ignore: IgnoreMatcher | None = None) -> Iterator[Entry]:
+class Placement(NamedTuple):
+    """Where a layer's contents go: the archive path `prefix` (b'usr/bin/x/', b'' for the root) and an entry for
+    each directory on the way, parents first."""
+
+    prefix: bytes
+    parents: tuple[Entry, ...]
+
+
+def new_placement(dest: str) -> Placement:
+    """The placement under `dest` when nothing is there yet: every directory made 0755, owned by the layer's owner."""
+    parts = dest_parts(dest)
+    return make_placement(parts, [None] * len(parts))
+
+
+def make_placement(parts: list[str], existing: list[tuple[int, int, int] | None]) -> Placement:
+    """A placement at `parts`, whose directories are either made by the layer (None) or kept as the base has
+    them ((mode, uid, gid))."""
+    names: list[bytes] = []
+    parents = []
+    for part, meta in zip(parts, existing, strict=True):
+        names.append(os.fsencode(part))
+        name = b"/".join(names) + b"/"
+        parents.append(Entry(name, DIR, _DIR_MODE) if meta is None else Entry(name, DIR, meta[0], owner=meta[1:]))
+    return Placement(parents[-1].name if parents else b"", tuple(parents))
+
+
+def iter_tree(root: str, dest: str | Placement = "/", ignore: IgnoreMatcher | None = None) -> Iterator[Entry]:
     """Entries for `root`'s contents placed under `dest`, in sorted depth-first order, parents first.
 
     A generator, so that the tar writer (and the hashing and compressing threads behind it) start while the
@@ -72,13 +101,10 @@ def iter_tree(root: str, dest: str = "/", ignore: IgnoreMatcher | None = None) -
         raise BuildError(f"layer directory {root} does not exist") from None
     if not stat.S_ISDIR(st.st_mode):
         raise BuildError(f"layer source {root} is not a directory")
-    prefix = dest_prefix(dest)
-    parts = prefix.rstrip(b"/").split(b"/") if prefix else []
-    for i in range(len(parts)):
-        mode = stat.S_IMODE(st.st_mode) if i == len(parts) - 1 else _DIR_MODE
-        yield Entry(b"/".join(parts[: i + 1]) + b"/", DIR, mode)
+    place = new_placement(dest) if isinstance(dest, str) else dest
+    yield from place.parents
     walker = _Walker(ignore)
-    yield from walker.walk(root, prefix, "", ignore.initial_state() if ignore else ())
+    yield from walker.walk(root, place.prefix, "", ignore.initial_state() if ignore else ())
 
 
 class _Walker:
@@ -294,11 +320,15 @@ class Chunker:
 def write_tar(entries: Iterable[Entry], sink: Sink, mtime: int, owner: Ownership = Ownership()) -> None:
     """Write `entries` as a tar stream (ending in two zero blocks) into `sink`, in chunks of CHUNK_SIZE."""
     headers = _Headers(owner, mtime)
+    kept: dict[tuple[int, int], _Headers] = {}  # headers for the base's own directories, by owner
     out = Chunker(sink, CHUNK_SIZE)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     for entry in entries:
         if entry.kind != REG:
-            out.write(headers.build(entry.name, entry.kind, entry.mode, 0, entry.link))
+            use = headers
+            if entry.owner is not None:
+                use = kept.get(entry.owner) or kept.setdefault(entry.owner, _Headers(Ownership(*entry.owner), mtime))
+            out.write(use.build(entry.name, entry.kind, entry.mode, 0, entry.link))
             continue
         out.write(headers.build(entry.name, REG, entry.mode, entry.size))
         try:

@@ -1,0 +1,277 @@
+"""What a base image has at a path: its directories and symlinks, read from layer tar headers, top layer down.
+
+A layer placed at `/bin/tools` must know whether the base's `/bin` is a directory (and with which mode and owner)
+or a symlink, or the layer's own parent entries replace what the base has. Only tar headers are needed: each layer
+is summarised once (directories with mode/uid/gid, symlinks with their targets, other entries by name, whiteouts,
+opaque directories), lazily from the top layer down, so a lookup stops at the first layer that settles its path.
+
+A summary depends only on the layer's bytes, so it is cached by layer digest in the cache dir: an unchanged base
+costs one JSON read per layer consulted. A layer is read to its end (a tar's entries can come in any order, so
+a partial read settles nothing) and its digest is checked before its summary is used or cached; layers below the
+one that settles every path asked for are not read at all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ocipush.build.base import BaseImage
+from ocipush.digest import HashingReader, check_digest
+from ocipush.errors import UsageError
+from ocipush.extract import OPAQUE, WHITEOUT, Reader, corrupt_stream_errors, decompress_stream
+from ocipush.fsutil import atomic_write_bytes
+from ocipush.mediatypes import layer_compression
+from ocipush.models import Descriptor
+
+log = logging.getLogger("ocipush.build.base_index")
+
+_VERSION = 1
+_READ_SIZE = 1 << 20
+# tarfile's stream mode copies the rest of its buffer on every header read: small enough to be cheap, large
+# enough that skipping file contents takes few reads (measured on a 121 MB layer: 1 MiB 1.3 s, 64 KiB 0.7 s).
+_TAR_BUFFER = 1 << 16
+
+# Opens a layer blob of the base for reading (compressed bytes, as stored).
+LayerOpener = Callable[[Descriptor], AbstractContextManager[Reader]]
+
+
+class Node(NamedTuple):
+    """One path of the base image as the runtime will show it: kind 'dir', 'link' or 'other'."""
+
+    kind: str
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+    link: str = ""
+
+
+# What a runtime makes of a directory that a layer only implies (entries beneath it, no entry of its own).
+IMPLIED_DIR = Node("dir")
+
+
+@dataclass
+class LayerSummary:
+    """What one layer's headers say about directories and symlinks (paths without leading or trailing '/')."""
+
+    dirs: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    others: set[str] = field(default_factory=set)
+    whiteouts: set[str] = field(default_factory=set)
+    opaque: set[str] = field(default_factory=set)
+    implied: set[str] = field(default_factory=set)
+
+    def node(self, path: str) -> Node | None:
+        found = self.dirs.get(path)
+        if found is not None:
+            return Node("dir", *found)
+        link = self.links.get(path)
+        if link is not None:
+            return Node("link", 0o777, link=link)
+        return Node("other", 0) if path in self.others else None
+
+    def hides_below(self, path: str, ancestors: list[str]) -> bool:
+        """True when this layer hides `path` in every layer beneath it."""
+        if path in self.whiteouts:
+            return True
+        return any(
+            a in self.whiteouts or a in self.opaque or a in self.links or a in self.others for a in ancestors
+        )
+
+    def to_json(self) -> bytes:
+        data = {
+            "version": _VERSION,
+            "dirs": self.dirs,
+            "links": self.links,
+            **{key: sorted(getattr(self, key)) for key in ("others", "whiteouts", "opaque", "implied")},
+        }
+        return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> LayerSummary | None:
+        """The summary stored in `raw`, or None when it is unreadable or from another version."""
+        try:
+            data = json.loads(raw)
+            if data.get("version") != _VERSION:
+                return None
+            return cls(
+                {k: (int(m), int(u), int(g)) for k, (m, u, g) in data["dirs"].items()},
+                {k: str(v) for k, v in data["links"].items()},
+                *(set(map(str, data[key])) for key in ("others", "whiteouts", "opaque", "implied")),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def _clean(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def summarize(tar_stream: Reader) -> LayerSummary:
+    """The summary of an uncompressed layer tar, read header by header (file contents are skipped)."""
+    summary = LayerSummary()
+    named: set[str] = set()
+    with tarfile.open(fileobj=tar_stream, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
+        for member in tar:
+            path = _clean(member.name)
+            if not path:
+                continue  # the root's own entry: a layer cannot change the root directory's metadata
+            parent, base = posixpath.split(path)
+            named.add(path)
+            if base == OPAQUE:
+                summary.opaque.add(parent)
+                continue
+            if base.startswith(WHITEOUT):
+                summary.whiteouts.add(posixpath.join(parent, base[len(WHITEOUT) :]))
+                continue
+            # A later entry for the same path wins, as it does when the layer is applied.
+            summary.dirs.pop(path, None)
+            summary.links.pop(path, None)
+            summary.others.discard(path)
+            if member.isdir():
+                summary.dirs[path] = (member.mode & 0o7777, member.uid, member.gid)
+            elif member.issym():
+                summary.links[path] = member.linkname
+            else:
+                summary.others.add(path)
+    summary.implied = _implied(named, summary.dirs)
+    return summary
+
+
+def _implied(named: set[str], dirs: dict[str, tuple[int, int, int]]) -> set[str]:
+    """Directories that entries of the layer sit in but that have no entry of their own."""
+    implied: set[str] = set()
+    for path in named:
+        parent = posixpath.dirname(path)
+        while parent and parent not in dirs and parent not in implied:
+            implied.add(parent)
+            parent = posixpath.dirname(parent)
+    return implied
+
+
+class SummaryStore:
+    """Layer summaries by digest: in memory for this build, on disk in the cache dir across builds."""
+
+    def __init__(self, directory: str | None, use_disk: bool = True) -> None:
+        self._memory: dict[str, LayerSummary] = {}
+        self._directory = directory
+        self._use_disk = use_disk
+
+    def _path(self, digest: str) -> str:
+        from ocipush.cachedir import cache_subdir
+
+        return os.path.join(cache_subdir("base-index", self._directory), digest.replace(":", "-") + ".json")
+
+    def get(self, layer: Descriptor, opener: LayerOpener) -> LayerSummary:
+        found = self._memory.get(layer.digest)
+        if found is None and self._use_disk:
+            with contextlib.suppress(OSError), open(self._path(layer.digest), "rb") as f:
+                found = LayerSummary.from_json(f.read())
+        if found is None:
+            found = read_layer(layer, opener)
+            with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build
+                atomic_write_bytes(self._path(layer.digest), found.to_json())
+        self._memory[layer.digest] = found
+        return found
+
+
+def read_layer(layer: Descriptor, opener: LayerOpener) -> LayerSummary:
+    """One pass over a layer blob: its summary, once its bytes have matched the digest."""
+    log.info("reading the headers of base layer %s", layer.digest)
+    with opener(layer) as blob:
+        reader = HashingReader(blob, layer.digest.split(":", 1)[0])  # type: ignore[arg-type]
+        try:
+            summary = summarize(decompress_stream(reader, layer_compression(layer.media_type)))
+        except corrupt_stream_errors() as exc:
+            raise UsageError(f"base layer {layer.digest} is damaged or not a tar stream: {exc}") from None
+        while reader.read(_READ_SIZE):  # what follows the tar's end is part of the digest too
+            pass
+    check_digest(layer.digest, reader.digest, f"base layer {layer.digest}")
+    return summary
+
+
+class BaseIndex:
+    """Path lookups in the merged view of a base's layers; layers are summarised only as lookups need them."""
+
+    def __init__(self, layers: list[Descriptor], opener: LayerOpener, store: SummaryStore) -> None:
+        self._pending = list(reversed(layers))
+        self._opener = opener
+        self._store = store
+        self._summaries: list[LayerSummary] = []
+
+    def _top_down(self) -> Iterator[LayerSummary]:
+        yield from self._summaries
+        while self._pending:
+            summary = self._store.get(self._pending[0], self._opener)
+            self._pending.pop(0)
+            self._summaries.append(summary)
+            yield summary
+
+    def layers_read(self) -> int:
+        return len(self._summaries)
+
+    def lookup(self, path: str) -> Node | None:
+        """The node at `path` ('usr/bin', no symlink followed), or None when the base has nothing there."""
+        path = _clean(path)
+        if not path:
+            return IMPLIED_DIR
+        ancestors = []
+        parent = posixpath.dirname(path)
+        while parent:
+            ancestors.append(parent)
+            parent = posixpath.dirname(parent)
+        implied = False
+        for summary in self._top_down():
+            node = summary.node(path)
+            if node is not None:
+                # A higher layer that put entries beneath a path made it a directory whatever lies below.
+                return node if node.kind == "dir" or not implied else IMPLIED_DIR
+            implied = implied or path in summary.implied
+            if summary.hides_below(path, ancestors):
+                break
+        return IMPLIED_DIR if implied else None
+
+
+def layer_opener(image: BaseImage, fetch_options: Any = None) -> LayerOpener:
+    """Opens the layer blobs of a `BaseImage`: from its layout, or streamed from its registry."""
+    layout = image.layout
+    if layout is not None:
+        return lambda layer: layout.open_blob(layer.digest)
+    reference = str(image.name)
+
+    @contextlib.contextmanager
+    def from_registry(layer: Descriptor) -> Iterator[Reader]:
+        from ocipush.reference import parse_reference
+        from ocipush.registry.session import RegistrySession
+
+        with RegistrySession(fetch_options) as session:
+            client = session.client(parse_reference(reference))
+            with client.open_blob(layer.digest) as response:
+                yield _ChunkReader(response.iter_raw(_READ_SIZE))
+
+    return from_registry
+
+
+class _ChunkReader:
+    """`read(n)` over an iterator of byte chunks (a streamed HTTP body); short reads, as a raw stream gives."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._chunk = memoryview(b"")
+
+    def read(self, n: int = -1, /) -> bytes:
+        while not self._chunk:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._chunk = memoryview(chunk)
+        take = len(self._chunk) if n < 0 else n
+        data, self._chunk = self._chunk[:take], self._chunk[take:]
+        return bytes(data)

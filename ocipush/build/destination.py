@@ -1,0 +1,81 @@
+"""Where a layer's DEST lands in its base image, and what the layer must say about the directories on the way.
+
+Docker and buildah resolve a destination through the base's symlinks inside the image root (a copy to `/bin/x`
+on a merged-/usr base lands in `/usr/bin/x`), leave the directories that exist as they are, and make the missing
+ones 0755 (owned by `--chown`'s owner when one is given). A layer cannot simply leave out the directories that
+exist: under overlayfs the runtime makes a parent the layer lacks as 0755 root, and that upper directory's
+metadata wins. So each existing directory on the way gets an entry with the base's exact mode and owner."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from typing import Any
+
+from ocipush.build.base import BaseImage
+from ocipush.build.base_index import BaseIndex, Node, SummaryStore, layer_opener
+from ocipush.build.spec import LayerSpec
+from ocipush.build.tarstream import Placement, dest_parts, make_placement, new_placement
+from ocipush.errors import BuildError
+from ocipush.extract import MAX_SYMLINKS
+
+Lookup = Callable[[str], Node | None]
+
+
+def resolve(dest: str, lookup: Lookup) -> list[tuple[str, Node | None]]:
+    """The components of `dest` once the base's symlinks are followed (inside the image root), each with what the
+    base has there (None: nothing, the layer makes it)."""
+    pending = list(reversed(dest_parts(dest)))
+    resolved: list[tuple[str, Node | None]] = []
+    followed = 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":  # only from a link target; the root is its own parent, as in a chroot
+            if resolved:
+                resolved.pop()
+            continue
+        missing = bool(resolved) and resolved[-1][1] is None
+        path = posixpath.join(*(name for name, _ in resolved), part)
+        node = None if missing else lookup(path)
+        if node is not None and node.kind == "link":
+            followed += 1
+            if followed > MAX_SYMLINKS:
+                raise BuildError(f"layer destination {dest}: too many levels of symbolic links in the base")
+            if node.link.startswith("/"):
+                resolved = []
+            pending.extend(reversed(node.link.split("/")))
+            continue
+        if node is not None and node.kind != "dir":
+            raise BuildError(f"layer destination {dest}: /{path} is not a directory in the base")
+        resolved.append((part, node))
+    return resolved
+
+
+def place(dest: str, lookup: Lookup | None) -> Placement:
+    """The placement of a layer at `dest` on a base (`lookup` None: on scratch)."""
+    if lookup is None:
+        return new_placement(dest)
+    resolved = resolve(dest, lookup)
+    return make_placement(
+        [name for name, _ in resolved],
+        [None if node is None else (node.mode, node.uid, node.gid) for _, node in resolved],
+    )
+
+
+def place_layers(
+    layers: list[LayerSpec], images: list[BaseImage], fetch_options: Any, cache_dir: str | None, use_cache: bool
+) -> list[list[Placement | None]]:
+    """For each platform's base, the placement of each layer; None for a tarball layer, which is taken as it is.
+
+    A base is indexed only when some directory layer goes below the root."""
+    store = SummaryStore(cache_dir, use_cache)
+    needed = any(dest_parts(layer.dest) for layer in layers if not layer.tar)
+    lookups: list[Lookup | None] = [
+        BaseIndex(image.layers, layer_opener(image, fetch_options), store).lookup
+        if needed and image.manifest is not None
+        else None
+        for image in images
+    ]
+    return [[None if layer.tar else place(layer.dest, lookup) for layer in layers] for lookup in lookups]
