@@ -2,7 +2,7 @@
 
 Defaults fail here (no systemd cgroups, low default limits, no network set-up), so every call gets the same
 containers.conf: runc, the cgroupfs manager, no network namespace set-up, explicit nofile/nproc ulimits, and
-a storage.conf whose roots live under the test's temporary directory. buildah and podman share that storage,
+podman's state and a storage.conf whose roots live under the test's temporary directory. buildah and podman share that storage,
 so podman runs what buildah committed. Registries on 127.0.0.1 are plain HTTP: pulls pass --tls-verify=false."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ log_driver = "k8s-file"
 cgroup_manager = "cgroupfs"
 runtime = "runc"
 events_logger = "file"
+tmp_dir = "{tmp}"
 """
 
 # No short-name resolution: every reference in the tests is fully qualified, and nothing may reach a public host.
@@ -37,7 +38,9 @@ class ContainerTool:
         self.program = program
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        (root / "containers.conf").write_text(_CONTAINERS_CONF)
+        # podman's own state dir defaults to /run/libpod, shared by every podman on the machine: one test
+        # session's reset would pull it from under another's.
+        (root / "containers.conf").write_text(_CONTAINERS_CONF.format(tmp=root / "libpod"))
         (root / "registries.conf").write_text(_REGISTRIES_CONF)
         (root / "storage.conf").write_text(
             f'[storage]\ndriver = "overlay"\nrunroot = "{root / "run"}"\ngraphroot = "{root / "storage"}"\n'
