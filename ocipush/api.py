@@ -231,6 +231,58 @@ def pull_rootfs(
     return result
 
 
+def build_to(
+    spec: BuildSpec,
+    output: LocationLike,
+    *,
+    base_layers: bool = True,
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> BuildResult:
+    """Build `spec` into `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`, complete: a registry base's layers are
+    downloaded (digest-verified) so that any tool can read the result. `base_layers=False` leaves them out of an
+    oci: layout; pushing that layout then mounts or streams them from the base's registry, as build-push does.
+    A new layout or archive appears only once complete; the previous image of an existing layout tag is reused."""
+    from ocipush.build import build_image, previous_manifests
+    from ocipush.transfer import complete_layout
+
+    target = _location(output)
+    options = options or RegistryOptions.from_env()
+    spec = _with_cache_dir(spec, options)
+    if isinstance(target, LayoutLocation):
+        if target.digest:
+            raise UsageError(f"{output}: name a tag, not a digest")
+        from ocipush.fsutil import removed_on_error
+
+        with removed_on_error(target.path) as path:
+            store = OCILayout(path, create=True)
+            built = build_image(spec, store, target.tag, progress, previous_manifests(store, target.tag), options)
+            if base_layers:
+                with RegistrySession(options) as session:
+                    complete_layout(session, store, built.descriptor.digest, progress=progress)
+        return built
+    if isinstance(target, ArchiveLocation):
+        from ocipush.archive import write_docker_archive
+
+        if not base_layers:
+            raise UsageError("a docker archive always holds the base's layers: leave them out only of an oci: layout")
+        platform = host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
+        with _scratch_dir(options) as scratch, RegistrySession(options) as session:
+            store = OCILayout(scratch, create=True)
+            built = build_image(spec, store, None, progress, fetch_options=options)
+            complete_layout(session, store, built.descriptor.digest, platform, progress)
+            reference = str(target.reference) if target.reference else None
+            write_docker_archive(store, built.descriptor, target.path, reference, platform)
+        return built
+    raise UsageError(f"{output}: build writes oci:DIR[:tag] or docker-archive:FILE; use build_push for a registry")
+
+
+def _with_cache_dir(spec: BuildSpec, options: RegistryOptions) -> BuildSpec:
+    if spec.cache_dir is None and options.cache_dir:
+        return spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
+    return spec
+
+
 def build_push(
     spec: BuildSpec,
     target: LocationLike,
@@ -248,8 +300,7 @@ def build_push(
 
     reference = _reference(target)
     options = options or RegistryOptions.from_env()
-    if spec.cache_dir is None and options.cache_dir:
-        spec = spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
+    spec = _with_cache_dir(spec, options)
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options, store)
     with RegistrySession(options) as session, ThreadPoolExecutor(options.jobs, "ocipush-stream") as streams:

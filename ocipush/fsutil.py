@@ -113,6 +113,19 @@ def _fill_and_rename(
         raise
 
 
+@contextlib.contextmanager
+def removed_on_error(path: str) -> Iterator[str]:
+    """`path`, removed again if the block fails and it did not exist (or was empty) before: for outputs whose
+    files must stay where they are written (a build's layout, whose blobs the layer cache points at)."""
+    created = not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
+    try:
+        yield path
+    except BaseException:
+        if created:
+            _empty(path) if os.path.ismount(path) else shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def _empty(directory: str) -> None:
     for entry in os.scandir(directory):
         if entry.is_dir(follow_symlinks=False):

@@ -95,7 +95,7 @@ def test_unknown_platform_of_an_index_base(tmp_path: Path, app: Path, capsys: py
     assert not (tmp_path / "out").exists()
 
 
-def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path) -> None:
+def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = OCILayout(str(tmp_path / "base"), create=True)
     entry = make_base(base, [([file("x", "x")], "gzip")], tag="oci")
     oci = json.loads(base.read_blob(entry.digest))
@@ -103,11 +103,26 @@ def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path) -> None:
     oci["config"]["mediaType"] = mt.DOCKER_CONFIG
     oci["layers"][0]["mediaType"] = mt.DOCKER_LAYER_GZIP
     base.add_manifest(ManifestDocument(json.dumps(oci).encode(), mt.DOCKER_MANIFEST), ["docker"])
-    assert build(app, tmp_path / "out", "--from", f"oci:{tmp_path / 'base'}:docker") == 0
+    base_from = f"oci:{tmp_path / 'base'}:docker"
+    assert build(app, tmp_path / "out", "--from", base_from, "--annotation", "org.example=yes") == 0
+    assert "warning: annotations are left out: the base is a Docker v2.2 image" in capsys.readouterr().err
     manifest, _ = load(tmp_path / "out")
+    assert set(manifest) == {"schemaVersion", "mediaType", "config", "layers"}  # nothing outside the Docker spec
     assert manifest["mediaType"] == mt.DOCKER_MANIFEST
     assert manifest["config"]["mediaType"] == mt.DOCKER_CONFIG
     assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.DOCKER_LAYER_GZIP}
+    # The base's name lives on the layout's index.json entry instead, where a push looks for the base.
+    entry = OCILayout(str(tmp_path / "out")).resolve("v1")
+    assert entry.annotations is not None and entry.annotations[BASE_NAME] == base_from
+    # zstd layers need OCI: the whole manifest becomes OCI, the base's layer and config under OCI names.
+    assert build(app, tmp_path / "zstd", "--from", base_from, "--compression", "zstd") == 0
+    manifest, _ = load(tmp_path / "zstd")
+    assert manifest["mediaType"] == mt.OCI_MANIFEST
+    assert manifest["config"]["mediaType"] == mt.OCI_CONFIG
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [mt.OCI_LAYER_GZIP, mt.OCI_LAYER_ZSTD]
+    assert manifest["layers"][0]["digest"] == oci["layers"][0]["digest"]  # the same bytes
+    assert manifest["annotations"][BASE_NAME] == base_from
+    validate_layout(tmp_path / "zstd")
 
 
 def test_rebuild_reuses_layers_from_cache_and_previous_image(

@@ -1,10 +1,15 @@
 """Base + layers + config edits -> config, manifest (and an index for several platforms) in an OCI layout.
 
 The documents are created here, so they are serialised canonically (sorted keys, compact) and their digests
-depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest."""
+depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest, unless
+the new layers need OCI (zstd); then the base's layers and config take their OCI names (same bytes), so that one
+manifest never mixes the two families. Docker manifests have no annotations: as buildah does, they are left out
+(with a warning for the user's own). The base's name also goes on the layout's index.json entry, which is where a
+push of a layout without the base's layers finds the base's registry, whatever the manifest's family."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +37,7 @@ from ocipush.models import (
 )
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 
+log = logging.getLogger("ocipush.build")
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 _LAYER_TYPES = {
@@ -39,7 +45,7 @@ _LAYER_TYPES = {
     (False, "zstd"): mt.OCI_LAYER_ZSTD,
     (False, "none"): mt.OCI_LAYER,
     (True, "gzip"): mt.DOCKER_LAYER_GZIP,
-    (True, "none"): "application/vnd.docker.image.rootfs.diff.tar",
+    (True, "none"): mt.DOCKER_LAYER,
 }
 
 
@@ -90,21 +96,31 @@ def build_image(
             blob = store.blob_path(built.digest)
             cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
     docker = bases.images[0].docker and spec.compression != "zstd"
+    warnings = []
+    if docker and spec.annotations:
+        warnings.append("annotations are left out: the base is a Docker v2.2 image, whose manifests have none")
+        log.warning(warnings[-1])
     manifests = [_write_manifest(spec, store, image, layers, docker) for image in bases.images]
+    tags = [tag] if tag else []
     if len(manifests) == 1:
-        descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
-        return BuildResult(descriptor, [manifests[0].descriptor()], layers, tag)
+        descriptor = store.add_manifest(manifests[0], tags, _base_record(bases.images[0]))
+        return BuildResult(descriptor, [manifests[0].descriptor()], layers, tag, warnings)
     for manifest in manifests:
         store.write_blob(manifest.raw, manifest.digest)
     entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
     index = Index(
         mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
         manifests=entries,
-        annotations=dict(spec.annotations) or None,
+        annotations=None if docker else dict(spec.annotations) or None,
     )
     document = ManifestDocument.from_model(index)
-    descriptor = store.add_manifest(document, [tag] if tag else [])
-    return BuildResult(descriptor, entries, layers, tag)
+    descriptor = store.add_manifest(document, tags, _base_record(bases.images[0]))
+    return BuildResult(descriptor, entries, layers, tag, warnings)
+
+
+def _base_record(image: BaseImage) -> dict[str, str] | None:
+    """The base's name for the layout's index.json entry: a push takes the layers the layout lacks from there."""
+    return {BASE_NAME: image.name} if image.manifest is not None and image.name else None
 
 
 def _build_layers(
@@ -173,13 +189,18 @@ def _write_manifest(
         annotations[BASE_NAME] = image.name
         annotations[BASE_DIGEST] = image.manifest.digest
     base_layers = image.layers
+    if not docker:  # a Docker base's layers under their OCI names: the same bytes
+        base_layers = [
+            layer.model_copy(update={"media_type": mt.DOCKER_TO_OCI.get(layer.media_type, layer.media_type)})
+            for layer in base_layers
+        ]
     manifest = Manifest(
         mediaType=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
         config=Descriptor(
             media_type=mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG, digest=config_digest, size=len(config_raw)
         ),
         layers=base_layers + [_descriptor(layer, docker) for layer in layers],
-        annotations=annotations or None,
+        annotations=None if docker else annotations or None,
     )
     return ManifestDocument.from_model(manifest)
 
@@ -210,9 +231,19 @@ def _edit_config(spec: BuildSpec, image: BaseImage, layers: list[LayerResult]) -
     config.created = created
     config.rootfs.diff_ids = list(config.rootfs.diff_ids) + [layer.diff_id for layer in layers]
     history = list(config.history or [])
-    history += [History(created=created, created_by=f"ocipush build: layer {layer.dest}") for layer in layers]
+    history += [History(created=created, created_by=_created_by(spec, i)) for i in range(len(layers))]
     config.history = history
     return config
+
+
+def _created_by(spec: BuildSpec, index: int) -> str:
+    layer = spec.layers[index]
+    # The tar's file name, not its path: the same inputs give the same image wherever they are built.
+    return (
+        f"ocipush build: layer tar {os.path.basename(layer.source)}"
+        if layer.tar
+        else f"ocipush build: layer {layer.dest}"
+    )
 
 
 def previous_manifests(store: OCILayout, tag: str | None) -> list[ManifestDocument]:
