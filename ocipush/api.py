@@ -240,8 +240,10 @@ def build_to(
     progress: ProgressCallback = ignore_progress,
 ) -> BuildResult:
     """Build `spec` into `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`, complete: a registry base's layers are
-    downloaded (digest-verified) so that any tool can read the result. `base_layers=False` leaves them out of an
-    oci: layout; pushing that layout then mounts or streams them from the base's registry, as build-push does.
+    downloaded (digest-verified) so that any tool can read the result. A layout always gets OCI manifests (a
+    Docker base's layers under their OCI names), the only kind skopeo and umoci read from a layout.
+    `base_layers=False` leaves the base's layers out of an oci: layout; pushing that layout then mounts or streams
+    them from the base's registry, as build-push does.
     A new layout or archive appears only once complete; the previous image of an existing layout tag is reused."""
     from ocipush.build import build_image, previous_manifests
     from ocipush.transfer import complete_layout
@@ -256,7 +258,8 @@ def build_to(
 
         with removed_on_error(target.path) as path:
             store = OCILayout(path, create=True)
-            built = build_image(spec, store, target.tag, progress, previous_manifests(store, target.tag), options)
+            previous = previous_manifests(store, target.tag)
+            built = build_image(spec, store, target.tag, progress, previous, options, oci=True)
             if base_layers:
                 with RegistrySession(options) as session:
                     complete_layout(session, store, built.descriptor.digest, progress=progress)

@@ -2,10 +2,12 @@
 
 The documents are created here, so they are serialised canonically (sorted keys, compact) and their digests
 depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest, unless
-the new layers need OCI (zstd); then the base's layers and config take their OCI names (same bytes), so that one
-manifest never mixes the two families. Docker manifests have no annotations: as buildah does, they are left out
-(with a warning for the user's own). The base's name also goes on the layout's index.json entry, which is where a
-push of a layout without the base's layers finds the base's registry, whatever the manifest's family."""
+the new layers need OCI (zstd) or the caller asks for OCI (an `oci:` output: skopeo and umoci see only OCI manifests
+in a layout, and skopeo converts the same way when it copies to one); then the base's layers and config take their
+OCI names (same bytes), so that one manifest never mixes the two families. Docker manifests have no annotations:
+as buildah does, they are left out (with a warning for the user's own). The base's name also goes on the layout's
+index.json entry, which is where a push of a layout without the base's layers finds the base's registry, whatever
+the manifest's family."""
 
 from __future__ import annotations
 
@@ -72,12 +74,14 @@ def build_image(
     previous: list[ManifestDocument] | None = None,
     fetch_options: Any = None,
     watch: BlobWatcher | None = None,
+    oci: bool = False,
 ) -> BuildResult:
     """Build `spec` into `store` and point `tag` at it.
 
     `previous` are manifests of the image the tag currently names (its layers are reused by diff_id);
     `fetch_options` is passed to `ocipush.api` when the base is in a registry; `watch` is told about each new
-    blob as it starts to be written (build-push uploads it while it grows)."""
+    blob as it starts to be written (build-push uploads it while it grows); `oci` asks for OCI manifests whatever
+    the base's family."""
     emit = progress or ignore_progress
     options = LayerOptions(
         spec.compression, spec.compression_level, spec.source_date_epoch,
@@ -95,7 +99,7 @@ def build_image(
         for built in (b for b in layers if store.has_blob(b.digest)):
             blob = store.blob_path(built.digest)
             cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
-    docker = bases.images[0].docker and spec.compression != "zstd"
+    docker = bases.images[0].docker and spec.compression != "zstd" and not oci
     warnings = []
     if docker and spec.annotations:
         warnings.append("annotations are left out: the base is a Docker v2.2 image, whose manifests have none")
