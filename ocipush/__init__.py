@@ -11,6 +11,7 @@ from ocipush.lazy import lazy_attributes
 if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
     from ocipush.api import (
         build_push,
+        build_to,
         catalog,
         copy,
         delete,
@@ -40,6 +41,7 @@ _API = {
     "resolve_digest": "ocipush.api",
     "pull_rootfs": "ocipush.api",
     "build_push": "ocipush.api",
+    "build_to": "ocipush.api",
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
@@ -50,6 +52,7 @@ __all__ = [
     "RegistryOptions",
     "__version__",
     "build_push",
+    "build_to",
     "catalog",
     "copy",
     "delete",

@@ -113,12 +113,37 @@ def copy(
                 on_missing_repository=create_repository,
             )
         if isinstance(dst, LayoutLocation):
-            layout = OCILayout(dst.path, create=True)
             layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
-            return transfer(
-                image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
-            )
+            with _layout_dir(dst.path) as path:
+                layout = OCILayout(path, create=True)
+                return transfer(
+                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
+                )
         return _to_archive(image, dst, wanted or host_platform(), session, progress)
+
+
+@contextlib.contextmanager
+def _layout_dir(path: str) -> Iterator[str]:
+    """Where to write a layout: a new one is filled beside `path` and renamed into place when complete (a failed
+    attempt is continued by the next); an existing layout is added to in place, blobs first, index.json last."""
+    from ocipush.fsutil import staged_directory
+
+    if os.path.isdir(path) and os.listdir(path):
+        yield path
+    else:
+        with staged_directory(path, resumable=True) as staging:
+            yield staging
+
+
+def _to_scratch(
+    image: ImageSource, platform: Platform, session: RegistrySession, progress: ProgressCallback, scratch: str
+) -> tuple[OCILayout, TransferResult]:
+    """One platform's image copied into a scratch layout."""
+    layout = OCILayout(scratch, create=True)
+    result = transfer(
+        image, LayoutTarget(layout, progress), [], platform=platform, jobs=session.options.jobs, progress=progress
+    )
+    return layout, result
 
 
 def _to_archive(
@@ -127,10 +152,7 @@ def _to_archive(
     from ocipush.archive import write_docker_archive
 
     with _scratch_dir(session.options) as scratch:
-        layout = OCILayout(scratch, create=True)
-        result = transfer(
-            image, LayoutTarget(layout, progress), [], platform=platform, jobs=session.options.jobs, progress=progress
-        )
+        layout, result = _to_scratch(image, platform, session, progress, scratch)
         descriptor = layout.resolve(digest=result.digest)
         write_docker_archive(layout, descriptor, dst.path, str(dst.reference) if dst.reference else None)
     return result
@@ -179,27 +201,94 @@ def pull_rootfs(
     directory: str,
     *,
     platform: Platform | str | None = None,
+    allow_devices: bool | None = None,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> TransferResult:
-    """Pull an image and unpack its layers (whiteouts applied, unsafe entries refused) into `directory`."""
-    from ocipush.extract import extract_layers
+    """Pull an image and unpack its layers (whiteouts applied, unsafe entries refused) into `directory`, which
+    must be missing or empty. It appears only once complete: the layers are applied in a directory beside it,
+    renamed into place at the end, and removed on an error.
 
+    Device nodes and fifos are created when running as root; `allow_devices=False` refuses them, and without root
+    device nodes are refused (mknod needs root) with an error that says so."""
+    from ocipush.extract import extract_layers
+    from ocipush.fsutil import staged_directory
+
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"{directory} exists and is not a directory")
     if os.path.isdir(directory) and os.listdir(directory):
         raise UsageError(f"{directory} is not empty: unpack into a new or empty directory")
     options = options or RegistryOptions.from_env()
-    with _scratch_dir(options) as scratch:
-        result = copy(
-            source,
-            LayoutLocation(scratch),
-            platform=_platform(platform) or host_platform(),
-            options=options,
-            progress=progress,
-        )
-        layout = OCILayout(scratch)
+    wanted = _platform(platform) or host_platform()
+    with (
+        RegistrySession(options) as session,
+        _open_source(session, _location(source)) as image,
+        _scratch_dir(options) as scratch,
+    ):
+        layout, result = _to_scratch(image, wanted, session, progress, scratch)
         manifest = layout.read_manifest(layout.resolve(digest=result.digest)).manifest
-        extract_layers(layout, manifest, directory)
+        with staged_directory(directory) as staging:
+            extract_layers(layout, manifest, staging, allow_devices=allow_devices)
     return result
+
+
+def build_to(
+    spec: BuildSpec,
+    output: LocationLike,
+    *,
+    base_layers: bool = True,
+    options: RegistryOptions | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> BuildResult:
+    """Build `spec` into `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`, complete: a registry base's layers are
+    downloaded (digest-verified) so that any tool can read the result. A layout always gets OCI manifests (a
+    Docker base's layers under their OCI names), the only kind skopeo and umoci read from a layout.
+    `base_layers=False` leaves the base's layers out of an oci: layout; pushing that layout then mounts or streams
+    them from the base's registry, as build-push does.
+    A new layout or archive appears only once complete; the previous image of an existing layout tag is reused."""
+    from ocipush.build import build_image, previous_manifests
+    from ocipush.transfer import complete_layout
+
+    target = _location(output)
+    options = options or RegistryOptions.from_env()
+    spec = _with_cache_dir(spec, options)
+    if isinstance(target, LayoutLocation):
+        if target.digest:
+            raise UsageError(f"{output}: name a tag, not a digest")
+        from ocipush.fsutil import removed_on_error
+
+        with removed_on_error(target.path) as path:
+            store = OCILayout(path, create=True)
+            previous = previous_manifests(store, target.tag)
+            built = build_image(spec, store, target.tag, progress, previous, options, oci=True)
+            if spec.lambda_check:
+                check_built_for_lambda(store, built, options)
+            if base_layers:
+                with RegistrySession(options) as session:
+                    complete_layout(session, store, built.descriptor.digest, progress=progress)
+        return built
+    if isinstance(target, ArchiveLocation):
+        from ocipush.archive import write_docker_archive
+
+        if not base_layers:
+            raise UsageError("a docker archive always holds the base's layers: leave them out only of an oci: layout")
+        platform = host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
+        with _scratch_dir(options) as scratch, RegistrySession(options) as session:
+            store = OCILayout(scratch, create=True)
+            built = build_image(spec, store, None, progress, fetch_options=options)
+            if spec.lambda_check:
+                check_built_for_lambda(store, built, options)
+            complete_layout(session, store, built.descriptor.digest, platform, progress)
+            reference = str(target.reference) if target.reference else None
+            write_docker_archive(store, built.descriptor, target.path, reference, platform)
+        return built
+    raise UsageError(f"{output}: build writes oci:DIR[:tag] or docker-archive:FILE; use build_push for a registry")
+
+
+def _with_cache_dir(spec: BuildSpec, options: RegistryOptions) -> BuildSpec:
+    if spec.cache_dir is None and options.cache_dir:
+        return spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
+    return spec
 
 
 def build_push(
@@ -219,8 +308,7 @@ def build_push(
 
     reference = _reference(target)
     options = options or RegistryOptions.from_env()
-    if spec.cache_dir is None and options.cache_dir:
-        spec = spec.model_copy(update={"cache_dir": options.cache_dir})  # one cache dir for everything
+    spec = _with_cache_dir(spec, options)
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options, store)
     with RegistrySession(options) as session, ThreadPoolExecutor(options.jobs, "ocipush-stream") as streams:

@@ -90,8 +90,8 @@ def extract_layers(
 ) -> None:
     """Unpack the layers in order into `target_dir` (created if missing; must be empty unless `overwrite`).
 
-    Device nodes and fifos are refused unless running as root with `allow_devices=True` (None means no).
-    Not atomic: on an error the directory holds what was applied so far."""
+    Device nodes and fifos: see `device_refusal`. Not atomic: on an error the directory holds what was applied
+    so far (`ocipush.api.pull_rootfs` extracts into a sibling directory and renames it at the end)."""
     os.makedirs(target_dir, exist_ok=True)
     if not overwrite and os.listdir(target_dir):
         raise UsageError(f"{target_dir} is not empty; extract into an empty directory or pass overwrite=True")
@@ -109,10 +109,10 @@ def apply_layer(
 ) -> None:
     """Apply one layer changeset (compressed per `media_type`) on top of what `target_dir` already holds.
 
-    Devices and fifos are created only when running as root and `allow_devices` is true; otherwise refused."""
+    Device nodes and fifos: see `device_refusal`."""
     root_fd = os.open(target_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
-        applier = _Applier(root_fd, devices=bool(allow_devices) and os.geteuid() == 0)
+        applier = _Applier(root_fd, refusal=device_refusal(allow_devices))
         data = decompress_stream(stream, layer_compression(media_type))
         try:
             with tarfile.open(fileobj=data, mode="r|") as tar:
@@ -123,6 +123,20 @@ def apply_layer(
         applier.finish()
     finally:
         os.close(root_fd)
+
+
+def device_refusal(allow_devices: bool | None) -> dict[str, str]:
+    """Why each special entry kind ('device', 'fifo') is refused; a kind not in the answer is created.
+
+    Root creates both unless `allow_devices` is False. Without root, device nodes cannot be created (mknod needs
+    CAP_MKNOD), so they are refused with that reason; a fifo needs no privilege and is created unless refused."""
+    if allow_devices is False:
+        reason = "device nodes and fifos were refused on request (allow_devices=False, --no-devices)"
+        return {"device": reason, "fifo": reason}
+    if os.geteuid() != 0:
+        return {"device": f"creating device nodes needs root (running as uid {os.geteuid()}); pull as root, "
+                "or into an oci: layout or docker-archive: file, which keep them as tar entries"}  # fmt: skip
+    return {}
 
 
 def _split(name: str, what: str) -> list[str]:
@@ -136,7 +150,7 @@ def _split(name: str, what: str) -> list[str]:
 @dataclass
 class _Applier:
     root_fd: int
-    devices: bool
+    refusal: dict[str, str]  # special entry kind -> why it is refused
     # Paths written by this layer: a whiteout hides only what lower layers put there.
     written: set[str] = field(default_factory=set)
     # Directory metadata is applied last, children first, so that writing children does not disturb it.
@@ -215,10 +229,9 @@ class _Applier:
         if base.startswith(WHITEOUT):
             self._apply_whiteout(parent, base, member.name)
             return
-        if (member.ischr() or member.isblk() or member.isfifo()) and not self.devices:
-            raise UnsafeArchiveError(
-                f"refusing {member.name!r}: device nodes and fifos need root and allow_devices=True"
-            )
+        special = "fifo" if member.isfifo() else "device" if member.ischr() or member.isblk() else None
+        if special is not None and special in self.refusal:
+            raise UnsafeArchiveError(f"refusing {member.name!r}: {self.refusal[special]}")
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk() or member.isdev()):
             raise UnsafeArchiveError(f"refusing {member.name!r}: unsupported tar entry type {member.type!r}")
         link_source = self._link_source(member) if member.islnk() else None

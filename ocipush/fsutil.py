@@ -1,11 +1,15 @@
-"""Atomic file writes: write to a temporary file beside the target, fsync, rename."""
+"""Atomic file writes: write to a temporary file beside the target, fsync, rename. The same for directories."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 
@@ -44,3 +48,87 @@ def pread_range(fd: int, offset: int, length: int, piece: int = 1 << 20) -> Iter
 def atomic_write_bytes(path: str, data: bytes, durable: bool = True) -> None:
     with atomic_writer(path, durable=durable) as f:
         f.write(data)
+
+
+@contextlib.contextmanager
+def staged_directory(path: str, *, resumable: bool = False) -> Iterator[str]:
+    """A directory to fill that becomes `path` only when the block ends without an error, so that a failure
+    (or a crash) never leaves `path` holding half a result.
+
+    `path` must be missing or an empty directory. It is filled beside itself (`.NAME.partial…`) and renamed into
+    place; an empty directory is replaced, keeping its mode and owner. An empty mount point cannot be renamed
+    over: it is filled in place and emptied again on an error. On an error the staging directory is removed,
+    unless `resumable`: then it keeps its fixed name `.NAME.partial`, and the next attempt continues in it."""
+    parent, name = os.path.split(os.path.abspath(path))
+    existing = os.stat(path) if os.path.isdir(path) else None
+    if existing is not None and os.path.ismount(path):
+        try:
+            yield path
+        except BaseException:
+            _empty(path)
+            raise
+        return
+    os.makedirs(parent, exist_ok=True)
+    if not resumable:
+        staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+        yield from _fill_and_rename(staging, path, existing, keep_on_error=False)
+        return
+    staging = os.path.join(parent, f".{name}.partial")
+    os.makedirs(staging, exist_ok=True)
+    lock = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent attempt at the same path: one at a time
+        if os.path.isdir(path) and os.listdir(path):
+            with contextlib.suppress(OSError):  # made afresh after the other attempt renamed its own away
+                os.rmdir(staging)
+            yield path  # the other attempt completed it: add to it in place
+        else:
+            yield from _fill_and_rename(staging, path, existing, keep_on_error=True)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _fill_and_rename(
+    staging: str, path: str, existing: os.stat_result | None, keep_on_error: bool
+) -> Generator[str, None, None]:
+    try:
+        yield staging
+        if existing is not None:
+            os.chmod(staging, stat.S_IMODE(existing.st_mode))
+            if os.geteuid() == 0:
+                os.chown(staging, existing.st_uid, existing.st_gid)
+        else:
+            os.chmod(staging, 0o755)  # as mkdir would make it (mkdtemp's is private)
+        try:
+            os.rename(staging, path)  # replaces an empty directory atomically
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+                raise
+            from ocipush.errors import UsageError
+
+            raise UsageError(f"{path} is no longer empty: something else wrote to it meanwhile") from None
+    except BaseException:
+        if not keep_on_error:
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def removed_on_error(path: str) -> Iterator[str]:
+    """`path`, removed again if the block fails and it did not exist (or was empty) before: for outputs whose
+    files must stay where they are written (a build's layout, whose blobs the layer cache points at)."""
+    created = not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
+    try:
+        yield path
+    except BaseException:
+        if created:
+            _empty(path) if os.path.ismount(path) else shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _empty(directory: str) -> None:
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)

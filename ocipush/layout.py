@@ -162,8 +162,15 @@ class OCILayout:
     def read_manifest(self, descriptor: Descriptor) -> ManifestDocument:
         return ManifestDocument(self.read_blob(descriptor.digest), descriptor.media_type)
 
-    def add_manifest(self, document: ManifestDocument, tags: Iterable[str] = (), **extra: object) -> Descriptor:
-        """Store a manifest blob and point index.json at it, once per tag (or untagged when no tag is given)."""
+    def add_manifest(
+        self,
+        document: ManifestDocument,
+        tags: Iterable[str] = (),
+        annotations: dict[str, str] | None = None,
+        **extra: object,
+    ) -> Descriptor:
+        """Store a manifest blob and point index.json at it, once per tag (or untagged when no tag is given).
+        `annotations` go on those index.json entries (not into the manifest)."""
         self.write_blob(document.raw, document.digest)
         tags = list(tags)
         with self._locked():
@@ -171,13 +178,13 @@ class OCILayout:
             manifests = list(index.manifests)
             new_entries: list[Descriptor] = []
             for tag in tags:
-                new_entries.append(document.descriptor(annotations={REF_NAME: tag}, **extra))
+                new_entries.append(document.descriptor(annotations={**(annotations or {}), REF_NAME: tag}, **extra))
             if not tags:
-                new_entries.append(document.descriptor(**extra))
+                new_entries.append(document.descriptor(annotations=annotations or None, **extra))
             for tag in tags:
                 manifests = [m for m in manifests if (m.annotations or {}).get(REF_NAME) != tag]
             if not tags:
-                manifests = [m for m in manifests if m.digest != document.digest or m.annotations]
+                manifests = [m for m in manifests if m.digest != document.digest or REF_NAME in (m.annotations or {})]
             manifests.extend(new_entries)
             data = json.loads(index.to_json_bytes())
             data["manifests"] = [json.loads(m.to_json_bytes()) for m in manifests]

@@ -15,6 +15,8 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+OCI_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
@@ -25,7 +27,15 @@ ACCEPT_MANIFESTS = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOC
 
 GZIP_LAYERS = frozenset({OCI_LAYER_GZIP, DOCKER_LAYER_GZIP, DOCKER_FOREIGN_LAYER})
 ZSTD_LAYERS = frozenset({OCI_LAYER_ZSTD})
-PLAIN_LAYERS = frozenset({OCI_LAYER, "application/vnd.docker.image.rootfs.diff.tar"})
+PLAIN_LAYERS = frozenset({OCI_LAYER, DOCKER_LAYER})
+
+# The OCI name of each Docker v2.2 type (same bytes), for a Docker base under an OCI manifest.
+DOCKER_TO_OCI = {
+    DOCKER_CONFIG: OCI_CONFIG,
+    DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+    DOCKER_LAYER: OCI_LAYER,
+    DOCKER_FOREIGN_LAYER: OCI_NONDISTRIBUTABLE_GZIP,
+}
 
 
 def layer_compression(media_type: str) -> str:

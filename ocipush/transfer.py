@@ -17,7 +17,7 @@ from ocipush.errors import NotFoundError, TransferStopped, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
-from ocipush.reference import Reference, parse_reference
+from ocipush.reference import Reference, parse_location
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.download import download_blob
 from ocipush.registry.ecr import is_ecr
@@ -79,32 +79,45 @@ class LayoutSource:
         self.tag, self.digest = tag, digest
         self.name = f"oci:{layout.path}" + (f":{tag}" if tag else "")
         self._base: dict[str, Reference] = {}
+        self._root_base: Reference | None = None
 
     def root(self) -> ManifestDocument:
-        return self.manifest(self.layout.resolve(self.tag, self.digest))
+        entry = self.layout.resolve(self.tag, self.digest)
+        # The build records its base on the index.json entry too: Docker manifests cannot carry annotations.
+        self._root_base = _registry_base(entry.annotations)
+        return self.manifest(entry)
 
     def manifest(self, descriptor: Descriptor) -> ManifestDocument:
         document = self.layout.read_manifest(descriptor)
         if not document.is_index:
-            base = (document.manifest.annotations or {}).get(BASE_NAME)
-            if base:
-                reference = parse_reference(base)
+            reference = _registry_base(document.manifest.annotations)
+            if reference is not None:
                 for blob in [document.manifest.config, *document.manifest.layers]:
                     self._base.setdefault(blob.digest, reference)
         return document
 
+    def _base_of(self, digest: str) -> Reference | None:
+        return self._base.get(digest) or self._root_base
+
     def blob(self, descriptor: Descriptor) -> BlobSource:
         if self.layout.has_blob(descriptor.digest):
             return FileBlobSource(self.layout.blob_path(descriptor.digest), descriptor.digest, descriptor.size)
-        base = self._base.get(descriptor.digest)
+        base = self._base_of(descriptor.digest)
         if base is None:
             return MissingBlobSource(self.name, descriptor.digest, descriptor.size)
         return RegistryBlobSource(self.session.client(base), descriptor.digest, descriptor.size)
 
     def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
         # A mount moves no bytes: prefer it even when the layer is also on disk.
-        base = self._base.get(descriptor.digest)
+        base = self._base_of(descriptor.digest)
         return [base.repository] if base is not None and base.api_host == host else []
+
+
+def _registry_base(annotations: dict[str, str] | None) -> Reference | None:
+    """The registry image named by a base.name annotation (a layout base, `oci:…`, is not one)."""
+    name = (annotations or {}).get(BASE_NAME)
+    location = parse_location(name) if name else None
+    return location if isinstance(location, Reference) else None
 
 
 # --- targets ---------------------------------------------------------------------------------------------------------
@@ -275,32 +288,8 @@ def transfer(
         result.blobs = dict.fromkeys(blobs, "exists")
         return result
 
-    def move(descriptor: Descriptor) -> tuple[str, str]:
-        return descriptor.digest, target.put_blob(source, descriptor)
-
     def move_all() -> None:
-        # Configs are small: do them with the layers; all blobs land before any manifest refers to them.
-        ordered = sorted(blobs.values(), key=lambda d: -d.size)
-        target.stop.clear()
-        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
-        failure: BaseException | None = None
-        try:
-            for future in as_completed([pool.submit(move, d) for d in ordered]):
-                error = future.exception()
-                if error is None:
-                    digest, outcome = future.result()
-                    result.blobs[digest] = outcome
-                elif failure is None or isinstance(failure, TransferStopped):
-                    failure = error  # the first real error is the one reported; the others stop at once
-                    target.stop.set()
-        except BaseException:
-            # Ctrl-C in this thread: start nothing new and do not wait for requests in flight.
-            target.stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()  # every worker has returned: nothing runs on after this call
-        if failure is not None:
-            raise failure
+        result.blobs.update(move_blobs(source, target, blobs.values(), jobs))
 
     try:
         move_all()
@@ -312,6 +301,58 @@ def transfer(
         target.put_manifest(document, [])
     target.put_manifest(root, tags)
     return result
+
+
+def move_blobs(
+    source: ImageSource, target: ImageTarget, descriptors: Iterable[Descriptor], jobs: int
+) -> dict[str, str]:
+    """Put blobs into `target` in parallel, largest first: digest -> uploaded | exists | mounted. On an error the
+    others stop at their next piece, and the first real error is raised once every worker has returned."""
+
+    def move(descriptor: Descriptor) -> tuple[str, str]:
+        return descriptor.digest, target.put_blob(source, descriptor)
+
+    moved: dict[str, str] = {}
+    ordered = sorted(descriptors, key=lambda d: -d.size)
+    target.stop.clear()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
+    failure: BaseException | None = None
+    try:
+        for future in as_completed([pool.submit(move, d) for d in ordered]):
+            error = future.exception()
+            if error is None:
+                digest, outcome = future.result()
+                moved[digest] = outcome
+            elif failure is None or isinstance(failure, TransferStopped):
+                failure = error  # the first real error is the one reported; the others stop at once
+                target.stop.set()
+    except BaseException:
+        # Ctrl-C in this thread: start nothing new and do not wait for requests in flight.
+        target.stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()  # every worker has returned: nothing runs on after this call
+    if failure is not None:
+        raise failure
+    return moved
+
+
+def complete_layout(
+    session: RegistrySession,
+    layout: OCILayout,
+    digest: str,
+    platform: Platform | None = None,
+    progress: ProgressCallback = ignore_progress,
+) -> dict[str, str]:
+    """Download into `layout` the blobs that the image `digest` names but the layout lacks (a registry base's
+    layers, left out by the build), digest-verified. With `platform`, only that image of an index."""
+    source = LayoutSource(session, layout, None, digest)
+    root = source.root()
+    if platform is not None and root.is_index:
+        root = select_platform(source, root, platform)
+    _, blobs = _collect(source, root)
+    missing = [d for d in blobs.values() if not layout.has_blob(d.digest, d.size)]
+    return move_blobs(source, LayoutTarget(layout, progress), missing, session.options.jobs)
 
 
 def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:

@@ -95,7 +95,7 @@ def test_unknown_platform_of_an_index_base(tmp_path: Path, app: Path, capsys: py
     assert not (tmp_path / "out").exists()
 
 
-def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path) -> None:
+def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = OCILayout(str(tmp_path / "base"), create=True)
     entry = make_base(base, [([file("x", "x")], "gzip")], tag="oci")
     oci = json.loads(base.read_blob(entry.digest))
@@ -103,11 +103,33 @@ def test_docker_base_gives_docker_manifest(tmp_path: Path, app: Path) -> None:
     oci["config"]["mediaType"] = mt.DOCKER_CONFIG
     oci["layers"][0]["mediaType"] = mt.DOCKER_LAYER_GZIP
     base.add_manifest(ManifestDocument(json.dumps(oci).encode(), mt.DOCKER_MANIFEST), ["docker"])
-    assert build(app, tmp_path / "out", "--from", f"oci:{tmp_path / 'base'}:docker") == 0
-    manifest, _ = load(tmp_path / "out")
+    base_from = f"oci:{tmp_path / 'base'}:docker"
+    # What build-push pushes: the base's family, and nothing outside the Docker spec.
+    store = OCILayout(str(tmp_path / "store"), create=True)
+    spec = BuildSpec(base=base_from, layers=[LayerSpec(source=str(app), dest="/app")], annotations={"org.example": "y"})
+    built = build_image(spec, store, "v1")
+    assert built.warnings == ["annotations are left out: the base is a Docker v2.2 image, whose manifests have none"]
+    manifest = json.loads(store.read_blob(built.descriptor.digest))
+    assert set(manifest) == {"schemaVersion", "mediaType", "config", "layers"}
     assert manifest["mediaType"] == mt.DOCKER_MANIFEST
     assert manifest["config"]["mediaType"] == mt.DOCKER_CONFIG
     assert {layer["mediaType"] for layer in manifest["layers"]} == {mt.DOCKER_LAYER_GZIP}
+    # The base's name lives on the layout's index.json entry instead, where a push looks for the base.
+    assert built.descriptor.annotations is not None and built.descriptor.annotations[BASE_NAME] == base_from
+    # zstd layers need OCI, and so does an oci: output (skopeo and umoci see only OCI manifests in a layout):
+    # the whole manifest becomes OCI, the base's layer and config under OCI names, the same bytes.
+    for out, extra in (("zstd", ["--compression", "zstd"]), ("gzip", [])):
+        assert build(app, tmp_path / out, "--from", base_from, "--annotation", "org.example=yes", *extra) == 0
+        manifest, _ = load(tmp_path / out)
+        assert manifest["mediaType"] == mt.OCI_MANIFEST
+        assert manifest["config"]["mediaType"] == mt.OCI_CONFIG
+        new_layer = mt.OCI_LAYER_ZSTD if extra else mt.OCI_LAYER_GZIP
+        assert [layer["mediaType"] for layer in manifest["layers"]] == [mt.OCI_LAYER_GZIP, new_layer]
+        assert manifest["layers"][0]["digest"] == oci["layers"][0]["digest"]
+        assert manifest["annotations"][BASE_NAME] == base_from
+        assert manifest["annotations"]["org.example"] == "yes"
+        validate_layout(tmp_path / out)
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_rebuild_reuses_layers_from_cache_and_previous_image(

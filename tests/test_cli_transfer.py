@@ -88,15 +88,21 @@ def test_corrupted_download_is_removed(registry: LocalRegistry, tmp_path: Path) 
     assert run_cli("push", source.path, ref, *_cache(tmp_path)).returncode == 0
     layer_digest = source.read_manifest(descriptor).manifest.layers[0].digest
     stored = next((tmp_path / "storage").rglob(f"blobs/sha256/*/{layer_digest[7:]}/data"))
-    stored.write_bytes(b"x" + stored.read_bytes()[1:])
+    good = stored.read_bytes()
+    stored.write_bytes(b"x" + good[1:])
     pulled = run_cli("pull", ref, str(tmp_path / "out"), *_cache(tmp_path))
     assert_one_line_error(pulled, "hashes to")
     assert pulled.returncode == 7
-    out = OCILayout(str(tmp_path / "out"))
-    assert not out.has_blob(layer_digest)
+    assert not (tmp_path / "out").exists()  # a new layout appears only once complete
+    partial = OCILayout(str(tmp_path / ".out.partial"))  # kept beside it, for the next attempt to continue
+    assert not partial.has_blob(layer_digest)
     # the corrupted download is gone (a blob stopped half-way because of it may keep its partial, to resume)
-    assert not (Path(out.path, ".ingest") / f"{layer_digest[7:]}.partial").exists()
-    assert out.read_index().manifests == []
+    assert not (Path(partial.path, ".ingest") / f"{layer_digest[7:]}.partial").exists()
+    assert partial.read_index().manifests == []
+    stored.write_bytes(good)
+    assert run_cli("pull", ref, str(tmp_path / "out"), *_cache(tmp_path)).returncode == 0
+    assert OCILayout(str(tmp_path / "out")).has_blob(layer_digest)
+    assert not (tmp_path / ".out.partial").exists()
 
 
 def test_missing_paths_and_non_empty_rootfs_are_refused_before_any_transfer(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from imagehelpers import E, build_image, dir, file, hardlink, layer_tar, symlink, whiteout
+from support.unprivileged import NOBODY, nobody_dir, python_as_nobody
 
 from ocipush import mediatypes as mt
 from ocipush.errors import DigestMismatchError, UnsafeArchiveError, UsageError
@@ -166,16 +167,51 @@ def test_damaged_compressed_stream_is_a_clear_error(tmp_path: Path) -> None:
         apply_layer(io.BytesIO(b"\x1f\x8b\x08\0garbage"), mt.OCI_LAYER_GZIP, str(tmp_path))
 
 
-def test_devices_only_as_root_when_allowed(tmp_path: Path) -> None:
-    layer = layer_tar([E("pipe", "fifo", mode=0o600)])
-    with pytest.raises(UnsafeArchiveError, match="'pipe'"):
-        apply_layer(io.BytesIO(layer), mt.OCI_LAYER, str(tmp_path))
-    if os.geteuid() == 0:
-        apply_layer(io.BytesIO(layer), mt.OCI_LAYER, str(tmp_path), allow_devices=True)
-        assert stat.S_ISFIFO((tmp_path / "pipe").lstat().st_mode)
-    else:
-        with pytest.raises(UnsafeArchiveError):
-            apply_layer(io.BytesIO(layer), mt.OCI_LAYER, str(tmp_path), allow_devices=True)
+DEVICES = [E("dev/null", "chr", mode=0o666), E("run/pipe", "fifo", mode=0o600)]
+
+
+def test_devices_as_root_unless_refused(tmp_path: Path) -> None:
+    assert os.geteuid() == 0, "the test suite runs as root, like a CI container"
+    layer = layer_tar(DEVICES)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "refused").mkdir()
+    apply_layer(io.BytesIO(layer), mt.OCI_LAYER, str(tmp_path / "root"))
+    null = (tmp_path / "root/dev/null").lstat()
+    assert stat.S_ISCHR(null.st_mode) and stat.S_IMODE(null.st_mode) == 0o666
+    assert (os.major(null.st_rdev), os.minor(null.st_rdev)) == (1, 3)
+    assert stat.S_ISFIFO((tmp_path / "root/run/pipe").lstat().st_mode)
+    with pytest.raises(UnsafeArchiveError, match="'dev/null': device nodes and fifos were refused on request"):
+        apply_layer(io.BytesIO(layer), mt.OCI_LAYER, str(tmp_path / "refused"), allow_devices=False)
+
+
+def test_without_root_device_nodes_are_refused_with_the_reason() -> None:
+    code = """
+import io, sys
+from ocipush import mediatypes as mt
+from ocipush.errors import UnsafeArchiveError
+from ocipush.extract import apply_layer
+try:
+    apply_layer(io.BytesIO(bytes.fromhex(sys.argv[1])), mt.OCI_LAYER, sys.argv[2])
+except UnsafeArchiveError as exc:
+    print(exc)
+"""
+    with nobody_dir() as work:
+        (work / "a").mkdir()
+        (work / "b").mkdir()
+        os.chown(work / "a", NOBODY, NOBODY)
+        os.chown(work / "b", NOBODY, NOBODY)
+        device = run_as_nobody_python(code, layer_tar(DEVICES[:1]), work / "a")
+        fifo = run_as_nobody_python(code, layer_tar(DEVICES[1:]), work / "b")
+        assert stat.S_ISFIFO((work / "b/run/pipe").lstat().st_mode)  # mkfifo needs no privilege
+    assert device == "refusing 'dev/null': creating device nodes needs root (running as uid 65534); pull as root, " \
+        "or into an oci: layout or docker-archive: file, which keep them as tar entries"
+    assert fifo == ""
+
+
+def run_as_nobody_python(code: str, layer: bytes, target: Path) -> str:
+    done = python_as_nobody(code, layer.hex(), str(target))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def unsafe_cases(outside: str) -> dict[str, list[list[E]]]:
@@ -211,7 +247,7 @@ def test_unsafe_entries_are_refused(case: str, tmp_path: Path) -> None:
     build_image(layout, [(entries, "gzip") for entries in layers])
     target = tmp_path / "target"
     with pytest.raises(UnsafeArchiveError, match="refusing") as err:
-        extract_layers(layout, manifest_of(layout), str(target))
+        extract_layers(layout, manifest_of(layout), str(target), allow_devices=False)
     assert "\n" not in str(err.value)
     assert tree(outside) == before
     assert not (tmp_path / "escaped").exists()

@@ -75,7 +75,12 @@ def _pick(index: ManifestDocument, wanted: list[Platform], base: str) -> list[tu
 def _single(document: ManifestDocument, config_raw: bytes, platforms: list[Platform], base: str) -> Platform:
     platform = ImageConfig.model_validate_json(config_raw).platform
     if len(platforms) > 1:
-        raise BuildError(f"base {base} is a single-platform ({platform}) image; it cannot give {len(platforms)}")
+        asked = ", ".join(str(p) for p in platforms)
+        raise BuildError(
+            f"base {base} is a single-platform image ({platform}), so it cannot give the {len(platforms)} platforms "
+            f"asked for ({asked}): build one platform (--platform {platform}, or none), or use a multi-platform "
+            "base (an image index)"
+        )
     if platforms and not platform_matches(platforms[0], platform):
         raise BuildError(f"base {base} is {platform}, not {platforms[0]}")
     return platform

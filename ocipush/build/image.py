@@ -1,10 +1,17 @@
 """Base + layers + config edits -> config, manifest (and an index for several platforms) in an OCI layout.
 
 The documents are created here, so they are serialised canonically (sorted keys, compact) and their digests
-depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest."""
+depend only on the inputs. The manifest family follows the base: a Docker v2.2 base gives a Docker manifest, unless
+the new layers need OCI (zstd) or the caller asks for OCI (an `oci:` output: skopeo and umoci see only OCI manifests
+in a layout, and skopeo converts the same way when it copies to one); then the base's layers and config take their
+OCI names (same bytes), so that one manifest never mixes the two families. Docker manifests have no annotations:
+as buildah does, they are left out (with a warning for the user's own). The base's name also goes on the layout's
+index.json entry, which is where a push of a layout without the base's layers finds the base's registry, whatever
+the manifest's family."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +43,7 @@ from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 if TYPE_CHECKING:
     from ocipush.build.python import DependencyLayer, Placer
 
+log = logging.getLogger("ocipush.build")
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 _LAYER_TYPES = {
@@ -43,7 +51,7 @@ _LAYER_TYPES = {
     (False, "zstd"): mt.OCI_LAYER_ZSTD,
     (False, "none"): mt.OCI_LAYER,
     (True, "gzip"): mt.DOCKER_LAYER_GZIP,
-    (True, "none"): "application/vnd.docker.image.rootfs.diff.tar",
+    (True, "none"): mt.DOCKER_LAYER,
 }
 
 
@@ -70,12 +78,14 @@ def build_image(
     previous: list[ManifestDocument] | None = None,
     fetch_options: Any = None,
     watch: BlobWatcher | None = None,
+    oci: bool = False,
 ) -> BuildResult:
     """Build `spec` into `store` and point `tag` at it.
 
     `previous` are manifests of the image the tag currently names (its layers are reused by diff_id);
     `fetch_options` is passed to `ocipush.api` when the base is in a registry; `watch` is told about each new
-    blob as it starts to be written (build-push uploads it while it grows)."""
+    blob as it starts to be written (build-push uploads it while it grows); `oci` asks for OCI manifests whatever
+    the base's family."""
     emit = progress or ignore_progress
     options = LayerOptions(
         spec.compression, spec.compression_level, spec.source_date_epoch,
@@ -101,25 +111,35 @@ def build_image(
         for built in (b for b in every_layer if store.has_blob(b.digest)):
             blob = store.blob_path(built.digest)
             cache.record(built.diff_id, options.compression, options.level, _descriptor(built, False), blob)
-    docker = bases.images[0].docker and spec.compression != "zstd"
+    docker = bases.images[0].docker and spec.compression != "zstd" and not oci
+    warnings = []
+    if docker and spec.annotations:
+        warnings.append("annotations are left out: the base is a Docker v2.2 image, whose manifests have none")
+        log.warning(warnings[-1])
     manifests = [
         _write_manifest(spec, store, image, image_layers, docker, dep)
         for image, image_layers, dep in zip(bases.images, per_image, deps, strict=True)
     ]
+    tags = [tag] if tag else []
     if len(manifests) == 1:
-        descriptor = store.add_manifest(manifests[0], [tag] if tag else [])
-        return BuildResult(descriptor, [manifests[0].descriptor()], every_layer, tag)
+        descriptor = store.add_manifest(manifests[0], tags, _base_record(bases.images[0]))
+        return BuildResult(descriptor, [manifests[0].descriptor()], every_layer, tag, warnings)
     for manifest in manifests:
         store.write_blob(manifest.raw, manifest.digest)
     entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
     index = Index(
         mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
         manifests=entries,
-        annotations=dict(spec.annotations) or None,
+        annotations=None if docker else dict(spec.annotations) or None,
     )
     document = ManifestDocument.from_model(index)
-    descriptor = store.add_manifest(document, [tag] if tag else [])
-    return BuildResult(descriptor, entries, every_layer, tag)
+    descriptor = store.add_manifest(document, tags, _base_record(bases.images[0]))
+    return BuildResult(descriptor, entries, every_layer, tag, warnings)
+
+
+def _base_record(image: BaseImage) -> dict[str, str] | None:
+    """The base's name for the layout's index.json entry: a push takes the layers the layout lacks from there."""
+    return {BASE_NAME: image.name} if image.manifest is not None and image.name else None
 
 
 def _build_layers(
@@ -236,13 +256,18 @@ def _write_manifest(
         annotations[BASE_NAME] = image.name
         annotations[BASE_DIGEST] = image.manifest.digest
     base_layers = image.layers
+    if not docker:  # a Docker base's layers under their OCI names: the same bytes
+        base_layers = [
+            layer.model_copy(update={"media_type": mt.DOCKER_TO_OCI.get(layer.media_type, layer.media_type)})
+            for layer in base_layers
+        ]
     manifest = Manifest(
         mediaType=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
         config=Descriptor(
             media_type=mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG, digest=config_digest, size=len(config_raw)
         ),
         layers=base_layers + [_descriptor(layer, docker) for layer in layers],
-        annotations=annotations or None,
+        annotations=None if docker else annotations or None,
     )
     return ManifestDocument.from_model(manifest)
 
@@ -279,9 +304,19 @@ def _edit_config(
     if dep is not None:
         config.rootfs.diff_ids.insert(len(config.rootfs.diff_ids) - len(layers), dep.layer.diff_id)
         history.append(History(created=created, created_by=dep.history))
-    history += [History(created=created, created_by=f"ocipush build: layer {layer.dest}") for layer in layers]
+    history += [History(created=created, created_by=_created_by(spec, i)) for i in range(len(layers))]
     config.history = history
     return config
+
+
+def _created_by(spec: BuildSpec, index: int) -> str:
+    layer = spec.layers[index]
+    # The tar's file name, not its path: the same inputs give the same image wherever they are built.
+    return (
+        f"ocipush build: layer tar {os.path.basename(layer.source)}"
+        if layer.tar
+        else f"ocipush build: layer {layer.dest}"
+    )
 
 
 def previous_manifests(store: OCILayout, tag: str | None) -> list[ManifestDocument]:

@@ -43,6 +43,9 @@ def register(subparsers: Any) -> None:
     pull.add_argument("--format", choices=("oci", "docker-archive", "rootfs"), default="oci", help="for a plain path")
     pull.add_argument("--platform", help="os/arch[/variant] to take from an index (default: this machine's)")
     pull.add_argument("--all-platforms", action="store_true", help="keep the whole index (oci format only)")
+    pull.add_argument("--no-devices", action="store_true",
+                      help="rootfs: refuse device nodes and fifos (created by default when running as root; "
+                      "without root, device nodes are always refused)")  # fmt: skip
 
     copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
     copy.add_argument("source")
@@ -150,7 +153,14 @@ def _pull(args: argparse.Namespace) -> int:
     target = args.target
     try:
         if args.format == "rootfs" and not target.startswith(("oci:", "docker-archive:")):
-            result = api.pull_rootfs(args.source, target, platform=args.platform, options=options, progress=progress)
+            result = api.pull_rootfs(
+                args.source,
+                target,
+                platform=args.platform,
+                allow_devices=False if args.no_devices else None,
+                options=options,
+                progress=progress,
+            )
         else:
             if not target.startswith(("oci:", "docker-archive:")):
                 target = f"{args.format}:{target}"

@@ -1,9 +1,10 @@
 """Real container runtimes for the tests: podman and buildah as root in a sandbox, with storage in a temp dir.
 
 Defaults fail here (no systemd cgroups, low default limits, no network set-up), so every call gets the same
-containers.conf: runc, the cgroupfs manager, no network namespace set-up, explicit nofile/nproc ulimits, and
-podman's state and a storage.conf whose roots live under the test's temporary directory. buildah and podman share that storage,
-so podman runs what buildah committed. Registries on 127.0.0.1 are plain HTTP: pulls pass --tls-verify=false."""
+containers.conf: runc, the cgroupfs manager, no network namespace set-up, explicit nofile/nproc ulimits, podman's
+state dir, and a storage.conf whose roots live under the test's temporary directory. buildah and podman share that
+storage, so podman runs what buildah committed. Registries on 127.0.0.1 are plain HTTP: pulls use
+--tls-verify=false."""
 
 from __future__ import annotations
 
