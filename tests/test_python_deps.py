@@ -163,3 +163,15 @@ def test_pyproject_dependencies_install_from_the_wheelhouse(project: Path) -> No
     layout = OCILayout(str(out))
     manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
     assert "opt/python/purelib/__init__.py" in _layer_files(layout, manifest, 0)
+
+
+def test_a_build_file_python_table_takes_paths_relative_to_the_file(project: Path) -> None:
+    (project / "ocipush.toml").write_text(
+        '[python]\nrequirements = ["requirements.txt"]\nfind-links = ["wheels"]\npython-version = "3.12"\n'
+    )
+    (project / "requirements.txt").write_text("purelib==1.0\n")
+    out = project / "out"
+    assert main(["build", "--build-file", str(project / "ocipush.toml"), "--output", f"oci:{out}:v1"]) == 0
+    layout = OCILayout(str(out))
+    manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
+    assert "opt/python/purelib/__init__.py" in _layer_files(layout, manifest, 0)

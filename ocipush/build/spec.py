@@ -245,6 +245,8 @@ def load_build_file(path: str) -> dict[str, Any]:
             value = parse_chown(value)
         elif name == "ignore_file" and isinstance(value, str):
             value = os.path.join(here, value)
+        elif name == "python" and isinstance(value, dict):
+            value = _file_python(value, here)
         fields[name] = value
     return fields
 
@@ -263,6 +265,18 @@ def _file_layer(item: Any, here: str, path: str) -> LayerSpec:
     if layer.ignore_file:
         update["ignore_file"] = os.path.join(here, layer.ignore_file)
     return layer.model_copy(update=update)
+
+
+def _file_python(table: dict[str, Any], here: str) -> dict[str, Any]:
+    """A build file's [python] table, its file paths made relative to the build file's directory."""
+    fields = {key.replace("-", "_"): value for key, value in table.items()}
+    for key in ("pyproject", "lock"):
+        if isinstance(fields.get(key), str):
+            fields[key] = os.path.join(here, fields[key])
+    for key in ("requirements", "find_links"):
+        if isinstance(fields.get(key), list):
+            fields[key] = [v if "://" in str(v) else os.path.join(here, str(v)) for v in fields[key]]
+    return fields
 
 
 def make_spec(file_fields: dict[str, Any], overrides: dict[str, Any]) -> BuildSpec:
