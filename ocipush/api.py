@@ -38,7 +38,7 @@ from ocipush.transfer import (
 
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
-    from ocipush.lambda_check import LambdaProblem
+    from ocipush.lambda_rules import LambdaProblem
     from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
@@ -345,7 +345,7 @@ def build_push(
 def check_built_for_lambda(store: OCILayout, built: BuildResult, options: RegistryOptions) -> None:
     """Refuse to push what AWS Lambda would refuse: every platform's problems in one error."""
     from ocipush.errors import CheckFailedError
-    from ocipush.lambda_check import check_image
+    from ocipush.lambda_rules import check_image
 
     problems = []
     with RegistrySession(options) as session:
@@ -506,7 +506,7 @@ def lambda_check(
     location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
 ) -> list[LambdaProblem]:
     """Every reason AWS Lambda would refuse the image at `location` (an empty list when it would take it)."""
-    from ocipush.lambda_check import check_image
+    from ocipush.lambda_rules import check_image
 
     options = options or RegistryOptions.from_env()
     with RegistrySession(options) as session, _open_source(session, _location(location)) as image:

@@ -80,6 +80,45 @@ def corrupt_stream_errors() -> tuple[type[Exception], ...]:
     return (tarfile.TarError, EOFError, gzip.BadGzipFile, zstandard.ZstdError)
 
 
+class ChunkReader:
+    """`read(n)` over an iterator of byte chunks (a streamed HTTP body or blob range); short reads, as a raw stream
+    gives."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._chunk = memoryview(b"")
+
+    def read(self, n: int = -1, /) -> bytes:
+        while not self._chunk:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._chunk = memoryview(chunk)
+        take = len(self._chunk) if n < 0 else n
+        data, self._chunk = self._chunk[:take], self._chunk[take:]
+        return bytes(data)
+
+
+# tarfile's stream mode copies the rest of its buffer on every header read: small enough to be cheap, large
+# enough that skipping file contents takes few reads (measured on a 121 MB layer: 1 MiB 1.3 s, 64 KiB 0.7 s).
+_HEADER_BUFFER = 1 << 16
+
+
+def layer_members(blob: Reader, digest: str, media_type: str) -> Iterator[tarfile.TarInfo]:
+    """The tar headers of a layer blob (compressed as `media_type`), file contents skipped. Read to its end, the
+    blob's bytes are checked against `digest` before the generator finishes."""
+    reader = HashingReader(blob, digest.split(":", 1)[0])  # type: ignore[arg-type]
+    try:
+        stream = decompress_stream(reader, layer_compression(media_type))
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=_HEADER_BUFFER) as tar:
+            yield from tar
+    except corrupt_stream_errors() as exc:
+        raise UsageError(f"layer {digest} is damaged or not a tar stream: {exc}") from None
+    while reader.read(COPY_SIZE):  # what follows the tar's end is part of the digest too
+        pass
+    check_digest(digest, reader.digest, f"layer {digest}")
+
+
 def extract_layers(
     layout: OCILayout,
     manifest: Manifest,

@@ -9,7 +9,6 @@ uncompressed sizes are cached by layer digest, so a base's layers are streamed o
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tarfile
@@ -17,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ocipush import mediatypes as mt
-from ocipush.digest import HashingReader, check_digest, new_hasher
+from ocipush.digest import check_digest, new_hasher
+from ocipush.extract import ChunkReader, layer_members
 from ocipush.models import Descriptor, ImageConfig, ManifestDocument, Platform
 from ocipush.transfer import ImageSource
 
@@ -36,38 +36,8 @@ class LambdaProblem:
         return f"{self.check}: {self.message} (fix: {self.fix})"
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file-like reader over an iterator of byte chunks (a streamed blob)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._pending = chunks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
-def layer_members(source: ImageSource, layer: Descriptor) -> Iterator[tarfile.TarInfo]:
-    """The tar headers of one layer, streamed; the blob's digest is checked when the stream is read to its end."""
-    from ocipush.extract import decompress_stream
-
-    raw = io.BufferedReader(_ChunkReader(source.blob(layer).read_range(0, layer.size)), 1 << 20)
-    hashing = HashingReader(raw, layer.digest.split(":", 1)[0])
-    data = decompress_stream(hashing, mt.layer_compression(layer.media_type))
-    with tarfile.open(fileobj=data, mode="r|") as tar:
-        yield from tar
-    while hashing.read(1 << 20):
-        pass
-    check_digest(layer.digest, hashing.digest, f"layer {layer.digest}")
+def _members(source: ImageSource, layer: Descriptor) -> Iterator[tarfile.TarInfo]:
+    return layer_members(ChunkReader(source.blob(layer).read_range(0, layer.size)), layer.digest, layer.media_type)
 
 
 class SizeCache:
@@ -109,7 +79,7 @@ def _find_and_measure(
             total += sizes.sizes[layer.digest]
             continue
         size = 0
-        for member in layer_members(source, layer):
+        for member in _members(source, layer):
             size += member.size
             name = member.name.removeprefix("./").rstrip("/")
             parent, _, base = name.rpartition("/")
