@@ -39,6 +39,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                        help="build settings (default: ./ocipush.toml or [tool.ocipush] in ./pyproject.toml)")
     group.add_argument("--no-build-file", action="store_true", help="ignore ./ocipush.toml and pyproject.toml")
     group.add_argument("--no-cache", action="store_true", help="do not reuse layers from the local cache")
+    group.add_argument("--verify", action="store_true",
+                       help="read every file even when its size, times and inode say the layer is unchanged")
     python = parser.add_argument_group("python dependencies (wheels for each target platform, one layer)")
     python.add_argument("--requirements", action="append", default=[], metavar="FILE",
                         help="a pip requirements file; repeat for more")
@@ -95,6 +97,7 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
         "compression_level": args.compression_level,
         "source_date_epoch": source_date_epoch(),
         "use_cache": False if args.no_cache else None,
+        "verify": True if args.verify else None,
         "python": _python_deps(args),
         "lambda_check": True if args.lambda_check else None,
     }

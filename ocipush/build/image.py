@@ -89,7 +89,7 @@ def build_image(
     emit = progress or ignore_progress
     options = LayerOptions(
         spec.compression, spec.compression_level, spec.source_date_epoch,
-        Ownership(*spec.chown) if spec.chown else Ownership(), spec.ignore_file,
+        Ownership(*spec.chown) if spec.chown else Ownership(), spec.ignore_file, spec.verify,
     )  # fmt: skip
     for layer in spec.layers:
         check_source(layer, options)

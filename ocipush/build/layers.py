@@ -1,14 +1,18 @@
 """One layer from a directory or a tarball into the store, reusing an existing blob when its diff_id is known.
 
-A directory's entries (names, modes, sizes, mtimes, inodes) are fingerprinted first. When the local cache has
-seen that fingerprint and still has the blob of the diff_id it gave, the tar is only hashed (no compression) to
-confirm the diff_id, and the blob is reused. Otherwise the single compressing pass runs straight away: a first
-hash-only pass on every build would cost a whole extra tar pass whenever the content did change (measured: 941 MB
-tree, 1.3 s), while a fingerprint miss almost always means a changed layer."""
+A directory's entries are fingerprinted first by a stat-only walk: names, kinds, modes, sizes, link targets and,
+for regular files, mtime, ctime and inode, as git's index does. When the local cache has seen that fingerprint
+and still has the blob of the diff_id it gave, the layer is settled without reading a file (`verify` reads them:
+the tar is hashed to confirm the diff_id). A fingerprint is kept only when no stamp in it is within RACY_NS of
+the pass that read the files. On a miss with a previous image to match, the tar is hashed first (a layer it
+already has is not compressed); otherwise the single compressing pass runs straight away: a first hash-only pass
+on every build would cost a whole extra tar pass whenever the content did change (measured: 941 MB tree, 1.3 s).
+Every pass walks the tree afresh, so memory does not grow with the number of files."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,15 +26,18 @@ from ocipush.build.tarstream import (
     CHUNK_SIZE,
     Chunker,
     Entry,
+    Fingerprint,
     Ownership,
     Placement,
-    fingerprint,
     iter_tree,
     new_placement,
     write_tar,
 )
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
+
+# A file changed this close to the pass that read it may keep its time stamps: its fingerprint is not kept.
+RACY_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class KnownLayers:
             c.previous for c in self._known.values()
         )
 
-    def nothing_toreuse_layer(self) -> bool:
+    def nothing_to_reuse(self) -> bool:
         """No previous image and an empty cache: no fingerprint can help, so the walk need not come first."""
         return not any(c.previous for c in self._known.values()) and not (
             self._cache is not None and self._cache.has_fingerprints()
@@ -98,6 +105,7 @@ class LayerOptions:
     mtime: int
     owner: Ownership
     ignore_file: str | None = None
+    verify: bool = False  # read every file even when the stat fingerprint says the layer is unchanged
 
 
 def _matcher(layer: LayerSpec, options: LayerOptions) -> IgnoreMatcher | None:
@@ -142,31 +150,62 @@ def build_layer(
     if layer.tar:
         return _tar_layer(layer, store, options, known, watch)
     place = placement or new_placement(layer.dest)
-    walk = iter_tree(layer.source, place, _matcher(layer, options))
-    if known.nothing_toreuse_layer():
-        # A first build: tar and compress while the walk is still going; the fingerprint comes afterwards.
-        walked: list[Entry] = []
-        blob = _compress(_recording(walk, walked), store, options, watch)
-        known.remember(fingerprint(walked, place, options), blob.diff_id)
-        same = reuse_layer(blob.diff_id, known, store, options, layer.dest)
-        return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
-    entries = list(walk)
-    stamp = fingerprint(entries, place, options)
-    if known.worth_hashing_first(known.predicted_diff_id(stamp)):
-        hasher = DiffIdHasher()
-        try:
-            write_tar(entries, hasher.write, options.mtime, options.owner)
-        except BaseException:
-            hasher.abort()
-            raise
-        reused = reuse_layer(hasher.finish(), known, store, options, layer.dest)
-        if reused:
-            return reused
-    blob = _compress(iter(entries), store, options, watch)
-    known.remember(stamp, blob.diff_id)
+    matcher = _matcher(layer, options)
+
+    def walk() -> Iterator[Entry]:
+        # Each pass walks the tree again: holding the entries between passes would grow with the file count.
+        return iter_tree(layer.source, place, matcher)
+
+    if not known.nothing_to_reuse():
+        # A stat-only pass: no file is opened. An unchanged fingerprint whose blob is at hand settles the layer.
+        stamp = Fingerprint(place, options)
+        for _ in stamp.watch(walk()):
+            pass
+        predicted = known.predicted_diff_id(stamp.hexdigest())
+        if predicted is not None and not options.verify:
+            reused = reuse_layer(predicted, known, store, options, layer.dest)
+            if reused:
+                return reused
+        if known.worth_hashing_first(predicted):
+            reused = _hash_pass(walk(), layer, store, options, known, Fingerprint(place, options))
+            if reused:
+                return reused
+    stamp, started = Fingerprint(place, options), time.time_ns()
+    blob = _compress(stamp.watch(walk()), store, options, watch)
+    _remember(known, stamp, started, blob.diff_id)
     # Compressed anyway, but a blob the base or the previous image already has is not uploaded again.
     same = reuse_layer(blob.diff_id, known, store, options, layer.dest)
     return same or LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
+
+
+def _hash_pass(
+    entries: Iterator[Entry],
+    layer: LayerSpec,
+    store: OCILayout,
+    options: LayerOptions,
+    known: KnownLayers,
+    stamp: Fingerprint,
+) -> LayerResult | None:
+    """The tar hashed without compressing it: the layer of a known blob when its diff_id is one."""
+    started = time.time_ns()
+    hasher = DiffIdHasher()
+    try:
+        write_tar(stamp.watch(entries), hasher.write, options.mtime, options.owner)
+    except BaseException:
+        hasher.abort()
+        raise
+    diff_id = hasher.finish()
+    reused = reuse_layer(diff_id, known, store, options, layer.dest)
+    if reused:
+        _remember(known, stamp, started, diff_id)
+    return reused
+
+
+def _remember(known: KnownLayers, stamp: Fingerprint, started_ns: int, diff_id: str) -> None:
+    """Keep fingerprint -> diff_id unless a file changed so near the pass that its stamp may not show a later
+    change (file times are taken from a coarse clock, and some file systems keep whole seconds)."""
+    if stamp.newest_ns < started_ns - RACY_NS:
+        known.remember(stamp.hexdigest(), diff_id)
 
 
 def _compress(
@@ -175,12 +214,6 @@ def _compress(
     with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
         write_tar(entries, pipeline.write, options.mtime, options.owner)
         return pipeline.finish()
-
-
-def _recording(entries: Iterator[Entry], into: list[Entry]) -> Iterator[Entry]:
-    for entry in entries:
-        into.append(entry)
-        yield entry
 
 
 def _tar_layer(

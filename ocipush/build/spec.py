@@ -94,6 +94,7 @@ class BuildSpec(BaseModel):
     ignore_file: str | None = None
     cache_dir: str | None = None
     use_cache: bool = True
+    verify: bool = False
     python: PythonDeps | None = None
     lambda_check: bool = False
 

@@ -161,12 +161,29 @@ class _Walker:
             raise BuildError(f"{child.path} is a {kind}; layers can only hold files, directories and links")
 
 
-def fingerprint(entries: list[Entry], *settings: object) -> str:
-    """A hash of names, modes, sizes, link targets and change stamps: equal fingerprints predict equal tars."""
-    h = hashlib.sha256(repr(settings).encode())
-    for e in entries:
-        h.update(b"%b\0%b\0%d %d %d %d %d %b\n" % (e.name, e.kind, e.mode, e.size, *e.stamp, e.link))
-    return h.hexdigest()
+class Fingerprint:
+    """A running hash of the entries that pass through `watch`: names, modes, sizes, link targets and change stamps
+    (mtime, ctime, inode). Equal fingerprints predict equal tars, the way git's index settles "unchanged" from
+    stat data. Computed as the entries stream by, so memory does not grow with the number of files.
+
+    `newest_ns` is the latest mtime or ctime seen: a file changed within a timestamp tick of being read could keep
+    its stamp, so a fingerprint whose newest stamp is that recent is not kept (git's "racily clean" entries)."""
+
+    def __init__(self, *settings: object) -> None:
+        self._hash = hashlib.sha256(repr(settings).encode())
+        self.newest_ns = 0
+
+    def watch(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        update = self._hash.update
+        newest = self.newest_ns
+        for e in entries:
+            update(b"%b\0%b\0%d %d %d %d %d %b\n" % (e.name, e.kind, e.mode, e.size, *e.stamp, e.link))
+            newest = max(newest, e.stamp[0], e.stamp[1])
+            yield e
+        self.newest_ns = newest
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
 
 
 def _octal(value: int, width: int) -> bytes:
