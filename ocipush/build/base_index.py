@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from ocipush.build.base import BaseImage
 from ocipush.digest import HashingReader, check_digest
-from ocipush.errors import UsageError
+from ocipush.errors import BuildError
 from ocipush.extract import OPAQUE, WHITEOUT, Reader, corrupt_stream_errors, decompress_stream
 from ocipush.fsutil import atomic_write_bytes
 from ocipush.mediatypes import layer_compression
@@ -191,7 +191,7 @@ def read_layer(layer: Descriptor, opener: LayerOpener) -> LayerSummary:
         try:
             summary = summarize(decompress_stream(reader, layer_compression(layer.media_type)))
         except corrupt_stream_errors() as exc:
-            raise UsageError(f"base layer {layer.digest} is damaged or not a tar stream: {exc}") from None
+            raise BuildError(f"base layer {layer.digest} is damaged or not a tar stream: {exc}") from None
         while reader.read(_READ_SIZE):  # what follows the tar's end is part of the digest too
             pass
     check_digest(layer.digest, reader.digest, f"base layer {layer.digest}")
@@ -214,9 +214,6 @@ class BaseIndex:
             self._pending.pop(0)
             self._summaries.append(summary)
             yield summary
-
-    def layers_read(self) -> int:
-        return len(self._summaries)
 
     def lookup(self, path: str) -> Node | None:
         """The node at `path` ('usr/bin', no symlink followed), or None when the base has nothing there."""
