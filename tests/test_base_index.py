@@ -25,6 +25,7 @@ from ocipush.errors import BuildError, DigestMismatchError
 from ocipush.extract import Reader
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
+from ocipush.progress import ProgressEvent
 
 # A merged-/usr base in two layers, the top one changing what the bottom one has.
 BOTTOM = [
@@ -86,11 +87,14 @@ def test_whiteouts_opaque_dirs_and_replaced_paths(index: BaseIndex) -> None:
 def test_layers_are_read_only_as_far_as_needed_then_cached(tmp_path: Path) -> None:
     layout, layers = base_layout(tmp_path / "base")
     opened: list[str] = []
-    first = BaseIndex(layers, counting_opener(layout, opened), SummaryStore(str(tmp_path / "cache")))
+    events: list[ProgressEvent] = []
+    store = SummaryStore(str(tmp_path / "cache"), emit=events.append)
+    first = BaseIndex(layers, counting_opener(layout, opened), store)
     assert first.lookup("usr/local/bin") == Node("dir", 0o755, 0, 0)
     assert opened == [layers[1].digest]  # settled by the top layer: the bottom one is not read
     assert first.lookup("usr/bin") == Node("dir", 0o755, 0, 0)
     assert opened == [layers[1].digest, layers[0].digest]
+    assert [(e.kind, e.digest) for e in events] == [("info", d) for d in opened]  # the user is told, per layer
     # A new build with the same cache dir reads no blob at all.
     again: list[str] = []
     second = BaseIndex(layers, counting_opener(layout, again), SummaryStore(str(tmp_path / "cache")))

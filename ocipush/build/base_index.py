@@ -30,6 +30,7 @@ from ocipush.extract import OPAQUE, WHITEOUT, Reader, corrupt_stream_errors, dec
 from ocipush.fsutil import atomic_write_bytes
 from ocipush.mediatypes import layer_compression
 from ocipush.models import Descriptor
+from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 
 log = logging.getLogger("ocipush.build.base_index")
 
@@ -160,10 +161,11 @@ def _implied(named: set[str], dirs: dict[str, tuple[int, int, int]]) -> set[str]
 class SummaryStore:
     """Layer summaries by digest: in memory for this build, on disk in the cache dir across builds."""
 
-    def __init__(self, directory: str | None, use_disk: bool = True) -> None:
+    def __init__(self, directory: str | None, use_disk: bool = True, emit: ProgressCallback = ignore_progress) -> None:
         self._memory: dict[str, LayerSummary] = {}
         self._directory = directory
         self._use_disk = use_disk
+        self._emit = emit
 
     def _path(self, digest: str) -> str:
         from ocipush.cachedir import cache_subdir
@@ -176,6 +178,7 @@ class SummaryStore:
             with contextlib.suppress(OSError), open(self._path(layer.digest), "rb") as f:
                 found = LayerSummary.from_json(f.read())
         if found is None:
+            self._emit(ProgressEvent("info", layer.digest, message="base layer: reading its tar headers, once"))
             found = read_layer(layer, opener)
             with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build
                 atomic_write_bytes(self._path(layer.digest), found.to_json())

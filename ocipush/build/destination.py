@@ -18,6 +18,7 @@ from ocipush.build.spec import LayerSpec
 from ocipush.build.tarstream import Placement, dest_parts, make_placement, new_placement
 from ocipush.errors import BuildError
 from ocipush.extract import MAX_SYMLINKS
+from ocipush.progress import ProgressCallback, ignore_progress
 
 Lookup = Callable[[str], Node | None]
 
@@ -68,9 +69,11 @@ class BasePlacer:
     """Places layers on the bases of one build: one index per base (by manifest digest), one summary store, so
     that every layer of every platform consults each base layer at most once."""
 
-    def __init__(self, fetch_options: Any, cache_dir: str | None, use_cache: bool) -> None:
+    def __init__(
+        self, fetch_options: Any, cache_dir: str | None, use_cache: bool, emit: ProgressCallback = ignore_progress
+    ) -> None:
         self._fetch_options = fetch_options
-        self._store = SummaryStore(cache_dir, use_cache)
+        self._store = SummaryStore(cache_dir, use_cache, emit)
         self._indexes: dict[str, BaseIndex] = {}
 
     def place(self, image: BaseImage, dest: str) -> Placement:
