@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from imagehelpers import build_image as make_base
 from imagehelpers import build_index, dir, file, symlink, whiteout
+from transferhelpers import options
 
+from ocipush import api
 from ocipush import mediatypes as mt
 from ocipush.build import BuildSpec, LayerSpec, build_image
 from ocipush.build.base_index import IMPLIED_DIR, BaseIndex, LayerOpener, Node, SummaryStore
@@ -24,6 +26,7 @@ from ocipush.build.tarstream import DIR, Entry
 from ocipush.errors import BuildError, DigestMismatchError
 from ocipush.extract import Reader
 from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressEvent
 
@@ -226,3 +229,19 @@ def test_platforms_whose_bases_differ_get_their_own_layer(tmp_path: Path) -> Non
     assert tar_members(store, arm64[-2].digest)["bin"].mode == 0o751
     assert len(result.layers) == 3
     assert os.path.isdir(tmp_path / "cache" / "base-index")
+
+
+def test_a_registry_base_is_read_through_one_session(registry: LocalRegistry, tmp_path: Path) -> None:
+    base_layout(tmp_path / "base", [[dir("usr"), file("usr/a")], [dir("etc")], [dir("var")]])
+    opts = options(tmp_path)
+    api.push(f"oci:{tmp_path / 'base'}:base", f"{registry.host}/base:1", options=opts)
+    layers = api.fetch_manifest(f"{registry.host}/base:1", options=opts).manifest.layers
+    start = len(registry.log_path.read_text().splitlines())
+    src = tmp_path / "src"
+    src.mkdir()
+    spec = BuildSpec(base=f"{registry.host}/base:1", layers=[LayerSpec(source=str(src), dest="/opt/x")])
+    build_image(spec, OCILayout(str(tmp_path / "out"), create=True), "v1", fetch_options=opts)
+    requests = [line.split('"')[1] for line in registry.log_path.read_text().splitlines()[start:] if '"GET ' in line]
+    first_layer = next(i for i, r in enumerate(requests) if layers[-1].digest in r)
+    # /opt is in no layer: all three are read, top down, with no new session (a session starts with GET /v2/).
+    assert [r.split()[1].rsplit("/", 1)[-1] for r in requests[first_layer:]] == [d.digest for d in reversed(layers)]

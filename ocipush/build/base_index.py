@@ -21,7 +21,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ocipush.build.base import BaseImage
 from ocipush.digest import HashingReader, check_digest
@@ -31,6 +31,9 @@ from ocipush.fsutil import atomic_write_bytes
 from ocipush.mediatypes import layer_compression
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
+
+if TYPE_CHECKING:
+    from ocipush.registry.session import RegistrySession
 
 log = logging.getLogger("ocipush.build.base_index")
 
@@ -240,8 +243,9 @@ class BaseIndex:
         return IMPLIED_DIR if implied else None
 
 
-def layer_opener(image: BaseImage, fetch_options: Any = None) -> LayerOpener:
-    """Opens the layer blobs of a `BaseImage`: from its layout, or streamed from its registry."""
+def layer_opener(image: BaseImage, registry: Callable[[], RegistrySession]) -> LayerOpener:
+    """Opens the layer blobs of a `BaseImage`: from its layout, or streamed from its registry through the session
+    `registry()` gives (one per build, so that a registry's token is fetched once)."""
     layout = image.layout
     if layout is not None:
         return lambda layer: layout.open_blob(layer.digest)
@@ -250,12 +254,9 @@ def layer_opener(image: BaseImage, fetch_options: Any = None) -> LayerOpener:
     @contextlib.contextmanager
     def from_registry(layer: Descriptor) -> Iterator[Reader]:
         from ocipush.reference import parse_reference
-        from ocipush.registry.session import RegistrySession
 
-        with RegistrySession(fetch_options) as session:
-            client = session.client(parse_reference(reference))
-            with client.open_blob(layer.digest) as response:
-                yield _ChunkReader(response.iter_raw(_READ_SIZE))
+        with registry().client(parse_reference(reference)).open_blob(layer.digest) as response:
+            yield _ChunkReader(response.iter_raw(_READ_SIZE))
 
     return from_registry
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocipush.build.base import BaseImage
 from ocipush.build.base_index import BaseIndex, Node, SummaryStore, layer_opener
@@ -19,6 +19,9 @@ from ocipush.build.tarstream import Placement, dest_parts, make_placement, new_p
 from ocipush.errors import BuildError
 from ocipush.extract import MAX_SYMLINKS
 from ocipush.progress import ProgressCallback, ignore_progress
+
+if TYPE_CHECKING:
+    from ocipush.registry.session import RegistrySession
 
 Lookup = Callable[[str], Node | None]
 
@@ -66,8 +69,10 @@ def place(dest: str, lookup: Lookup | None) -> Placement:
 
 
 class BasePlacer:
-    """Places layers on the bases of one build: one index per base (by manifest digest), one summary store, so
-    that every layer of every platform consults each base layer at most once."""
+    """Places layers on the bases of one build: one index per base (by manifest digest), one summary store and
+    one registry session, so that every layer of every platform consults each base layer at most once.
+
+    A context manager: leaving it closes the registry session, if one was opened."""
 
     def __init__(
         self, fetch_options: Any, cache_dir: str | None, use_cache: bool, emit: ProgressCallback = ignore_progress
@@ -75,6 +80,22 @@ class BasePlacer:
         self._fetch_options = fetch_options
         self._store = SummaryStore(cache_dir, use_cache, emit)
         self._indexes: dict[str, BaseIndex] = {}
+        self._session: RegistrySession | None = None
+
+    def __enter__(self) -> BasePlacer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _registry(self) -> RegistrySession:
+        if self._session is None:
+            from ocipush.registry.session import RegistrySession
+
+            self._session = RegistrySession(self._fetch_options)
+        return self._session
 
     def place(self, image: BaseImage, dest: str) -> Placement:
         """Where a layer at `dest` lands on `image`; a base is indexed only when a layer goes below the root."""
@@ -82,7 +103,7 @@ class BasePlacer:
             return new_placement(dest)
         index = self._indexes.get(image.manifest.digest)
         if index is None:
-            index = BaseIndex(image.layers, layer_opener(image, self._fetch_options), self._store)
+            index = BaseIndex(image.layers, layer_opener(image, self._registry), self._store)
             self._indexes[image.manifest.digest] = index
         return place(dest, index.lookup)
 

@@ -98,10 +98,10 @@ def build_image(
     known = KnownLayers(_candidates(bases, store, previous or [], options), cache, options)
     for image in bases.images:
         copy_base_layers(image, store)
-    placer = BasePlacer(fetch_options, spec.cache_dir, spec.use_cache, emit)
-    placements = placer.layers(spec.layers, bases.images)
-    per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
-    deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer.place)
+    with BasePlacer(fetch_options, spec.cache_dir, spec.use_cache, emit) as placer:
+        placements = placer.layers(spec.layers, bases.images)
+        per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
+        deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer.place)
     every_layer = [d.layer for d in deps if d is not None] + layers
     if cache is not None:
         for built in (b for b in every_layer if store.has_blob(b.digest)):
