@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 Scenario = dict[str, Any]
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "Lambda")
+ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "Lambda")
 
 
 def med(scenario: Scenario | None, tool: str, key: str = "seconds") -> float | None:
@@ -222,6 +222,7 @@ def write(raw: dict[str, Any], out: Path) -> Path:
         "P5": ("verified",),
         "P6": ("requests",),
         "P8": ("resent_pct", "rerun_s", "rerun_requests", "first_run_MB"),
+        "P10": ("base_blob_GETs",),
         "Lambda": ("MB/s", "writes_in_tmp"),
     }
     for key in ORDER:

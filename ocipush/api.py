@@ -301,7 +301,8 @@ def build_push(
     create_repository: Callable[[], bool] | None = None,
 ) -> tuple[BuildResult, TransferResult]:
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
-    and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never pulled."""
+    and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never stored
+    (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`)."""
     from ocipush.build import build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout

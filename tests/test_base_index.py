@@ -5,6 +5,7 @@ Bases are synthetic layouts written with tests/imagehelpers.py, so each case sta
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import tarfile
 from collections.abc import Iterator
@@ -13,7 +14,10 @@ from pathlib import Path
 import pytest
 from imagehelpers import build_image as make_base
 from imagehelpers import build_index, dir, file, symlink, whiteout
+from transferhelpers import options
 
+from ocipush import api
+from ocipush import mediatypes as mt
 from ocipush.build import BuildSpec, LayerSpec, build_image
 from ocipush.build.base_index import IMPLIED_DIR, BaseIndex, LayerOpener, Node, SummaryStore
 from ocipush.build.destination import place, resolve
@@ -22,7 +26,9 @@ from ocipush.build.tarstream import DIR, Entry
 from ocipush.errors import BuildError, DigestMismatchError
 from ocipush.extract import Reader
 from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
 from ocipush.models import Descriptor
+from ocipush.progress import ProgressEvent
 
 # A merged-/usr base in two layers, the top one changing what the bottom one has.
 BOTTOM = [
@@ -84,12 +90,14 @@ def test_whiteouts_opaque_dirs_and_replaced_paths(index: BaseIndex) -> None:
 def test_layers_are_read_only_as_far_as_needed_then_cached(tmp_path: Path) -> None:
     layout, layers = base_layout(tmp_path / "base")
     opened: list[str] = []
-    first = BaseIndex(layers, counting_opener(layout, opened), SummaryStore(str(tmp_path / "cache")))
+    events: list[ProgressEvent] = []
+    store = SummaryStore(str(tmp_path / "cache"), emit=events.append)
+    first = BaseIndex(layers, counting_opener(layout, opened), store)
     assert first.lookup("usr/local/bin") == Node("dir", 0o755, 0, 0)
     assert opened == [layers[1].digest]  # settled by the top layer: the bottom one is not read
     assert first.lookup("usr/bin") == Node("dir", 0o755, 0, 0)
     assert opened == [layers[1].digest, layers[0].digest]
-    assert first.layers_read() == 2
+    assert [(e.kind, e.digest) for e in events] == [("info", d) for d in opened]  # the user is told, per layer
     # A new build with the same cache dir reads no blob at all.
     again: list[str] = []
     second = BaseIndex(layers, counting_opener(layout, again), SummaryStore(str(tmp_path / "cache")))
@@ -111,6 +119,15 @@ def test_a_layer_that_does_not_match_its_digest_is_refused_and_not_cached(tmp_pa
     with pytest.raises(DigestMismatchError):
         index.lookup("tmp")
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_a_layer_that_is_not_a_tar_is_refused(tmp_path: Path) -> None:
+    layout = OCILayout(str(tmp_path / "base"), create=True)
+    blob = gzip.compress(b"not a tar archive, " * 100)
+    layer = Descriptor(media_type=mt.OCI_LAYER_GZIP, digest=layout.write_blob(blob), size=len(blob))
+    index = BaseIndex([layer], counting_opener(layout, []), SummaryStore(str(tmp_path / "cache")))
+    with pytest.raises(BuildError, match=f"base layer {layer.digest} is damaged or not a tar stream"):
+        index.lookup("etc")
 
 
 def test_resolution_follows_relative_absolute_and_chained_links(index: BaseIndex) -> None:
@@ -212,3 +229,19 @@ def test_platforms_whose_bases_differ_get_their_own_layer(tmp_path: Path) -> Non
     assert tar_members(store, arm64[-2].digest)["bin"].mode == 0o751
     assert len(result.layers) == 3
     assert os.path.isdir(tmp_path / "cache" / "base-index")
+
+
+def test_a_registry_base_is_read_through_one_session(registry: LocalRegistry, tmp_path: Path) -> None:
+    base_layout(tmp_path / "base", [[dir("usr"), file("usr/a")], [dir("etc")], [dir("var")]])
+    opts = options(tmp_path)
+    api.push(f"oci:{tmp_path / 'base'}:base", f"{registry.host}/base:1", options=opts)
+    layers = api.fetch_manifest(f"{registry.host}/base:1", options=opts).manifest.layers
+    start = len(registry.log_path.read_text().splitlines())
+    src = tmp_path / "src"
+    src.mkdir()
+    spec = BuildSpec(base=f"{registry.host}/base:1", layers=[LayerSpec(source=str(src), dest="/opt/x")])
+    build_image(spec, OCILayout(str(tmp_path / "out"), create=True), "v1", fetch_options=opts)
+    requests = [line.split('"')[1] for line in registry.log_path.read_text().splitlines()[start:] if '"GET ' in line]
+    first_layer = next(i for i, r in enumerate(requests) if layers[-1].digest in r)
+    # /opt is in no layer: all three are read, top down, with no new session (a session starts with GET /v2/).
+    assert [r.split()[1].rsplit("/", 1)[-1] for r in requests[first_layer:]] == [d.digest for d in reversed(layers)]

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_PY = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "Lambda")
 TOOLS = ("docker-registry", "skopeo", "umoci", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
 
 pytestmark = pytest.mark.slow
@@ -54,6 +54,10 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     # Request counts come from the registry log, byte counts from the proxy.
     assert scenarios["P6"]["tools"]["ocipush"]["samples"][0]["extra"]["requests"] > 0
     assert scenarios["P8"]["tools"]["ocipush [ecr]"]["samples"][0]["extra"]["rerun_bytes"] > 0
+    # P10: the base's layer headers are read once on an empty cache, never on the rebuild (the registry log says).
+    p10 = scenarios["P10"]["tools"]
+    assert [s["extra"]["base_blob_GETs"] for s in p10["ocipush on busybox, empty cache"]["samples"]] == [1]
+    assert [s["extra"]["base_blob_GETs"] for s in p10["ocipush on busybox, unchanged rebuild"]["samples"]] == [0]
 
     report = (out / "report.md").read_text()
     for key in SCENARIOS:

@@ -16,9 +16,10 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--from", dest="base", metavar="BASE",
                        help="base image: a registry reference, oci:PATH[:tag], or scratch (default)")
     group.add_argument("--layer", action="append", default=[], metavar="DIR[:DEST]",
-                       help="a directory's contents placed under DEST (default /); repeat for more layers")
+                       help="a directory's contents placed under DEST (default /), followed through the base's "
+                       "symlinks; the base's directories keep their mode and owner; repeat for more layers")
     group.add_argument("--layer-tar", action="append", default=[], metavar="FILE",
-                       help="an existing tar (plain, gzip or zstd) as a layer, after the --layer ones")
+                       help="an existing tar (plain, gzip or zstd) as a layer, taken as it is, after the --layer ones")
     group.add_argument("--entrypoint", metavar="CMD", help='entrypoint: a JSON array or a shell-like string')
     group.add_argument("--cmd", metavar="CMD", help="default arguments: a JSON array or a shell-like string")
     group.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable")
@@ -29,7 +30,8 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--annotation", action="append", default=[], metavar="K=V", help="manifest annotation")
     group.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[,...]",
                        help="platform(s) to build; several need a multi-platform base (or scratch)")
-    group.add_argument("--chown", metavar="UID[:GID]", help="owner of the files in the new layers (default 0:0)")
+    group.add_argument("--chown", metavar="UID[:GID]",
+                       help="owner of what the layers add (files, and directories they create; default 0:0)")
     group.add_argument("--ignore-file", metavar="FILE",
                        help=".dockerignore-syntax excludes (default: .dockerignore in each layer directory)")
     group.add_argument("--compression", choices=["gzip", "zstd", "none"], help="layer compression (gzip)")

@@ -1,7 +1,8 @@
 """The base image of a build: `scratch`, an OCI layout (`oci:PATH[:tag]`) or a registry reference.
 
-Only manifests and configs are read. A layout base's layers are linked into the output store; a registry base's
-layers are never downloaded: the manifest names the base (annotations) and the push mounts or streams them."""
+Manifests and configs are read here. A layout base's layers are linked into the output store; a registry base's
+layers are never stored: the manifest names the base (annotations) and the push mounts or streams them (the base
+index, base_index.py, reads their tar headers once per cache dir)."""
 
 from __future__ import annotations
 

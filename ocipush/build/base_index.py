@@ -21,12 +21,17 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ocipush.build.base import BaseImage
+from ocipush.errors import BuildError, UsageError
 from ocipush.extract import OPAQUE, WHITEOUT, ChunkReader, Reader, layer_members
 from ocipush.fsutil import atomic_write_bytes
 from ocipush.models import Descriptor
+from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
+
+if TYPE_CHECKING:
+    from ocipush.registry.session import RegistrySession
 
 log = logging.getLogger("ocipush.build.base_index")
 
@@ -152,10 +157,11 @@ def _implied(named: set[str], dirs: dict[str, tuple[int, int, int]]) -> set[str]
 class SummaryStore:
     """Layer summaries by digest: in memory for this build, on disk in the cache dir across builds."""
 
-    def __init__(self, directory: str | None, use_disk: bool = True) -> None:
+    def __init__(self, directory: str | None, use_disk: bool = True, emit: ProgressCallback = ignore_progress) -> None:
         self._memory: dict[str, LayerSummary] = {}
         self._directory = directory
         self._use_disk = use_disk
+        self._emit = emit
 
     def _path(self, digest: str) -> str:
         from ocipush.cachedir import cache_subdir
@@ -168,6 +174,7 @@ class SummaryStore:
             with contextlib.suppress(OSError), open(self._path(layer.digest), "rb") as f:
                 found = LayerSummary.from_json(f.read())
         if found is None:
+            self._emit(ProgressEvent("info", layer.digest, message="base layer: reading its tar headers, once"))
             found = read_layer(layer, opener)
             with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build
                 atomic_write_bytes(self._path(layer.digest), found.to_json())
@@ -180,7 +187,10 @@ def read_layer(layer: Descriptor, opener: LayerOpener) -> LayerSummary:
     log.info("reading the headers of base layer %s", layer.digest)
     with opener(layer) as blob:
         # The summary is built as the headers stream by; it is returned only once the digest has matched.
-        return summarize(layer_members(blob, layer.digest, layer.media_type))
+        try:
+            return summarize(layer_members(blob, layer.digest, layer.media_type))
+        except UsageError as exc:  # damaged, or not a layer we can read: the base is the problem, not the input
+            raise BuildError(f"base {exc}") from None
 
 
 class BaseIndex:
@@ -199,9 +209,6 @@ class BaseIndex:
             self._pending.pop(0)
             self._summaries.append(summary)
             yield summary
-
-    def layers_read(self) -> int:
-        return len(self._summaries)
 
     def lookup(self, path: str) -> Node | None:
         """The node at `path` ('usr/bin', no symlink followed), or None when the base has nothing there."""
@@ -225,8 +232,9 @@ class BaseIndex:
         return IMPLIED_DIR if implied else None
 
 
-def layer_opener(image: BaseImage, fetch_options: Any = None) -> LayerOpener:
-    """Opens the layer blobs of a `BaseImage`: from its layout, or streamed from its registry."""
+def layer_opener(image: BaseImage, registry: Callable[[], RegistrySession]) -> LayerOpener:
+    """Opens the layer blobs of a `BaseImage`: from its layout, or streamed from its registry through the session
+    `registry()` gives (one per build, so that a registry's token is fetched once)."""
     layout = image.layout
     if layout is not None:
         return lambda layer: layout.open_blob(layer.digest)
@@ -235,11 +243,8 @@ def layer_opener(image: BaseImage, fetch_options: Any = None) -> LayerOpener:
     @contextlib.contextmanager
     def from_registry(layer: Descriptor) -> Iterator[Reader]:
         from ocipush.reference import parse_reference
-        from ocipush.registry.session import RegistrySession
 
-        with RegistrySession(fetch_options) as session:
-            client = session.client(parse_reference(reference))
-            with client.open_blob(layer.digest) as response:
-                yield ChunkReader(response.iter_raw(_READ_SIZE))
+        with registry().client(parse_reference(reference)).open_blob(layer.digest) as response:
+            yield ChunkReader(response.iter_raw(_READ_SIZE))
 
     return from_registry

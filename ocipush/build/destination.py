@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocipush.build.base import BaseImage
 from ocipush.build.base_index import BaseIndex, Node, SummaryStore, layer_opener
@@ -18,6 +18,10 @@ from ocipush.build.spec import LayerSpec
 from ocipush.build.tarstream import Placement, dest_parts, make_placement, new_placement
 from ocipush.errors import BuildError
 from ocipush.extract import MAX_SYMLINKS
+from ocipush.progress import ProgressCallback, ignore_progress
+
+if TYPE_CHECKING:
+    from ocipush.registry.session import RegistrySession
 
 Lookup = Callable[[str], Node | None]
 
@@ -64,18 +68,45 @@ def place(dest: str, lookup: Lookup | None) -> Placement:
     )
 
 
-def place_layers(
-    layers: list[LayerSpec], images: list[BaseImage], fetch_options: Any, cache_dir: str | None, use_cache: bool
-) -> list[list[Placement | None]]:
-    """For each platform's base, the placement of each layer; None for a tarball layer, which is taken as it is.
+class BasePlacer:
+    """Places layers on the bases of one build: one index per base (by manifest digest), one summary store and
+    one registry session, so that every layer of every platform consults each base layer at most once.
 
-    A base is indexed only when some directory layer goes below the root."""
-    store = SummaryStore(cache_dir, use_cache)
-    needed = any(dest_parts(layer.dest) for layer in layers if not layer.tar)
-    lookups: list[Lookup | None] = [
-        BaseIndex(image.layers, layer_opener(image, fetch_options), store).lookup
-        if needed and image.manifest is not None
-        else None
-        for image in images
-    ]
-    return [[None if layer.tar else place(layer.dest, lookup) for layer in layers] for lookup in lookups]
+    A context manager: leaving it closes the registry session, if one was opened."""
+
+    def __init__(
+        self, fetch_options: Any, cache_dir: str | None, use_cache: bool, emit: ProgressCallback = ignore_progress
+    ) -> None:
+        self._fetch_options = fetch_options
+        self._store = SummaryStore(cache_dir, use_cache, emit)
+        self._indexes: dict[str, BaseIndex] = {}
+        self._session: RegistrySession | None = None
+
+    def __enter__(self) -> BasePlacer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _registry(self) -> RegistrySession:
+        if self._session is None:
+            from ocipush.registry.session import RegistrySession
+
+            self._session = RegistrySession(self._fetch_options)
+        return self._session
+
+    def place(self, image: BaseImage, dest: str) -> Placement:
+        """Where a layer at `dest` lands on `image`; a base is indexed only when a layer goes below the root."""
+        if image.manifest is None or not dest_parts(dest):
+            return new_placement(dest)
+        index = self._indexes.get(image.manifest.digest)
+        if index is None:
+            index = BaseIndex(image.layers, layer_opener(image, self._registry), self._store)
+            self._indexes[image.manifest.digest] = index
+        return place(dest, index.lookup)
+
+    def layers(self, layers: list[LayerSpec], images: list[BaseImage]) -> list[list[Placement | None]]:
+        """For each platform's base, the placement of each layer; None for a tarball layer, taken as it is."""
+        return [[None if layer.tar else self.place(image, layer.dest) for layer in layers] for image in images]

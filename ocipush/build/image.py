@@ -23,9 +23,9 @@ from ocipush import mediatypes as mt
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
 from ocipush.build.cache import LayerCache
 from ocipush.build.compress import BlobWatcher
-from ocipush.build.destination import place_layers
+from ocipush.build.destination import BasePlacer
 from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
-from ocipush.build.spec import BuildSpec, LayerSpec
+from ocipush.build.spec import BuildSpec
 from ocipush.build.tarstream import Ownership, Placement
 from ocipush.layout import OCILayout
 from ocipush.models import (
@@ -98,14 +98,10 @@ def build_image(
     known = KnownLayers(_candidates(bases, store, previous or [], options), cache, options)
     for image in bases.images:
         copy_base_layers(image, store)
-    placements = place_layers(spec.layers, bases.images, fetch_options, spec.cache_dir, spec.use_cache)
-    per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
-
-    def placer(image: BaseImage, dest: str) -> Placement | None:
-        return place_layers([LayerSpec(source=".", dest=dest)], [image], fetch_options, spec.cache_dir,
-                            spec.use_cache)[0][0]  # fmt: skip
-
-    deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer)
+    with BasePlacer(fetch_options, spec.cache_dir, spec.use_cache, emit) as placer:
+        placements = placer.layers(spec.layers, bases.images)
+        per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
+        deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer.place)
     every_layer = [d.layer for d in deps if d is not None] + layers
     if cache is not None:
         for built in (b for b in every_layer if store.has_blob(b.digest)):

@@ -15,7 +15,7 @@ def register(subparsers: Any) -> None:
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "build-push",
-        help="build an image from directories onto a base and push it (base layers are never downloaded)",
+        help="build an image from directories onto a base and push it (base layers are never stored)",
         description="Build directories (each a layer at /, or DIR:DEST) and tarballs onto --from BASE, "
         "reproducibly, and push the image to every --tag. Base layers are mounted or streamed registry to "
         "registry; unchanged layers are reused without compressing or uploading them again.",
