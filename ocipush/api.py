@@ -245,7 +245,8 @@ def build_to(
     Docker base's layers under their OCI names), the only kind skopeo and umoci read from a layout.
     `base_layers=False` leaves the base's layers out of an oci: layout; pushing that layout then mounts or streams
     them from the base's registry, as build-push does.
-    A new layout or archive appears only once complete; the previous image of an existing layout tag is reused."""
+    A new layout is removed again when the build fails, an archive appears only once complete; the previous image
+    of an existing layout tag is reused."""
     from ocipush.build import build_image, previous_manifests
     from ocipush.transfer import complete_layout
 

@@ -59,7 +59,8 @@ def staged_directory(path: str, *, resumable: bool = False) -> Iterator[str]:
     place; an empty directory is replaced, keeping its mode and owner. An empty mount point cannot be renamed
     over: it is filled in place and emptied again on an error. On an error the staging directory is removed,
     unless `resumable`: then it keeps its fixed name `.NAME.partial`, and the next attempt continues in it."""
-    parent, name = os.path.split(os.path.abspath(path))
+    path = os.path.realpath(path)  # a symlink to an empty directory: fill the directory, keep the link
+    parent, name = os.path.split(path)
     existing = os.stat(path) if os.path.isdir(path) else None
     if existing is not None and os.path.ismount(path):
         try:

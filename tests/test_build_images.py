@@ -72,6 +72,19 @@ def test_layout_base_single_platform(tmp_path: Path, app: Path) -> None:
     assert OCILayout(str(out)).has_blob(manifest["layers"][0]["digest"])
 
 
+def test_single_platform_base_asked_for_two(tmp_path: Path, app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = OCILayout(str(tmp_path / "base"), create=True)
+    make_base(base, [([file("etc/hostname", "base\n")], "gzip")], tag="3", arch="amd64")
+    name = f"oci:{tmp_path / 'base'}:3"
+    assert build(app, tmp_path / "out", "--from", name, "--platform", "linux/amd64,linux/arm64") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ocipush: error: base {name} is a single-platform image (linux/amd64), so it cannot give the 2 platforms "
+        "asked for (linux/amd64, linux/arm64): build one platform (--platform linux/amd64, or none), or use a "
+        "multi-platform base (an image index)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_multi_platform_from_index_shares_app_layer(tmp_path: Path, app: Path) -> None:
     multi_arch_base(tmp_path / "base")
     out = tmp_path / "out"

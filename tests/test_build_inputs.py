@@ -138,6 +138,7 @@ def test_layer_tar_kept_or_recompressed(tmp_path: Path, fmt: str) -> None:
     import hashlib
 
     assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(plain).hexdigest()]
+    assert config["history"][-1]["created_by"] == f"ocipush build: layer tar layer.{fmt}"  # the file, not its path
     layer = manifest["layers"][0]
     assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
     if fmt == "gzip":  # already gzip: stored byte for byte

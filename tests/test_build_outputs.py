@@ -19,14 +19,10 @@ from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.fixture
-def app(tmp_path: Path) -> Path:
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A script that says where it runs; the build's cache dir is the test's own."""
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(tmp_path / "cache"))
     src = tmp_path / "app"
     src.mkdir()
     (src / "hello.sh").write_text(

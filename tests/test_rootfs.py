@@ -144,3 +144,9 @@ def test_failed_pulls_leave_no_target(registry: LocalRegistry, tmp_path: Path) -
     assert stat.S_ISCHR((out / "dev/null").lstat().st_mode)
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
     assert [p.name for p in work.iterdir()] == ["out"]
+    # A symlink to an empty directory: the directory is filled, the link stays a link.
+    (work / "real").mkdir()
+    (work / "link").symlink_to("real")
+    api.pull_rootfs(ref, str(work / "link"), options=options(tmp_path))
+    assert (work / "link").is_symlink() and (work / "real/etc/hostname").read_text() == "box\n"
+    assert sorted(p.name for p in work.iterdir()) == ["link", "out", "real"]

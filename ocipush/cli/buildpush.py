@@ -58,6 +58,8 @@ def run_build_push(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         printer.finish()
+    for warning in built.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet and not args.json:
         for layer in built.layers:
             state = "reused" if layer.reused else "built "
