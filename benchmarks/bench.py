@@ -35,6 +35,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import data  # noqa: E402
+import python_deps  # noqa: E402
 import report  # noqa: E402
 from measure import CommandFailed, Sample, run_timed, summary  # noqa: E402
 
@@ -659,7 +660,7 @@ def tool_versions() -> dict[str, str]:
     }
 
 
-SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "PY", "Lambda")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -696,7 +697,9 @@ def main(argv: list[str] | None = None) -> int:
             bench.images()
         steps: list[tuple[str, Callable[[], None]]] = [
             ("P1", bench.p1_p7), ("P2", bench.p2), ("P3", bench.p3), ("P5", bench.p5), ("P6", bench.p6),
-            ("P8", bench.p8), ("P9", bench.p9), ("P10", bench.p10), ("Lambda", bench.lambda_profile),
+            ("P8", bench.p8), ("P9", bench.p9), ("P10", bench.p10),
+            ("PY", lambda: python_deps.run(bench, OCIPUSH, PYTHON, min(3, sizes.reps))),
+            ("Lambda", bench.lambda_profile),
         ]  # fmt: skip
         for key, step in steps:
             if key not in wanted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -107,4 +108,21 @@ def run(bench: Bench, ocipush: Path, python: Path, reps: int) -> None:
         "pip --target + build-push rebuild": "the same two commands again, same cache and registry",
     }
     bench.record("PY", f"Python dependencies as a layer ({wheel_mb:.0f} MB of wheels), first build and unchanged "
-                 "rebuild", samples, errors, commands, wheel_mb=round(wheel_mb, 1))  # fmt: skip
+                 "rebuild", samples, errors, commands, wheel_mb=round(wheel_mb, 1), note=_pairs(samples))  # fmt: skip
+
+
+def _pairs(samples: dict[str, list[Sample]]) -> str:
+    """The ratios that matter here: each ocipush figure over the same step done by hand."""
+
+    def median(name: str) -> float | None:
+        runs = [s.seconds for s in samples.get(name, [])]
+        return statistics.median(runs) if runs else None
+
+    parts = []
+    for label, ours, theirs in (
+        ("first build", "ocipush", "pip --target + build-push"),
+        ("unchanged rebuild", "ocipush rebuild", "pip --target + build-push rebuild"),
+    ):
+        a, b = median(ours), median(theirs)
+        parts.append(f"{label} {a / b:.2f}" if a is not None and b else f"{label} not measured")
+    return "ocipush / by hand (medians): " + ", ".join(parts) + "."

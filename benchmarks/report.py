@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 Scenario = dict[str, Any]
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "Lambda")
+ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda")
 
 
 def med(scenario: Scenario | None, tool: str, key: str = "seconds") -> float | None:
