@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,15 +53,10 @@ def _reference(value: LocationLike) -> Reference:
     return location
 
 
-@contextlib.contextmanager
-def _scratch_dir(options: RegistryOptions) -> Iterator[str]:
-    from ocipush.cachedir import cache_subdir
+def _scratch_dir(options: RegistryOptions) -> contextlib.AbstractContextManager[str]:
+    from ocipush.cachedir import scratch_dir
 
-    path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", options.cache_dir))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    return scratch_dir(options.cache_dir)
 
 
 @contextlib.contextmanager

@@ -23,13 +23,13 @@ from ocipush import mediatypes as mt
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
 from ocipush.build.cache import LayerCache
 from ocipush.build.compress import BlobWatcher
+from ocipush.build.config import edit_container_config
 from ocipush.build.destination import place_layers
 from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
 from ocipush.build.spec import BuildSpec, LayerSpec
 from ocipush.build.tarstream import Ownership, Placement
 from ocipush.layout import OCILayout
 from ocipush.models import (
-    ContainerConfig,
     Descriptor,
     History,
     ImageConfig,
@@ -278,26 +278,7 @@ def _edit_config(
     created = rfc3339(spec.source_date_epoch)
     platform = image.platform
     config = image.config or ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant)
-    container = config.config or ContainerConfig()
-    wanted_env = {**(dep.env if dep else {}), **spec.env}
-    if wanted_env:
-        env = [e for e in container.env or [] if e.split("=", 1)[0] not in wanted_env]
-        container.env = env + [f"{k}={v}" for k, v in wanted_env.items()]
-    if spec.entrypoint is not None:
-        container.entrypoint = spec.entrypoint
-        # As in a Dockerfile: a new entrypoint drops the base's command unless one is given.
-        container.cmd = spec.cmd
-    elif spec.cmd is not None:
-        container.cmd = spec.cmd
-    if spec.workdir is not None:
-        container.working_dir = spec.workdir
-    if spec.user is not None:
-        container.user = spec.user
-    if spec.labels:
-        container.labels = {**(container.labels or {}), **spec.labels}
-    if spec.expose:
-        container.exposed_ports = {**(container.exposed_ports or {}), **{p: {} for p in spec.expose}}
-    config.config = container
+    edit_container_config(config, spec, dep.env if dep else None)
     config.created = created
     config.rootfs.diff_ids = list(config.rootfs.diff_ids) + [layer.diff_id for layer in layers]
     history = list(config.history or [])

@@ -103,7 +103,7 @@ def create_repository_callback(
     return create
 
 
-def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
+def report_transfer(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
     counts = result.counts
     data = {
         "target": target,
@@ -142,7 +142,7 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
         )
     finally:
         printer.finish()
-    return _report(args, verb, args.target, result)
+    return report_transfer(args, verb, args.target, result)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -174,7 +174,7 @@ def _pull(args: argparse.Namespace) -> int:
             )
     finally:
         printer.finish()
-    return _report(args, "pulled", target, result)
+    return report_transfer(args, "pulled", target, result)
 
 
 def _delete(args: argparse.Namespace) -> int:
