@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         resolve_digest,
     )
     from ocipush.errors import OcipushError
+    from ocipush.ops.files import cat, get_blob
+    from ocipush.ops.flatten import export, flatten
     from ocipush.ops.index import append_index, create_index, filter_index, remove_from_index
     from ocipush.ops.mutate import mutate
     from ocipush.ops.rebase import rebase
@@ -57,6 +59,10 @@ _API = {
     "untag": "ocipush.ops.tags",
     "mutate": "ocipush.ops.mutate",
     "rebase": "ocipush.ops.rebase",
+    "flatten": "ocipush.ops.flatten",
+    "export": "ocipush.ops.flatten",
+    "cat": "ocipush.ops.files",
+    "get_blob": "ocipush.ops.files",
 }
 
 __all__ = [
@@ -66,12 +72,16 @@ __all__ = [
     "append_index",
     "build_push",
     "build_to",
+    "cat",
     "catalog",
     "copy",
     "create_index",
     "delete",
+    "export",
     "fetch_manifest",
     "filter_index",
+    "flatten",
+    "get_blob",
     "inspect",
     "lambda_check",
     "list_tags",

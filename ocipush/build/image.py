@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ocipush.build")
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
-_LAYER_TYPES = {
+LAYER_TYPES = {
     (False, "gzip"): mt.OCI_LAYER_GZIP,
     (False, "zstd"): mt.OCI_LAYER_ZSTD,
     (False, "none"): mt.OCI_LAYER,
@@ -235,7 +235,7 @@ def _candidates(
 
 
 def _descriptor(layer: LayerResult, docker: bool) -> Descriptor:
-    return Descriptor(media_type=_LAYER_TYPES[(docker, layer.compression)], digest=layer.digest, size=layer.size)
+    return Descriptor(media_type=LAYER_TYPES[(docker, layer.compression)], digest=layer.digest, size=layer.size)
 
 
 def _write_manifest(

@@ -40,6 +40,10 @@ COMMAND_HOMES = {
     "untag": "ocipush.cli.ops",
     "mutate": "ocipush.cli.ops",
     "rebase": "ocipush.cli.ops",
+    "flatten": "ocipush.cli.ops",
+    "blob": "ocipush.cli.files",
+    "cat": "ocipush.cli.files",
+    "export": "ocipush.cli.files",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

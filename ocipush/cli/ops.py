@@ -1,4 +1,4 @@
-"""`ocipush tag | untag | mutate | rebase`: new tags and new images from images already in a registry."""
+"""`ocipush tag | untag | mutate | rebase | flatten`: new tags and new images from images in a registry."""
 
 from __future__ import annotations
 
@@ -60,6 +60,18 @@ def register(subparsers: Any) -> None:
     _add_output(rebase)
     _add_platform(rebase)
 
+    flatten = command(
+        "flatten",
+        _flatten,
+        "squash an image's layers into one (whiteouts applied)",
+        "Push a copy of an image whose layers are merged into one, as a runtime would see the filesystem. The "
+        "layers are streamed top-down from the registry and never stored; the new layer is compressed on the way.",
+    )
+    flatten.add_argument("reference", help="the image to flatten")
+    _add_output(flatten)
+    _add_platform(flatten)
+    flatten.add_argument("--compression", choices=("gzip", "zstd", "none"), default="gzip", help="(default gzip)")
+
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", "-t", dest="output", required=True, metavar="TAG|REF",
@@ -114,3 +126,16 @@ def _rebase(args: argparse.Namespace) -> int:
     finally:
         printer.finish()
     return report_transfer(args, "rebased", args.output, result)
+
+
+def _flatten(args: argparse.Namespace) -> int:
+    from ocipush.cli.transfer import report_transfer
+    from ocipush.ops.flatten import flatten
+
+    progress, printer = progress_for(args)
+    try:
+        result = flatten(args.reference, args.output, platform=args.platform, compression=args.compression,
+                         options=registry_options(args), progress=progress)  # fmt: skip
+    finally:
+        printer.finish()
+    return report_transfer(args, "flattened", args.output, result)

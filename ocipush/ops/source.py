@@ -141,15 +141,17 @@ def rewrite_image(
     annotations: Mapping[str, str],
     name: str,
     layers: list[Descriptor] | None = None,
+    drop: Iterable[str] = (),
 ) -> ComposedSource:
-    """A source for a new manifest: `image`'s with a new config, merged annotations and (if given) other layers.
-    The image's layers stay where they are; the caller adds the origin or the blob of any other layer."""
+    """A source for a new manifest: `image`'s with a new config, merged annotations (`drop` removed) and, if
+    given, other layers. The image's layers stay where they are; the caller adds the origin of any other layer."""
     raw = config.to_json_bytes()
     digest = sha256_of(raw)
     manifest = image.manifest
+    merged = {k: v for k, v in {**(manifest.annotations or {}), **annotations}.items() if k not in drop}
     update: dict[str, Any] = {
         "config": manifest.config.model_copy(update={"digest": digest, "size": len(raw)}),
-        "annotations": {**(manifest.annotations or {}), **annotations} or None,
+        "annotations": merged or None,
     }
     if layers is not None:
         update["layers"] = layers
@@ -157,6 +159,19 @@ def rewrite_image(
     source.add_blob(BytesBlobSource(raw, digest, len(raw)))
     source.add_origin(image.source, (layer.digest for layer in manifest.layers))
     return source
+
+
+def stage_locally(session: RegistrySession, image: Image, directory: str, progress: ProgressCallback) -> Image:
+    """`image` copied into an OCI layout at `directory` (each blob downloaded once, in parallel, verified), for
+    an operation that reads the layers more than once."""
+    from ocipush.layout import OCILayout
+    from ocipush.transfer import LayoutSource, LayoutTarget
+
+    layout = OCILayout(directory, create=True)
+    source = ComposedSource(image.document, image.source.name)
+    source.add_origin(image.source, image.blob_digests())
+    transfer(source, LayoutTarget(layout, progress), [], jobs=session.options.jobs, progress=progress)
+    return Image(LayoutSource(session, layout, None, image.document.digest), image.document, image.config_raw)
 
 
 def publish(
