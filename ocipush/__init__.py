@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         resolve_digest,
     )
     from ocipush.errors import OcipushError
+    from ocipush.ops.convert import Conversion
     from ocipush.ops.files import cat, get_blob
     from ocipush.ops.flatten import export, flatten
     from ocipush.ops.index import append_index, create_index, filter_index, remove_from_index
@@ -51,6 +52,7 @@ _API = {
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
+    "Conversion": "ocipush.ops.convert",
     "create_index": "ocipush.ops.index",
     "append_index": "ocipush.ops.index",
     "filter_index": "ocipush.ops.index",
@@ -66,6 +68,7 @@ _API = {
 }
 
 __all__ = [
+    "Conversion",
     "OcipushError",
     "RegistryOptions",
     "__version__",

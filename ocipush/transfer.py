@@ -218,6 +218,7 @@ class TransferResult:
     size: int
     tags: list[str]
     blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
+    converted_from: str | None = None  # the source's digest when a conversion made a new document
 
     @property
     def counts(self) -> dict[str, int]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import imagehelpers as ih
 import pytest
 from test_extract import LOWER, MIDDLE, UPPER, tree
-from transferhelpers import assert_one_line_error, options, run_cli
+from transferhelpers import assert_cli_errors, options, push_two_platform_index, run_cli
 
 from ocipush import api
 from ocipush import mediatypes as mt
@@ -89,10 +89,7 @@ def test_cat_reads_files_down_to_the_bottom_layer(pushed: str, tmp_path: Path) -
         (["cat", pushed, "/etc"], 2, "not a regular file"),
         (["cat", pushed, "/"], 2, "root directory"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args, "--cache-dir", str(tmp_path / "cache"))
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases, "--cache-dir", str(tmp_path / "cache"))
 
 
 def test_blob_get_verifies_and_writes_atomically(pushed: str, tmp_path: Path) -> None:
@@ -111,30 +108,19 @@ def test_blob_get_verifies_and_writes_atomically(pushed: str, tmp_path: Path) ->
         (["blob", "get", pushed, "sha256:" + "5" * 64, "-o", str(missing)], 3, "is not in"),
         (["blob", "get", pushed, "sha256:nothex", "-o", str(missing)], 2, "invalid digest"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args)
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases)
     assert not missing.exists()  # nothing half-written
 
 
 def test_flatten_bad_inputs(registry: LocalRegistry, tmp_path: Path) -> None:
-    layout = OCILayout(str(tmp_path / "multi"), create=True)
-    amd = ih.build_image(layout, [([ih.file("a", "a")], "gzip")], tag=None, arch="amd64")
-    arm = ih.build_image(layout, [([ih.file("a", "b")], "gzip")], tag=None, arch="arm64")
-    ih.build_index(layout, [amd, arm], "multi")
-    index = f"{registry.host}/multi:1"
-    api.push(f"oci:{layout.path}:multi", index, options=options(tmp_path))
+    index = push_two_platform_index(registry.host, tmp_path)
     cache = ["--cache-dir", str(tmp_path / "cache")]
     cases = [
         (["flatten", index, "--tag", "flat"], 2, "is an index"),
         (["flatten", index, "--tag", "flat", "--platform", "linux/s390x"], 3, "no image for platform linux/s390x"),
         (["flatten", f"{registry.host}/none:1", "--tag", "flat"], 3, "none"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args, *cache)
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases, *cache)
     done = run_cli("flatten", index, "--tag", "flat-arm", "--platform", "linux/arm64", "-q", *cache)
     assert done.returncode == 0, done.stderr
     found = api.inspect(f"{registry.host}/multi:flat-arm", options=options(tmp_path))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from transferhelpers import assert_one_line_error, options, run_cli
+from transferhelpers import assert_cli_errors, options, run_cli
 
 from ocipush import api
 from ocipush.build.spec import BuildSpec, LayerSpec
@@ -77,10 +77,7 @@ def test_mutate_cli_bad_inputs(registry: LocalRegistry, tmp_path: Path) -> None:
         (["mutate", source, "--tag", "3", "--set-platform", "amd64"], 2, "invalid platform"),
         (["mutate", f"{registry.host}/nothing:1", "--tag", "3"], 3, "nothing"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args, *cache)
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases, *cache)
 
 
 def test_rebase_swaps_the_base_layers_and_keeps_the_app(registry: LocalRegistry, tmp_path: Path) -> None:
@@ -130,7 +127,4 @@ def test_rebase_refuses_a_prefix_that_does_not_match(registry: LocalRegistry, tm
         (["rebase", app, "--new-base", f"{registry.host}/none:1", "--tag", "x"], 3, "none"),
         (["rebase", app, "--new-base", other, "--tag", f"{registry.host}/app@sha256:{'2' * 64}"], 2, "digest"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args, *cache)
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases, *cache)

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import imagehelpers as ih
 from support.handles import RegistryHandle
-from transferhelpers import assert_one_line_error, options, run_cli
+from transferhelpers import assert_cli_errors, assert_one_line_error, options, run_cli
 
 from ocipush import api
 from ocipush.layout import OCILayout
@@ -107,10 +107,7 @@ def test_index_cli_and_its_bad_inputs(registry: LocalRegistry, tmp_path: Path) -
         (["index", "remove", target, "--platform", "linux/amd64"], 2, "would leave"),
         (["index", "append", target, "-m", f"{registry.host}/missing:1"], 3, "missing"),
     ]
-    for args, code, message in cases:
-        done = run_cli(*args, *cache)
-        assert done.returncode == code, (args, done.stderr)
-        assert_one_line_error(done, message)
+    assert_cli_errors(cases, *cache)
 
 
 def test_tag_is_one_manifest_put_and_untag_is_refused_outside_ecr(registry: LocalRegistry, tmp_path: Path) -> None:
