@@ -119,6 +119,15 @@ def test_tag_is_one_manifest_put_and_untag_is_refused_outside_ecr(registry: Loca
     for new in ("v1", "stable"):
         assert api.resolve_digest(f"{registry.host}/app:{new}", options=options(tmp_path)) == digest
 
+    assert_cli_errors(
+        [
+            (["tag", f"{registry.host}/app:latest", "bad tag!"], 2, "invalid tag"),
+            (["tag", f"{registry.host}/nothing:1", "v2"], 3, "nothing"),
+            (["untag", f"{registry.host}/app@{digest}"], 2, "untag takes REPOSITORY:TAG"),
+        ],
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
     done = run_cli("untag", f"{registry.host}/app:v1", "--cache-dir", str(tmp_path / "cache"))
     assert done.returncode == 2
     assert_one_line_error(done, "cannot remove a tag without deleting the manifest", "ocipush delete")
