@@ -9,8 +9,10 @@ from pathlib import Path
 from transferhelpers import assert_cli_errors, options, run_cli
 
 from ocipush import api
+from ocipush import mediatypes as mt
 from ocipush.build.spec import BuildSpec, LayerSpec
 from ocipush.localregistry import LocalRegistry
+from ocipush.ops.convert import Conversion
 from ocipush.ops.mutate import mutate
 from ocipush.ops.rebase import rebase
 
@@ -110,6 +112,24 @@ def test_rebase_swaps_the_base_layers_and_keeps_the_app(registry: LocalRegistry,
     assert (rootfs / "etc/base-release").read_text() == "2\n"
     assert (rootfs / "lib/new.so").exists() and not (rootfs / "lib/old.so").exists()
     assert (rootfs / "app/main.txt").read_text() == "app\n"
+
+
+def test_rebase_gives_the_new_base_layers_the_image_manifest_family(registry: LocalRegistry, tmp_path: Path) -> None:
+    oci_base, new_base = f"{registry.host}/base:oci", f"{registry.host}/base:new"
+    build_push(oci_base, tmp_path, {"etc/base": "1\n"})
+    build_push(new_base, tmp_path, {"etc/base": "2\n"})  # OCI layers
+    docker_base = f"{registry.host}/base:docker"
+    api.copy(oci_base, docker_base, conversion=Conversion("keep", "docker"), options=options(tmp_path))
+    app = f"{registry.host}/app:docker"
+    build_push(app, tmp_path, {"app.txt": "app\n"}, base=docker_base)
+    assert api.inspect(app, options=options(tmp_path)).media_type == mt.DOCKER_MANIFEST
+
+    rebase(app, new_base, "rebased", options=options(tmp_path))
+    rebased = api.inspect(f"{registry.host}/app:rebased", options=options(tmp_path))
+    new_layers = api.inspect(new_base, options=options(tmp_path)).manifest["layers"]
+    assert rebased.media_type == mt.DOCKER_MANIFEST
+    assert [layer["mediaType"] for layer in rebased.manifest["layers"]] == [mt.DOCKER_LAYER_GZIP] * 2
+    assert rebased.manifest["layers"][0]["digest"] == new_layers[0]["digest"]  # the same blob, retyped
 
 
 def test_rebase_refuses_a_prefix_that_does_not_match(registry: LocalRegistry, tmp_path: Path) -> None:

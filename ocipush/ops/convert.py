@@ -74,6 +74,25 @@ def convert(
     return result
 
 
+def is_plain_layer(layer: Descriptor) -> bool:
+    """A tar layer (plain, gzip or zstd) held in the registry; foreign and unknown layers are passed on untouched."""
+    standard = mt.GZIP_LAYERS | mt.ZSTD_LAYERS | mt.PLAIN_LAYERS
+    return not layer.urls and layer.media_type != mt.DOCKER_FOREIGN_LAYER and layer.media_type in standard
+
+
+def retype_layer(layer: Descriptor, docker: bool, where: str, advice: str = "add --compression gzip") -> Descriptor:
+    """The same blob with the layer media type of the Docker v2.2 or the OCI family (which one a manifest holds);
+    `advice` ends the error for a zstd layer, which has no Docker type."""
+    from ocipush.build.image import LAYER_TYPES
+
+    if not is_plain_layer(layer):
+        return layer
+    compression = mt.layer_compression(layer.media_type)
+    if docker and compression == "zstd":
+        raise UsageError(f"{where} has zstd layers, which a Docker v2.2 manifest cannot hold: {advice}")
+    return layer.model_copy(update={"media_type": LAYER_TYPES[(docker, compression)]})
+
+
 def _describe(conversion: Conversion) -> str:
     parts = [] if conversion.compression == "keep" else [f"{conversion.compression} layers"]
     return ", ".join(parts + ([f"{conversion.format} manifests"] if conversion.format else []))
@@ -161,17 +180,10 @@ class _Converter:
 
         have = mt.layer_compression(layer.media_type)
         want = have if self.conversion.compression == "keep" else self.conversion.compression
-        done: Future[Descriptor] = Future()
-        if layer.urls or layer.media_type not in mt.GZIP_LAYERS | mt.ZSTD_LAYERS | mt.PLAIN_LAYERS:
-            self.kept.append(layer.digest)  # foreign or unknown layers are passed on untouched
-            done.set_result(layer)
-            return done
-        if docker and want == "zstd":
-            raise UsageError(f"{self.source.name} has zstd layers, which a Docker v2.2 manifest cannot hold: "
-                             "add --compression gzip")  # fmt: skip
-        if want == have:
+        if not is_plain_layer(layer) or want == have:
             self.kept.append(layer.digest)
-            done.set_result(layer.model_copy(update={"media_type": LAYER_TYPES[(docker, have)]}))
+            done: Future[Descriptor] = Future()
+            done.set_result(retype_layer(layer, docker, self.source.name))
             return done
         return self.pool.submit(self._recompress, layer, diff_id, LAYER_TYPES[(docker, want)], want)
 

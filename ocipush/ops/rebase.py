@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 
+from ocipush import mediatypes as mt
 from ocipush.build.image import BASE_DIGEST, BASE_NAME
 from ocipush.errors import UsageError
 from ocipush.models import Platform, parse_platform
+from ocipush.ops.convert import retype_layer
 from ocipush.ops.source import Image, open_image, output_reference, publish, rewrite_image
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_reference
@@ -47,7 +49,11 @@ def rebase(
         config.rootfs.diff_ids = new.config.rootfs.diff_ids + image.config.rootfs.diff_ids[count:]
         old_history = len(old.config.history or [])
         config.history = list(new.config.history or []) + list(image.config.history or [])[old_history:]
-        layers = new.manifest.layers + image.manifest.layers[count:]
+        # The base's layers take the media types of the image's manifest family (same blobs).
+        docker = image.document.media_type == mt.DOCKER_MANIFEST
+        advice = "give the image OCI manifests first (copy --format oci)"
+        layers = [retype_layer(layer, docker, str(new_ref), advice) for layer in new.manifest.layers]
+        layers += image.manifest.layers[count:]
         annotations = {BASE_NAME: str(new_ref), BASE_DIGEST: new.document.digest}
         source = rewrite_image(image, config, annotations, f"{source_ref} rebased", layers)
         source.add_origin(new.source, (layer.digest for layer in new.manifest.layers))
