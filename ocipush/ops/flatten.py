@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.errors import UsageError
-from ocipush.extract import MAX_SYMLINKS, OPAQUE, WHITEOUT, split_path
+from ocipush.extract import MAX_SYMLINKS, OPAQUE, WHITEOUT, layer_members, split_path
 from ocipush.models import Descriptor, History, Platform, parse_platform
-from ocipush.ops.layers import open_layer
+from ocipush.ops.layers import BlobReader, open_layer
 from ocipush.ops.source import open_image, output_reference, publish, rewrite_image, stage_locally
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import parse_reference
@@ -159,10 +159,12 @@ def write_flat_tar(source: ImageSource, layers: Sequence[Descriptor], out: Writa
     copies those entries, bottom layer first, so that parents and hard-link targets come before what needs them."""
     tree = _Tree()
     for index, layer in enumerate(layers):
-        with open_layer(source, layer) as (tar, reader):
-            for position, member in enumerate(tar):
-                tree.apply(member, (index, position))
-            reader.verify(f"layer {layer.digest}")
+        reader = BlobReader(source.blob(layer))
+        try:
+            for position, member in enumerate(layer_members(reader, layer.digest, layer.media_type)):
+                tree.apply(member, (index, position))  # headers only: contents are skipped
+        finally:
+            reader.close()
     chosen = tree.chosen()
     written = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as output:  # type: ignore[call-overload]

@@ -8,45 +8,32 @@ import tarfile
 from collections.abc import Iterator
 
 from ocipush.blobsource import BlobSource
-from ocipush.digest import check_digest, new_hasher
+from ocipush.digest import HashingReader, check_digest
 from ocipush.errors import UsageError
-from ocipush.extract import COPY_SIZE, corrupt_stream_errors, decompress_stream, split_path
+from ocipush.extract import COPY_SIZE, ChunkReader, corrupt_stream_errors, decompress_stream, split_path
 from ocipush.mediatypes import layer_compression
 from ocipush.models import Descriptor
 from ocipush.transfer import ImageSource
 
 
-class BlobReader:
-    """A `read(n)` view of a blob source, hashing every byte read."""
+class BlobReader(HashingReader):
+    """A `read(n)` view of a blob source, hashing every byte read; `close` ends a streamed GET early."""
 
     def __init__(self, blob: BlobSource) -> None:
         self.blob = blob
         self._chunks = blob.read_range(0, blob.size)
-        self._pending = b""
-        self._hash = new_hasher(blob.digest)
-        self.size = 0
-
-    def read(self, n: int = -1, /) -> bytes:
-        if not self._pending:
-            self._pending = next(self._chunks, b"")
-        if n < 0 or n >= len(self._pending):
-            data, self._pending = self._pending, b""
-        else:
-            data, self._pending = self._pending[:n], self._pending[n:]
-        self._hash.update(data)
-        self.size += len(data)
-        return data
+        super().__init__(ChunkReader(self._chunks), blob.digest.split(":", 1)[0])  # type: ignore[arg-type]
 
     def verify(self, what: str) -> None:
         """Read what is left and check the whole blob against its digest."""
         while self.read(COPY_SIZE):
             pass
-        check_digest(self.blob.digest, f"{self.blob.digest.split(':', 1)[0]}:{self._hash.hexdigest()}", what)
+        check_digest(self.blob.digest, self.digest, what)
 
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)
         if close is not None:
-            close()  # a streamed GET stops here
+            close()
 
 
 @contextlib.contextmanager
