@@ -53,6 +53,7 @@ def test_flattened_image_unpacks_to_the_same_rootfs(pushed: str, registry: Local
     assert found.digest == result.digest
     assert len(found.manifest["layers"]) == 1 and found.manifest["layers"][0]["mediaType"] == mt.OCI_LAYER_GZIP
     assert found.config is not None and len(found.config["rootfs"]["diff_ids"]) == 1
+    assert flatten(pushed, "again", options=options(tmp_path)).digest == result.digest  # reproducible
     original = tree(umoci_rootfs(pushed, tmp_path, "original"))
     assert tree(umoci_rootfs(flat, tmp_path, "flat")) == original
     assert original["usr/lib/app.so"][0] == "file" and "etc/app.conf" not in original  # the cases did occur

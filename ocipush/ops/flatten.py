@@ -230,7 +230,7 @@ def flatten(
         layer = Descriptor(media_type=LAYER_TYPES[(docker, compression)], digest=blob.digest, size=blob.size)
         config = image.config.model_copy(deep=True)
         config.rootfs.diff_ids = [blob.diff_id]
-        config.history = [History(created=config.created, created_by=f"ocipush flatten of {source_ref}")]
+        config.history = [History(created=config.created, created_by="ocipush flatten")]
         log.info("flattened %s: %d layers, %d entries", source_ref, len(image.manifest.layers), entries)
         # One layer is no longer the base's layers plus others: the base annotations would mislead a rebase.
         result = rewrite_image(image, config, {}, f"{source_ref} flattened", [layer], drop=(BASE_NAME, BASE_DIGEST))
