@@ -25,6 +25,13 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         resolve_digest,
     )
     from ocipush.errors import OcipushError
+    from ocipush.ops.convert import Conversion
+    from ocipush.ops.files import cat, get_blob
+    from ocipush.ops.flatten import export, flatten
+    from ocipush.ops.index import append_index, create_index, filter_index, remove_from_index
+    from ocipush.ops.mutate import mutate
+    from ocipush.ops.rebase import rebase
+    from ocipush.ops.tags import tag, untag
     from ocipush.registry.options import RegistryOptions
 
 __version__ = "0.1.0"
@@ -45,25 +52,51 @@ _API = {
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
+    "Conversion": "ocipush.ops.convert",
+    "create_index": "ocipush.ops.index",
+    "append_index": "ocipush.ops.index",
+    "filter_index": "ocipush.ops.index",
+    "remove_from_index": "ocipush.ops.index",
+    "tag": "ocipush.ops.tags",
+    "untag": "ocipush.ops.tags",
+    "mutate": "ocipush.ops.mutate",
+    "rebase": "ocipush.ops.rebase",
+    "flatten": "ocipush.ops.flatten",
+    "export": "ocipush.ops.flatten",
+    "cat": "ocipush.ops.files",
+    "get_blob": "ocipush.ops.files",
 }
 
 __all__ = [
+    "Conversion",
     "OcipushError",
     "RegistryOptions",
     "__version__",
+    "append_index",
     "build_push",
     "build_to",
+    "cat",
     "catalog",
     "copy",
+    "create_index",
     "delete",
+    "export",
     "fetch_manifest",
+    "filter_index",
+    "flatten",
+    "get_blob",
     "inspect",
     "lambda_check",
     "list_tags",
+    "mutate",
     "pull",
     "pull_rootfs",
     "push",
+    "rebase",
+    "remove_from_index",
     "resolve_digest",
+    "tag",
+    "untag",
 ]
 
 

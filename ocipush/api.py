@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from ocipush.transfer import (
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
     from ocipush.lambda_rules import LambdaProblem
+    from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
@@ -55,15 +54,10 @@ def _reference(value: LocationLike) -> Reference:
     return location
 
 
-@contextlib.contextmanager
-def _scratch_dir(options: RegistryOptions) -> Iterator[str]:
-    from ocipush.cachedir import cache_subdir
+def _scratch_dir(options: RegistryOptions) -> contextlib.AbstractContextManager[str]:
+    from ocipush.cachedir import scratch_dir
 
-    path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", options.cache_dir))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    return scratch_dir(options.cache_dir)
 
 
 @contextlib.contextmanager
@@ -82,6 +76,19 @@ def _open_source(session: RegistrySession, location: Location) -> Iterator[Image
             yield LayoutSource(session, layout, None, descriptor.digest)
 
 
+@contextlib.contextmanager
+def _converted(
+    session: RegistrySession, image: ImageSource, conversion: Conversion | None, platform: Platform | None
+) -> Iterator[ImageSource]:
+    if conversion is None or conversion.changes_nothing:
+        yield image
+        return
+    from ocipush.ops.convert import convert
+
+    with _scratch_dir(session.options) as scratch:
+        yield convert(image, conversion, scratch, platform=platform, jobs=session.options.jobs)
+
+
 def copy(
     source: LocationLike,
     target: LocationLike,
@@ -91,12 +98,37 @@ def copy(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    conversion: Conversion | None = None,
 ) -> TransferResult:
-    """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
+    """Copy an image between any two locations. With `platform`, only that image of an index is copied. With
+    `conversion`, layers are recompressed and/or manifests rewritten in the other format: the digests change."""
     src, dst = _location(source), _location(target)
     wanted = _platform(platform)
     extra_tags = validate_tags(tags)
-    with RegistrySession(options) as session, _open_source(session, src) as image:
+    with RegistrySession(options) as session, _open_source(session, src) as opened:
+        result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
+                            conversion)  # fmt: skip
+        if conversion is not None and not conversion.changes_nothing:
+            root = opened.root()
+            original = select_platform(opened, root, wanted) if wanted and root.is_index else root
+            if original.digest != result.digest:
+                result.converted_from = original.digest
+        return result
+
+
+def _copy_from(
+    session: RegistrySession,
+    opened: ImageSource,
+    source: LocationLike,
+    target: LocationLike,
+    dst: Location,
+    wanted: Platform | None,
+    extra_tags: list[str],
+    progress: ProgressCallback,
+    create_repository: Callable[[], bool] | None,
+    conversion: Conversion | None,
+) -> TransferResult:
+    with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
         if isinstance(dst, Reference):
             if dst.digest and dst.digest != image.root().digest and wanted is None:
@@ -174,9 +206,11 @@ def push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    conversion: Conversion | None = None,
 ) -> TransferResult:
     """Push an image from a layout or docker archive to a registry (every platform of an index)."""
-    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
+                conversion=conversion)  # fmt: skip
 
 
 def pull(

@@ -18,6 +18,7 @@ from ocipush.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from ocipush.ops.convert import Conversion
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import TransferResult
 
@@ -36,6 +37,7 @@ def register(subparsers: Any) -> None:
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
     _add_create_repo(push)
+    add_conversion_arguments(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
     pull.add_argument("source", help="registry reference (or oci:/docker-archive: location)")
@@ -53,6 +55,7 @@ def register(subparsers: Any) -> None:
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     _add_create_repo(copy)
+    add_conversion_arguments(copy)
 
     delete = command("delete", _delete, "delete the manifest a tag or digest names")
     delete.add_argument("reference")
@@ -71,6 +74,21 @@ def register(subparsers: Any) -> None:
 
     digest = command("digest", _digest, "print the digest of the manifest a reference names")
     digest.add_argument("reference")
+
+
+def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("conversion (the converted image has new digests)")
+    group.add_argument("--compression", choices=("gzip", "zstd", "keep"), default="keep",
+                       help="recompress the layers (default keep: as they are)")  # fmt: skip
+    group.add_argument("--format", dest="manifest_format", choices=("oci", "docker"),
+                       help="write OCI or Docker v2.2 manifests (default: as the source has them)")  # fmt: skip
+
+
+def conversion_from_args(args: argparse.Namespace) -> Conversion | None:
+    from ocipush.ops.convert import Conversion
+
+    conversion = Conversion(args.compression, args.manifest_format)
+    return None if conversion.changes_nothing else conversion
 
 
 def _add_create_repo(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +121,7 @@ def create_repository_callback(
     return create
 
 
-def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
+def report_transfer(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
     counts = result.counts
     data = {
         "target": target,
@@ -113,6 +131,10 @@ def _report(args: argparse.Namespace, verb: str, target: str, result: TransferRe
         "tags": result.tags,
         "blobs": counts,
     }
+    if result.converted_from:
+        data["convertedFrom"] = result.converted_from
+        if not args.quiet and not args.json:
+            print(f"note: converted, so the digest is new (the source is {result.converted_from})", file=sys.stderr)
     emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
     return 0
 
@@ -139,10 +161,11 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
             options=options,
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
+            conversion=conversion_from_args(args),
         )
     finally:
         printer.finish()
-    return _report(args, verb, args.target, result)
+    return report_transfer(args, verb, args.target, result)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -174,7 +197,7 @@ def _pull(args: argparse.Namespace) -> int:
             )
     finally:
         printer.finish()
-    return _report(args, "pulled", target, result)
+    return report_transfer(args, "pulled", target, result)
 
 
 def _delete(args: argparse.Namespace) -> int:
