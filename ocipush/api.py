@@ -91,8 +91,11 @@ def copy(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    referrers: bool = True,
 ) -> TransferResult:
-    """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
+    """Copy an image between any two locations. With `platform`, only that image of an index is copied. With
+    `referrers` (the default, except to a docker archive, which cannot hold them) its signatures, SBOMs and
+    other referrers come along, recursively, digests unchanged."""
     src, dst = _location(source), _location(target)
     wanted = _platform(platform)
     extra_tags = validate_tags(tags)
@@ -111,14 +114,16 @@ def copy(
                 jobs=jobs,
                 progress=progress,
                 on_missing_repository=create_repository,
+                referrers=referrers,
             )
         if isinstance(dst, LayoutLocation):
             layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
             with _layout_dir(dst.path) as path:
                 layout = OCILayout(path, create=True)
                 return transfer(
-                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
-                )
+                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
+                    referrers=referrers,
+                )  # fmt: skip
         return _to_archive(image, dst, wanted or host_platform(), session, progress)
 
 
@@ -174,9 +179,14 @@ def push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    referrers: bool = False,
 ) -> TransferResult:
-    """Push an image from a layout or docker archive to a registry (every platform of an index)."""
-    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    """Push an image from a layout or docker archive to a registry (every platform of an index); with
+    `referrers`, the referrers the layout holds for it too."""
+    return copy(
+        source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        referrers=referrers,
+    )  # fmt: skip
 
 
 def pull(
@@ -187,13 +197,17 @@ def pull(
     all_platforms: bool = False,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
+    referrers: bool = False,
 ) -> TransferResult:
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
-    (default: this machine's) unless `all_platforms`."""
+    (default: this machine's) unless `all_platforms`. With `referrers`, an `oci:` layout keeps the image's
+    referrers and cosign objects too (as skopeo and oras do)."""
     if all_platforms and isinstance(_location(target), ArchiveLocation):
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
+    if referrers and isinstance(_location(target), ArchiveLocation):
+        raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
     wanted = None if all_platforms else (_platform(platform) or host_platform())
-    return copy(source, target, platform=wanted, options=options, progress=progress)
+    return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
 def pull_rootfs(
@@ -338,7 +352,10 @@ def build_push(
         return built, TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags],
                                      blobs)  # fmt: skip
     source = LayoutLocation(store.path, None, built.descriptor.digest)
-    pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    pushed = copy(
+        source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        referrers=False,
+    )  # fmt: skip
     return built, pushed
 
 

@@ -43,6 +43,18 @@ class FileBlobSource:
 
 
 @dataclass
+class BytesBlobSource:
+    """A small blob made in memory (an artifact's config, a signature payload, an SBOM)."""
+
+    data: bytes
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        yield self.data[offset : offset + length]
+
+
+@dataclass
 class RegistryBlobSource:
     """A blob in another repository or registry; each range is a streamed GET with a Range header."""
 

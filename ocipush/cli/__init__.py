@@ -35,6 +35,8 @@ COMMAND_HOMES = {
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
     "lambda-check": "ocipush.cli.lambdacheck",
+    "referrers": "ocipush.cli.supply",
+    "attach": "ocipush.cli.supply",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
     push.add_argument("source", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a directory / tarball path")
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
+    push.add_argument("--referrers", action="store_true", help="also push the referrers the layout holds for it")
     _add_create_repo(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
@@ -46,12 +47,16 @@ def register(subparsers: Any) -> None:
     pull.add_argument("--no-devices", action="store_true",
                       help="rootfs: refuse device nodes and fifos (created by default when running as root; "
                       "without root, device nodes are always refused)")  # fmt: skip
+    pull.add_argument("--referrers", action="store_true",
+                      help="keep its signatures, SBOMs and other referrers (oci format only)")  # fmt: skip
 
     copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
     copy.add_argument("source")
     copy.add_argument("target")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
+    copy.add_argument("--no-referrers", dest="referrers", action="store_false",
+                      help="leave signatures, SBOMs and other referrers behind (default: copied)")  # fmt: skip
     _add_create_repo(copy)
 
     delete = command("delete", _delete, "delete the manifest a tag or digest names")
@@ -112,6 +117,7 @@ def _report(args: argparse.Namespace, verb: str, target: str, result: TransferRe
         "size": result.size,
         "tags": result.tags,
         "blobs": counts,
+        "referrers": result.referrers,
     }
     emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
     return 0
@@ -122,6 +128,8 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
+    # A docker archive cannot hold referrers: there, the default quietly means "none".
+    args.referrers = args.referrers and not args.target.startswith("docker-archive:")
     return _copy_to(args, "copied", args.source, platform=args.platform)
 
 
@@ -139,6 +147,7 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
             options=options,
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
+            referrers=args.referrers,
         )
     finally:
         printer.finish()
@@ -171,6 +180,7 @@ def _pull(args: argparse.Namespace) -> int:
                 all_platforms=args.all_platforms,
                 options=options,
                 progress=progress,
+                referrers=args.referrers,
             )
     finally:
         printer.finish()
