@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, BytesBlobSource, FileBlobSource
@@ -12,6 +13,11 @@ from ocipush.digest import digest_file, sha256_of
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.models import Descriptor, Manifest, ManifestDocument
 from ocipush.referrers import Referrer
+
+if TYPE_CHECKING:
+    from ocipush.reference import Reference
+    from ocipush.registry.session import RegistrySession
+    from ocipush.transfer import TransferResult
 
 EMPTY_JSON = b"{}"
 TITLE = "org.opencontainers.image.title"
@@ -103,3 +109,20 @@ def artifact_manifest(
         annotations=annotations or None,
     )
     return ManifestDocument.from_model(manifest)
+
+
+def push_artifact(
+    session: RegistrySession,
+    reference: Reference,
+    document: ManifestDocument,
+    blobs: dict[str, BlobSource],
+    tags: list[str] | None = None,
+    fallback: dict[str, BlobSource] | None = None,
+) -> TransferResult:
+    """Push a manifest made here and its blobs into `reference`'s repository through the graph walk (which also
+    keeps the referrers tag index when the manifest has a subject and the registry lacks the API)."""
+    from ocipush.progress import ignore_progress
+    from ocipush.transfer import RegistryTarget, transfer
+
+    source = ArtifactSource(document, blobs, fallback or {}, name=f"artifact for {reference}")
+    return transfer(source, RegistryTarget(session, reference, ignore_progress), tags or [], jobs=session.options.jobs)

@@ -82,6 +82,16 @@ class CheckFailedError(OcipushError):
     exit_code = 11
 
 
+class VerificationError(OcipushError):
+    """No signature of the image verified (none found, or none valid for the key and the claims asked for)."""
+
+    exit_code = 12
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report  # the Verification, for a caller that shows what was checked
+
+
 class TransferStopped(OcipushError):
     """A blob transfer stopped because another one of the same operation failed (never the error reported)."""
 

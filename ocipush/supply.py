@@ -4,18 +4,23 @@ verify). Locations are strings as on the command line or parsed references."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ocipush.api import LocationLike, _platform, _reference
-from ocipush.artifact import ArtifactSource, add_file, artifact_manifest
+from ocipush.artifact import add_file, artifact_manifest, push_artifact
 from ocipush.blobsource import BlobSource
-from ocipush.errors import NotFoundError, UsageError
-from ocipush.models import Descriptor, ManifestDocument, Platform
-from ocipush.progress import ignore_progress
+from ocipush.errors import NotFoundError, UsageError, VerificationError
+from ocipush.models import Descriptor, Platform
 from ocipush.reference import Reference
-from ocipush.referrers import Referrer, RegistryReferrers
+from ocipush.referrers import Referrer, RegistryReferrers, cosign_tag
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
-from ocipush.transfer import RegistrySource, RegistryTarget, TransferResult, select_platform, transfer
+from ocipush.sign.keys import PasswordSource, env_password
+from ocipush.transfer import RegistrySource, TransferResult, select_platform
+
+if TYPE_CHECKING:
+    from ocipush.sign.verify import Verification
 
 
 def subject_descriptor(session: RegistrySession, reference: Reference, platform: Platform | None = None) -> Descriptor:
@@ -81,14 +86,83 @@ def attach(
                              blobs)  # fmt: skip
 
 
-def push_artifact(
-    session: RegistrySession,
-    reference: Reference,
-    document: ManifestDocument,
-    blobs: dict[str, BlobSource],
-    tags: list[str] | None = None,
-    fallback: dict[str, BlobSource] | None = None,
-) -> TransferResult:
-    """Push a manifest made here and its blobs into `reference`'s repository through the graph walk."""
-    source = ArtifactSource(document, blobs, fallback or {}, name=f"artifact for {reference}")
-    return transfer(source, RegistryTarget(session, reference, ignore_progress), tags or [], jobs=session.options.jobs)
+@dataclass(frozen=True)
+class SignResult:
+    """What was signed (`digest`), the payload blob, and the manifest that now holds the signature."""
+
+    digest: str
+    payload: str
+    signature_manifest: str
+    tag: str | None
+
+
+def sign(
+    location: LocationLike,
+    key: str,
+    *,
+    annotations: dict[str, str] | None = None,
+    referrer: bool = False,
+    password: PasswordSource = env_password,
+    options: RegistryOptions | None = None,
+) -> SignResult:
+    """Sign the manifest digest `location` names (never the tag) with `key` (a cosign key file, a PEM private key
+    or `awskms://…`), stored as cosign stores it: appended to the `sha256-<hex>.sig` manifest, or, with
+    `referrer`, as an OCI 1.1 referrer of the image."""
+    from ocipush.sign.payload import simple_signing_payload
+    from ocipush.sign.signer import open_signer
+    from ocipush.sign.store import signature_layer, store_as_referrer, store_in_tag
+
+    reference = _reference(location)
+    options = options or RegistryOptions.from_env()
+    signer = open_signer(key, password, options.aws_profile)
+    with RegistrySession(options) as session:
+        subject = subject_descriptor(session, reference)
+        payload = simple_signing_payload(f"{reference.registry}/{reference.repository}", subject.digest, annotations)
+        blobs: dict[str, BlobSource] = {}
+        layer = signature_layer(blobs, payload, signer.sign(payload))
+        if referrer:
+            document = store_as_referrer(session, reference, subject, layer, blobs)
+            return SignResult(subject.digest, layer.digest, document.digest, None)
+        document = store_in_tag(session, reference, subject.digest, layer, blobs)
+        return SignResult(subject.digest, layer.digest, document.digest, cosign_tag(subject.digest))
+
+
+def verify(
+    location: LocationLike,
+    key: str,
+    *,
+    annotations: dict[str, str] | None = None,
+    allow_other_repository: bool = False,
+    password: PasswordSource = env_password,
+    options: RegistryOptions | None = None,
+) -> Verification:
+    """Check every signature of the manifest `location` names (cosign's tag and signature referrers) against
+    `key` (a public key file, a private key file or `awskms://…`) and the payload's claims. Raises
+    VerificationError (carrying the report) unless at least one is valid."""
+    from ocipush.sign.signer import open_public_key
+    from ocipush.sign.store import find_signatures
+    from ocipush.sign.verify import Verification, check_signature, repository_names
+
+    reference = _reference(location)
+    options = options or RegistryOptions.from_env()
+    public_key = open_public_key(key, password, options.aws_profile)
+    with RegistrySession(options) as session:
+        digest = subject_descriptor(session, reference).digest
+        client = session.client(reference)
+        found = find_signatures(client, RegistryReferrers(client), digest)
+        repositories = None if allow_other_repository else repository_names(reference)
+        checks = [check_signature(client, public_key, s, digest, repositories, annotations or {}) for s in found]
+    report = Verification(str(reference), digest, checks)
+    if not found:
+        raise VerificationError(f"{reference}: no signatures found for {digest}", report)
+    if not report.valid:
+        reasons = "; ".join(sorted({check.reason for check in checks}))
+        raise VerificationError(f"{reference}: none of {len(checks)} signature(s) verified: {reasons}", report)
+    return report
+
+
+def generate_key_pair(directory: str = ".", password: PasswordSource = env_password) -> tuple[str, str]:
+    """Write `cosign.key` (ECDSA P-256, encrypted as cosign does) and `cosign.pub` into `directory`."""
+    from ocipush.sign.keys import generate_key_pair as write_pair
+
+    return write_pair(directory, password())

@@ -17,7 +17,7 @@ EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
   9 bad local layout 10 AWS API error       11 a check found problems (lambda-check, build --lambda)
-  1 other error      130 interrupted"""
+  12 no valid signature (verify)  1 other error  130 interrupted"""
 
 
 # Which module registers which command, so that running one command loads only its module.
@@ -37,6 +37,9 @@ COMMAND_HOMES = {
     "lambda-check": "ocipush.cli.lambdacheck",
     "referrers": "ocipush.cli.supply",
     "attach": "ocipush.cli.supply",
+    "generate-key-pair": "ocipush.cli.sign",
+    "sign": "ocipush.cli.sign",
+    "verify": "ocipush.cli.sign",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 
