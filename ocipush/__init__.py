@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     )
     from ocipush.errors import OcipushError
     from ocipush.registry.options import RegistryOptions
+    from ocipush.supply import attach, generate_key_pair, list_referrers, sign_image, verify_image
 
 __version__ = "0.1.0"
 
@@ -45,25 +46,35 @@ _API = {
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
+    "list_referrers": "ocipush.supply",
+    "attach": "ocipush.supply",
+    "sign_image": "ocipush.supply",
+    "verify_image": "ocipush.supply",
+    "generate_key_pair": "ocipush.supply",
 }
 
 __all__ = [
     "OcipushError",
     "RegistryOptions",
     "__version__",
+    "attach",
     "build_push",
     "build_to",
     "catalog",
     "copy",
     "delete",
     "fetch_manifest",
+    "generate_key_pair",
     "inspect",
     "lambda_check",
+    "list_referrers",
     "list_tags",
     "pull",
     "pull_rootfs",
     "push",
     "resolve_digest",
+    "sign_image",
+    "verify_image",
 ]
 
 

@@ -32,7 +32,7 @@ def subject_descriptor(session: RegistrySession, reference: Reference, platform:
     return root.descriptor()
 
 
-def referrers(
+def list_referrers(
     location: LocationLike,
     *,
     artifact_type: str | None = None,
@@ -96,7 +96,7 @@ class SignResult:
     tag: str | None
 
 
-def sign(
+def sign_image(
     location: LocationLike,
     key: str,
     *,
@@ -127,7 +127,7 @@ def sign(
         return SignResult(subject.digest, layer.digest, document.digest, cosign_tag(subject.digest))
 
 
-def verify(
+def verify_image(
     location: LocationLike,
     key: str,
     *,

@@ -53,12 +53,12 @@ def test_attach_without_referrers_api_maintains_the_tag_index(registry: LocalReg
     ]  # listed once each, in push order
     assert index["manifests"][0]["annotations"] == {"k": "v"}
 
-    found = supply.referrers(ref, options=options(tmp_path))
+    found = supply.list_referrers(ref, options=options(tmp_path))
     assert {(r.descriptor.digest, r.via) for r in found} == {
         (first.digest, "tag-schema"),
         (second.digest, "tag-schema"),
     }
-    only = supply.referrers(ref, artifact_type=SBOM_TYPE, options=options(tmp_path))
+    only = supply.list_referrers(ref, artifact_type=SBOM_TYPE, options=options(tmp_path))
     assert [r.descriptor.digest for r in only] == [first.digest]
 
     manifest = json.loads(api.fetch_manifest(f"{registry.host}/app@{first.digest}").raw)
@@ -79,11 +79,11 @@ def test_referrers_api_with_pagination_and_filter(registry: LocalRegistry, tmp_p
             supply.attach(ref, NOTE_TYPE, [str(note)], options=options(tmp_path)).digest,
             supply.attach(ref, NOTE_TYPE, [str(sbom)], options=options(tmp_path)).digest,
         ]
-        found = supply.referrers(ref, options=options(tmp_path))
+        found = supply.list_referrers(ref, options=options(tmp_path))
         assert sorted(r.descriptor.digest for r in found) == sorted(attached)
         assert {r.via for r in found} == {"api"}
         assert front.requests["referrers-page"] >= 1  # three referrers in pages of two: the Link was followed
-        notes = supply.referrers(ref, artifact_type=NOTE_TYPE, options=options(tmp_path))
+        notes = supply.list_referrers(ref, artifact_type=NOTE_TYPE, options=options(tmp_path))
         assert sorted(r.descriptor.digest for r in notes) == sorted(attached[1:])
         # With the API, no referrers tag index is written.
         assert referrers_tag(image.digest) not in api.list_tags(f"{front.host}/app", options=options(tmp_path))
@@ -102,7 +102,7 @@ def test_copy_carries_referrers_recursively_between_registries(registry: LocalRe
         copied = api.copy(ref, f"{other.host}/mirror:v1", options=options(tmp_path))
         assert copied.digest == image.digest
         assert sorted(copied.referrers) == sorted([sbom_digest, note_digest])
-        tree = supply.referrers(f"{other.host}/mirror:v1", recursive=True, options=options(tmp_path))
+        tree = supply.list_referrers(f"{other.host}/mirror:v1", recursive=True, options=options(tmp_path))
         assert [(r.descriptor.digest, [c.descriptor.digest for c in r.children]) for r in tree] == [
             (sbom_digest, [note_digest])
         ]
@@ -115,7 +115,7 @@ def test_copy_carries_referrers_recursively_between_registries(registry: LocalRe
         assert set(again.blobs.values()) == {"exists"}
         bare = api.copy(ref, f"{other.host}/bare:v1", options=options(tmp_path), referrers=False)
         assert bare.referrers == []
-        assert supply.referrers(f"{other.host}/bare:v1", options=options(tmp_path)) == []
+        assert supply.list_referrers(f"{other.host}/bare:v1", options=options(tmp_path)) == []
 
 
 def test_pull_keeps_referrers_in_the_layout_and_push_takes_them_on(registry: LocalRegistry, tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_pull_keeps_referrers_in_the_layout_and_push_takes_them_on(registry: Loc
         pushed = api.push(f"oci:{layout.path}:v1", f"{front.host}/again:v1", options=options(tmp_path),
                           referrers=True)  # fmt: skip
         assert pushed.referrers == [sbom_digest]
-        found = supply.referrers(f"{front.host}/again:v1", options=options(tmp_path))
+        found = supply.list_referrers(f"{front.host}/again:v1", options=options(tmp_path))
         assert [(r.descriptor.digest, r.via) for r in found] == [(sbom_digest, "api")]
     assert pulled.digest == image.digest
 

@@ -95,7 +95,9 @@ def test_key_encrypted_independently_by_the_format_loads(tmp_path: Path) -> None
 def test_openssl_verifies_ocipush_signature(registry: LocalRegistry, tmp_path: Path) -> None:
     key_path, pub_path = _keys(tmp_path)
     ref, digest = _image(registry, tmp_path)
-    signed = supply.sign(ref, key_path, annotations={"build": "42"}, password=_password, options=options(tmp_path))
+    signed = supply.sign_image(
+        ref, key_path, annotations={"build": "42"}, password=_password, options=options(tmp_path)
+    )
     assert signed.digest == digest and signed.tag == cosign_tag(digest)
     manifest = json.loads(api.fetch_manifest(f"{registry.host}/app:{cosign_tag(digest)}").raw)
     layer = manifest["layers"][0]
@@ -171,7 +173,7 @@ def test_openssl_signature_verifies_and_failures_exit_11(registry: LocalRegistry
     assert wrong.returncode == 11 and "does not match" in wrong.stderr
 
     # ocipush appends its own signature; the openssl one and its bundle annotation stay untouched.
-    supply.sign(ref, other_key, password=_password, options=options(tmp_path))
+    supply.sign_image(ref, other_key, password=_password, options=options(tmp_path))
     layers = json.loads(api.fetch_manifest(f"{registry.host}/app:{cosign_tag(digest)}").raw)["layers"]
     assert len(layers) == 2 and layers[0]["annotations"]["dev.sigstore.cosign/bundle"] == '{"SignedEntryTimestamp":"x"}'
     assert run_cli("verify", ref, "--key", other_pub, *cache).returncode == 0
@@ -226,15 +228,15 @@ def test_kms_signature_with_moto(registry: LocalRegistry, tmp_path: Path, aws_en
     alias = f"alias/ocipush-{tmp_path.name}"
     kms.create_alias(AliasName=alias, TargetKeyId=key_id)
     ref, digest = _image(registry, tmp_path)
-    signed = supply.sign(ref, f"awskms:///{alias}", options=options(tmp_path))
+    signed = supply.sign_image(ref, f"awskms:///{alias}", options=options(tmp_path))
     assert signed.digest == digest
-    report = supply.verify(ref, f"awskms:///{alias}", options=options(tmp_path))
+    report = supply.verify_image(ref, f"awskms:///{alias}", options=options(tmp_path))
     assert [c.reason for c in report.checks] == ["ok"]
     # The KMS public key, written out, verifies with openssl too.
     der = kms.get_public_key(KeyId=alias)["PublicKey"]
     pem = b"-----BEGIN PUBLIC KEY-----\n" + base64.encodebytes(der) + b"-----END PUBLIC KEY-----\n"
     (tmp_path / "kms.pub").write_bytes(pem)
-    assert supply.verify(ref, str(tmp_path / "kms.pub"), options=options(tmp_path)).valid
+    assert supply.verify_image(ref, str(tmp_path / "kms.pub"), options=options(tmp_path)).valid
 
 
 def test_referrer_signatures_and_mirrored_repository(registry: LocalRegistry, tmp_path: Path) -> None:
@@ -243,14 +245,68 @@ def test_referrer_signatures_and_mirrored_repository(registry: LocalRegistry, tm
         source, image = make_image(tmp_path / "src")
         ref = f"{front.host}/app:v1"
         api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
-        signed = supply.sign(ref, key_path, referrer=True, password=_password, options=options(tmp_path))
+        signed = supply.sign_image(ref, key_path, referrer=True, password=_password, options=options(tmp_path))
         assert signed.tag is None
         assert cosign_tag(image.digest) not in api.list_tags(f"{front.host}/app", options=options(tmp_path))
-        report = supply.verify(ref, pub_path, options=options(tmp_path))
+        report = supply.verify_image(ref, pub_path, options=options(tmp_path))
         assert [c.where for c in report.valid] == [f"referrer {signed.signature_manifest}"]
         # Copied elsewhere, the payload still names the first repository.
         api.copy(ref, f"{front.host}/mirror:v1", options=options(tmp_path))
         with pytest.raises(VerificationError, match="allow-other-repository"):
-            supply.verify(f"{front.host}/mirror:v1", pub_path, options=options(tmp_path))
-        assert supply.verify(f"{front.host}/mirror:v1", pub_path, allow_other_repository=True,
+            supply.verify_image(f"{front.host}/mirror:v1", pub_path, options=options(tmp_path))
+        assert supply.verify_image(f"{front.host}/mirror:v1", pub_path, allow_other_repository=True,
                              options=options(tmp_path)).valid  # fmt: skip
+
+
+def test_copy_brings_signatures_sbom_and_its_signature(registry: LocalRegistry, tmp_path: Path) -> None:
+    first_key, first_pub = _keys(tmp_path, "first")
+    second_key, second_pub = _keys(tmp_path, "second")
+    ref, digest = _image(registry, tmp_path)
+    opts = options(tmp_path)
+    tag_signature = supply.sign_image(ref, first_key, password=_password, options=opts)
+    referrer_signature = supply.sign_image(ref, second_key, referrer=True, password=_password, options=opts)
+    sbom_file = tmp_path / "sbom.json"
+    sbom_file.write_text('{"spdxVersion":"SPDX-2.3"}')
+    sbom = supply.attach(ref, "application/spdx+json", [str(sbom_file)], options=opts)
+    sbom_ref = f"{registry.host}/app@{sbom.digest}"
+    sbom_signature = supply.sign_image(sbom_ref, first_key, password=_password, options=opts)
+    expected = {tag_signature.signature_manifest, referrer_signature.signature_manifest, sbom.digest,
+                sbom_signature.signature_manifest}  # fmt: skip
+
+    with LocalRegistry() as other:
+        copied = api.copy(ref, f"{other.host}/app:v1", options=opts)
+        assert copied.digest == digest
+        assert set(copied.referrers) == expected
+        for manifest_digest in expected:
+            assert api.resolve_digest(f"{other.host}/app@{manifest_digest}", options=opts) == manifest_digest
+        assert api.resolve_digest(f"{other.host}/app:{cosign_tag(digest)}", options=opts) == (
+            tag_signature.signature_manifest
+        )
+        moved = f"{other.host}/app:v1"
+        for pub in (first_pub, second_pub):
+            assert supply.verify_image(moved, pub, allow_other_repository=True, options=opts).valid
+        assert supply.verify_image(f"{other.host}/app@{sbom.digest}", first_pub, allow_other_repository=True,
+                             options=opts).valid  # fmt: skip
+        cli = run_cli("verify", moved, "--key", first_pub, "--allow-other-repository", "--cache-dir",
+                      str(tmp_path / "cache"))  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+
+
+def test_push_and_copy_sign_what_they_pushed(registry: LocalRegistry, tmp_path: Path) -> None:
+    key_path, pub_path = _keys(tmp_path)
+    source, image = make_image(tmp_path / "src")
+    env = {"COSIGN_PASSWORD": PASSWORD.decode()}
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    ref = f"{registry.host}/app:v1"
+    pushed = run_cli("push", f"oci:{source.path}:v1", ref, "--sign-key", key_path, "-q", *cache, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert supply.verify_image(ref, pub_path, options=options(tmp_path)).digest == image.digest
+    copied = run_cli("copy", ref, f"{registry.host}/prod:v1", "--sign-key", key_path, "--sign-referrer", "--json",
+                     *cache, env=env)  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    report = supply.verify_image(f"{registry.host}/prod:v1", pub_path, options=options(tmp_path))
+    # The copied tag signature names app (allowed only with the flag); the new referrer one names prod.
+    assert [c.where.split()[0] for c in report.valid] == ["referrer"]
+    to_layout = run_cli("copy", ref, f"oci:{tmp_path / 'out'}", "--sign-key", key_path, *cache, env=env)
+    assert to_layout.returncode == 2 and "registry reference" in to_layout.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything was written

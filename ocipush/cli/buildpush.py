@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     add_build_arguments(parser)
     add_registry_arguments(parser)
     add_create_repo_arguments(parser)
+    from ocipush.cli.sign import add_sign_arguments
+
+    add_sign_arguments(parser)
     parser.set_defaults(handler=run_build_push)
 
 
@@ -62,6 +65,9 @@ def run_build_push(args: argparse.Namespace) -> int:
         for layer in built.layers:
             state = "reused" if layer.reused else "built "
             print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
+    from ocipush.cli.sign import sign_pushed
+
+    sign_pushed(args, str(target), pushed.digest, options)
     counts = pushed.counts
     data = {"target": str(target), "digest": pushed.digest, "mediaType": pushed.media_type,
             "tags": pushed.tags, "blobs": counts,

@@ -82,7 +82,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     from ocipush import supply
 
-    result = supply.sign(
+    result = supply.sign_image(
         args.reference, args.key, annotations=key_values(args.annotation, "-a"), referrer=args.referrer,
         password=prompt_password, options=registry_options(args),
     )  # fmt: skip
@@ -98,7 +98,7 @@ def _verify(args: argparse.Namespace) -> int:
     from ocipush.errors import VerificationError
 
     try:
-        report = supply.verify(
+        report = supply.verify_image(
             args.reference, args.key, annotations=key_values(args.annotation, "-a"),
             allow_other_repository=args.allow_other_repository, password=prompt_password,
             options=registry_options(args),
@@ -114,3 +114,24 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{'valid  ' if check.valid else 'invalid'} {check.where}: {check.reason}", file=sys.stderr)
         print(f"verified {report.digest} ({len(report.valid)} valid signature(s))")
     return 0
+
+
+def add_sign_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("signing")
+    group.add_argument("--sign-key", metavar="KEY", help=f"sign what was pushed: {KEY_HELP}")
+    group.add_argument("--sign-referrer", action="store_true", help="store that signature as an OCI 1.1 referrer")
+
+
+def sign_pushed(args: argparse.Namespace, target: str, digest: str, options: Any) -> str | None:
+    """With --sign-key: sign `digest` in `target`'s repository; returns the signature manifest's digest."""
+    if not args.sign_key:
+        return None
+    from ocipush import supply
+    from ocipush.reference import parse_reference
+
+    reference = parse_reference(target).with_digest(digest)
+    result = supply.sign_image(reference, args.sign_key, referrer=args.sign_referrer, password=prompt_password,
+                         options=options)  # fmt: skip
+    if not args.quiet and not args.json:
+        print(f"signed {digest} ({result.tag or 'referrer ' + result.signature_manifest})", file=sys.stderr)
+    return result.signature_manifest

@@ -65,7 +65,7 @@ def _tree_lines(found: list[Referrer], depth: int = 0) -> list[str]:
 def _referrers(args: argparse.Namespace) -> int:
     from ocipush import supply
 
-    found = supply.referrers(
+    found = supply.list_referrers(
         args.reference, artifact_type=args.artifact_type, recursive=args.tree, options=registry_options(args)
     )
     data = {"reference": args.reference, "referrers": [r.to_dict() for r in found]}

@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
     push.add_argument("--referrers", action="store_true", help="also push the referrers the layout holds for it")
+    _add_sign(push)
     _add_create_repo(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     copy.add_argument("--no-referrers", dest="referrers", action="store_false",
                       help="leave signatures, SBOMs and other referrers behind (default: copied)")  # fmt: skip
+    _add_sign(copy)
     _add_create_repo(copy)
 
     delete = command("delete", _delete, "delete the manifest a tag or digest names")
@@ -76,6 +78,12 @@ def register(subparsers: Any) -> None:
 
     digest = command("digest", _digest, "print the digest of the manifest a reference names")
     digest.add_argument("reference")
+
+
+def _add_sign(parser: argparse.ArgumentParser) -> None:
+    from ocipush.cli.sign import add_sign_arguments
+
+    add_sign_arguments(parser)
 
 
 def _add_create_repo(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +143,11 @@ def _copy(args: argparse.Namespace) -> int:
 
 def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | None) -> int:
     from ocipush import api
+    from ocipush.errors import UsageError
+    from ocipush.reference import Reference, parse_location
 
+    if args.sign_key and not isinstance(parse_location(args.target), Reference):
+        raise UsageError("--sign-key signs in a registry: the target must be a registry reference")
     options = registry_options(args)
     progress, printer = progress_for(args)
     try:
@@ -151,6 +163,9 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
         )
     finally:
         printer.finish()
+    from ocipush.cli.sign import sign_pushed
+
+    sign_pushed(args, args.target, result.digest, options)
     return _report(args, verb, args.target, result)
 
 
