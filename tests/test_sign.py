@@ -144,7 +144,7 @@ def _store_openssl_signature(registry: LocalRegistry, tmp_path: Path, ref: str, 
         assert put.status_code == 201, put.text
 
 
-def test_openssl_signature_verifies_and_failures_exit_11(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_openssl_signature_verifies_and_failures_exit_12(registry: LocalRegistry, tmp_path: Path) -> None:
     key_pem = tmp_path / "key.pem"
     subprocess.run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "ec.pem")],
                    check=True)  # fmt: skip
@@ -156,7 +156,7 @@ def test_openssl_signature_verifies_and_failures_exit_11(registry: LocalRegistry
     cache = ["--cache-dir", str(tmp_path / "cache")]
 
     missing = run_cli("verify", ref, "--key", str(pub), *cache)
-    assert missing.returncode == 11 and "no signatures found" in missing.stderr
+    assert missing.returncode == 12 and "no signatures found" in missing.stderr
 
     payload = simple_signing_payload(f"{registry.host}/app", digest, {"team": "a"})
     _store_openssl_signature(registry, tmp_path, ref, payload, key_pem)
@@ -165,12 +165,12 @@ def test_openssl_signature_verifies_and_failures_exit_11(registry: LocalRegistry
     report = json.loads(ok.stdout)
     assert report["verified"] and report["signatures"][0]["reason"] == "ok"
     wrong_claim = run_cli("verify", ref, "--key", str(pub), "-a", "team=b", *cache)
-    assert wrong_claim.returncode == 11 and "team" in wrong_claim.stderr
+    assert wrong_claim.returncode == 12 and "team" in wrong_claim.stderr
 
     # A wrong key.
     other_key, other_pub = _keys(tmp_path, "other")
     wrong = run_cli("verify", ref, "--key", other_pub, *cache)
-    assert wrong.returncode == 11 and "does not match" in wrong.stderr
+    assert wrong.returncode == 12 and "does not match" in wrong.stderr
 
     # ocipush appends its own signature; the openssl one and its bundle annotation stay untouched.
     supply.sign_image(ref, other_key, password=_password, options=options(tmp_path))
@@ -194,7 +194,7 @@ def test_tampered_payload_and_other_digest_fail(registry: LocalRegistry, tmp_pat
     _store_openssl_signature(registry, tmp_path, ref, simple_signing_payload(f"{registry.host}/app", other_digest),
                              key_pem)  # fmt: skip
     another = run_cli("verify", ref, "--key", str(pub), *cache)
-    assert another.returncode == 11 and f"signs {other_digest}" in another.stderr
+    assert another.returncode == 12 and f"signs {other_digest}" in another.stderr
 
     # A tampered payload: signed, then one byte changed before storing (the signature stays the original's).
     good = simple_signing_payload(f"{registry.host}/app", digest)
@@ -211,7 +211,7 @@ def test_tampered_payload_and_other_digest_fail(registry: LocalRegistry, tmp_pat
     with RegistrySession(options(tmp_path)) as session:
         store_in_tag(session, api._reference(ref), digest, signature_layer(blobs, tampered, signature), blobs)
     result = run_cli("verify", ref, "--key", str(pub), "--json", *cache)
-    assert result.returncode == 11
+    assert result.returncode == 12
     reasons = sorted(s["reason"] for s in json.loads(result.stdout)["signatures"])
     assert reasons == [f"the payload signs {other_digest}, not this image",
                        "the signature does not match the payload with this key"]  # fmt: skip

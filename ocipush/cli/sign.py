@@ -42,10 +42,10 @@ def register(subparsers: Any) -> None:
 
     verify = subparsers.add_parser(
         "verify",
-        help="verify an image's cosign signatures with a key (exit 11 when none is valid)",
+        help="verify an image's cosign signatures with a key (exit 12 when none is valid)",
         description="Check every signature of REF (cosign's .sig tag and signature referrers): the signature over "
         "the payload's exact bytes, its docker-manifest-digest, its docker-reference and the -a claims. Exit 0 "
-        "when at least one is valid, 11 when none is (or none exists). Keyless (Fulcio/Rekor) signatures need "
+        "when at least one is valid, 12 when none is (or none exists). Keyless (Fulcio/Rekor) signatures need "
         "online services and are not checked.",
     )
     verify.add_argument("reference")
