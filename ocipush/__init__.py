@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     )
     from ocipush.errors import OcipushError
     from ocipush.registry.options import RegistryOptions
-    from ocipush.supply import attach, generate_key_pair, list_referrers, sign_image, verify_image
+    from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ _API = {
     "list_referrers": "ocipush.supply",
     "attach": "ocipush.supply",
     "sign_image": "ocipush.supply",
+    "sbom": "ocipush.supply",
     "verify_image": "ocipush.supply",
     "generate_key_pair": "ocipush.supply",
 }
@@ -73,6 +74,7 @@ __all__ = [
     "pull_rootfs",
     "push",
     "resolve_digest",
+    "sbom",
     "sign_image",
     "verify_image",
 ]

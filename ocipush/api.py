@@ -313,9 +313,12 @@ def build_push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    sbom: bool = False,
 ) -> tuple[BuildResult, TransferResult]:
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
-    and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never pulled."""
+    and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never pulled.
+    With `sbom`, an SPDX document of the built layers is attached to each pushed image manifest (as a referrer,
+    its digest in the result's `referrers`)."""
     from ocipush.build import build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
@@ -356,6 +359,11 @@ def build_push(
         source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
         referrers=False,
     )  # fmt: skip
+    if sbom:
+        from ocipush.supply import push_sboms
+
+        with RegistrySession(options) as session:
+            pushed.referrers = push_sboms(session, reference, store, built, spec.source_date_epoch)
     return built, pushed
 
 

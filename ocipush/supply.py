@@ -3,15 +3,17 @@ verify). Locations are strings as on the command line or parsed references."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ocipush import mediatypes as mt
 from ocipush.api import LocationLike, _platform, _reference
-from ocipush.artifact import add_file, artifact_manifest, push_artifact
+from ocipush.artifact import TITLE, add_bytes, add_file, artifact_manifest, push_artifact
 from ocipush.blobsource import BlobSource
 from ocipush.errors import NotFoundError, UsageError, VerificationError
-from ocipush.models import Descriptor, Platform
+from ocipush.layout import OCILayout
+from ocipush.models import Descriptor, ManifestDocument, Platform
 from ocipush.reference import Reference
 from ocipush.referrers import Referrer, RegistryReferrers, cosign_tag
 from ocipush.registry.options import RegistryOptions
@@ -20,6 +22,7 @@ from ocipush.sign.keys import PasswordSource, env_password
 from ocipush.transfer import RegistrySource, TransferResult, select_platform
 
 if TYPE_CHECKING:
+    from ocipush.build.image import BuildResult
     from ocipush.sign.verify import Verification
 
 
@@ -166,3 +169,94 @@ def generate_key_pair(directory: str = ".", password: PasswordSource = env_passw
     from ocipush.sign.keys import generate_key_pair as write_pair
 
     return write_pair(directory, password())
+
+
+def build_sboms(
+    store: OCILayout, built: BuildResult, created: int | None, open_missing: Callable[[Descriptor], Any] | None = None
+) -> list[tuple[Descriptor, bytes]]:
+    """An SPDX document for each image manifest a build made (subject, document): the layers the build added,
+    not the base's; `created` is the build's SOURCE_DATE_EPOCH. Blobs not in `store` (layers reused from the
+    target's current image) come from `open_missing`."""
+    from ocipush.build.sbom import inventory_of, spdx_document
+
+    built_digests = {layer.digest for layer in built.layers}
+    found = []
+    for descriptor in built.manifests:
+        manifest = store.read_manifest(descriptor).manifest
+
+        def streams(layers: list[Descriptor]) -> Iterator[tuple[str, str, Any]]:
+            for layer in layers:
+                if store.has_blob(layer.digest):
+                    with store.open_blob(layer.digest) as stream:
+                        yield layer.digest, mt.layer_compression(layer.media_type), stream
+                elif open_missing is not None:
+                    yield layer.digest, mt.layer_compression(layer.media_type), open_missing(layer)
+                else:
+                    raise NotFoundError(f"layer {layer.digest} is not in {store.path}: cannot describe it")
+
+        mine = [layer for layer in manifest.layers if layer.digest in built_digests]
+        found.append((descriptor, spdx_document(descriptor.digest, inventory_of(streams(mine)), created)))
+    return found
+
+
+def sbom_manifest(subject: Descriptor, document: bytes, blobs: dict[str, BlobSource]) -> ManifestDocument:
+    from ocipush.build.sbom import SPDX_JSON
+
+    layer = add_bytes(blobs, document, SPDX_JSON, annotations={TITLE: "sbom.spdx.json"})
+    return artifact_manifest(SPDX_JSON, [layer], subject, blobs=blobs)
+
+
+def add_sboms_to_layout(store: OCILayout, built: BuildResult, created: int | None) -> list[str]:
+    """Generate the build's SBOMs and keep them in its layout as referrers (`push --referrers` takes them on)."""
+    digests = []
+    for subject, document in build_sboms(store, built, created):
+        blobs: dict[str, BlobSource] = {}
+        manifest = sbom_manifest(subject, document, blobs)
+        for blob in blobs.values():
+            store.write_blob(b"".join(blob.read_range(0, blob.size)), blob.digest)
+        store.add_manifest(manifest)
+        digests.append(manifest.digest)
+    return digests
+
+
+def push_sboms(
+    session: RegistrySession, reference: Reference, store: OCILayout, built: BuildResult, created: int | None
+) -> list[str]:
+    """Generate the build's SBOMs and attach them to what was pushed to `reference`."""
+    from ocipush.blobsource import RegistryBlobSource
+    from ocipush.build.sbom import ChunkReader
+
+    client = session.client(reference)
+
+    def from_registry(layer: Descriptor) -> ChunkReader:
+        return ChunkReader(RegistryBlobSource(client, layer.digest, layer.size).read_range(0, layer.size))
+
+    digests = []
+    for subject, document in build_sboms(store, built, created, from_registry):
+        blobs: dict[str, BlobSource] = {}
+        digests.append(push_artifact(session, reference, sbom_manifest(subject, document, blobs), blobs).digest)
+    return digests
+
+
+def sbom(
+    location: LocationLike, *, platform: Platform | str | None = None, options: RegistryOptions | None = None
+) -> bytes:
+    """The SPDX SBOM attached to the manifest at `location` (the latest listed; with `platform`, of that
+    platform's manifest), or cosign's `.sbom` object."""
+    from ocipush.build.sbom import SPDX_JSON
+
+    reference = _reference(location)
+    with RegistrySession(options) as session:
+        subject = subject_descriptor(session, reference, _platform(platform))
+        client = session.client(reference)
+        finder = RegistryReferrers(client)
+        found = finder.referrers(subject.digest, SPDX_JSON)
+        if found:
+            manifest = client.get_manifest(found[-1].descriptor.digest).manifest
+        else:
+            cosign = [r for r in finder.cosign_objects(subject.digest) if r.tag and r.tag.endswith(".sbom")]
+            if not cosign:
+                raise NotFoundError(f"{reference}: no SBOM attached to {subject.digest}")
+            manifest = client.get_manifest(cosign[0].descriptor.digest).manifest
+        layer = manifest.layers[0]
+        return client.fetch_blob_bytes(layer.digest, limit=max(layer.size, 1))

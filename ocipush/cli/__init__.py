@@ -37,6 +37,7 @@ COMMAND_HOMES = {
     "lambda-check": "ocipush.cli.lambdacheck",
     "referrers": "ocipush.cli.supply",
     "attach": "ocipush.cli.supply",
+    "sbom": "ocipush.cli.supply",
     "generate-key-pair": "ocipush.cli.sign",
     "sign": "ocipush.cli.sign",
     "verify": "ocipush.cli.sign",

@@ -1,4 +1,4 @@
-"""`ocipush referrers | attach`: what is attached to an image, and attaching more."""
+"""`ocipush referrers | attach | sbom`: what is attached to an image, attaching more, fetching its SBOM."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def register(subparsers: Any) -> None:
     attach.add_argument("--platform", help="attach to this platform's manifest of an index (ECR refuses an index)")
     add_registry_arguments(attach)
     attach.set_defaults(handler=_attach)
+
+    sbom = subparsers.add_parser(
+        "sbom",
+        help="print the SPDX SBOM attached to an image (by build-push --sbom, attach, or cosign)",
+        description="Fetch the SPDX JSON SBOM attached to REF as a referrer (artifactType application/spdx+json), "
+        "or cosign's .sbom object, and print it (or write it with --output).",
+    )
+    sbom.add_argument("reference")
+    sbom.add_argument("--platform", help="the SBOM of this platform's manifest of an index")
+    sbom.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead of standard output")
+    add_registry_arguments(sbom)
+    sbom.set_defaults(handler=_sbom)
 
 
 def key_values(items: list[str], flag: str) -> dict[str, str]:
@@ -92,4 +104,19 @@ def _attach(args: argparse.Namespace) -> int:
     )
     data = {"reference": args.reference, "digest": result.digest, "artifactType": args.artifact_type}
     emit(args, data, result.digest if args.quiet else f"attached {result.digest} to {args.reference}")
+    return 0
+
+
+def _sbom(args: argparse.Namespace) -> int:
+    import sys
+
+    from ocipush import supply
+    from ocipush.fsutil import atomic_write_bytes
+
+    document = supply.sbom(args.reference, platform=args.platform, options=registry_options(args))
+    if args.output:
+        atomic_write_bytes(args.output, document)
+    else:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
     return 0
