@@ -5,6 +5,7 @@ of an SBOM too), which lands after its subject, bytes and digests unchanged."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
 
 BASE_NAME = "org.opencontainers.image.base.name"
+log = logging.getLogger("ocipush.transfer")
 
 
 # --- sources ---------------------------------------------------------------------------------------------------------
@@ -348,7 +350,7 @@ def transfer(
     result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
     attached, attached_blobs = _collect_attached(source, documents) if referrers else ([], {})
     result.referrers = [document.digest for document, _ in attached]
-    missing = [(d, t) for d, t in attached if any(target.current_digest(r) != d.digest for r in t or [d.digest])]
+    missing = [(d, t) for d, t in attached if _absent(target, d, t)]
     image_there = all(target.current_digest(reference) == root.digest for reference in tags or [root.digest])
     # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
     pending = {} if image_there else dict(blobs)
@@ -429,6 +431,22 @@ def complete_layout(
     _, blobs = _collect(source, root)
     missing = [d for d in blobs.values() if not layout.has_blob(d.digest, d.size)]
     return move_blobs(source, LayoutTarget(layout, progress), missing, session.options.jobs)
+
+
+def _absent(target: ImageTarget, document: ManifestDocument, tags: list[str]) -> bool:
+    """Whether an attached manifest (under its tags) is not at the target yet; a cosign tag there that names
+    something else is replaced, and that is logged: those signatures are no longer listed by the tag."""
+    absent = False
+    for reference in tags or [document.digest]:
+        current = target.current_digest(reference)
+        if current != document.digest:
+            absent = True
+            if current is not None:
+                log.warning("%s:%s named %s; it now names the source's %s", target.name, reference, current,
+                            document.digest)  # fmt: skip
+    return absent
+
+
 def _index_referrers(target: ImageTarget, documents: list[ManifestDocument]) -> None:
     with_subject = [d for d in documents if d.media_type in mt.MANIFESTS and d.parsed.subject is not None]
     if with_subject:

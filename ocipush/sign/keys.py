@@ -93,6 +93,7 @@ def decrypt_private_key(body: bytes, password: bytes, where: str) -> PrivateKeyT
 
 def generate_key_pair(directory: str, password: bytes, prefix: str = "cosign") -> tuple[str, str]:
     """Write `<prefix>.key` (encrypted, mode 0600) and `<prefix>.pub` in `directory`; never overwrites."""
+    os.makedirs(directory, exist_ok=True)
     key_path, pub_path = (os.path.join(directory, f"{prefix}.{ext}") for ext in ("key", "pub"))
     for path in (key_path, pub_path):
         if os.path.exists(path):
