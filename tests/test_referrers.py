@@ -178,3 +178,38 @@ def test_cli_attach_and_referrers(registry: LocalRegistry, tmp_path: Path) -> No
     ]
     bad = run_cli("attach", ref, str(sbom), "--artifact-type", SBOM_TYPE, "-a", "novalue", *cache)
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_a_concurrent_index_writer_is_merged_not_lost(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client rewrites the referrers index between our write and our read-back (simulated by a real PUT
+    to the registry right after ours): ocipush sees its entry gone and merges again; the other's entry stays."""
+    from ocipush.models import Index, ManifestDocument
+    from ocipush.registry.client import RegistryClient
+
+    source, image = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
+    sbom, note = _files(tmp_path)
+    first = supply.attach(ref, SBOM_TYPE, [str(sbom)], options=options(tmp_path))
+    tag = referrers_tag(image.digest)
+    earlier = json.loads(api.fetch_manifest(f"{registry.host}/app:{tag}").raw)["manifests"]
+    original = RegistryClient.put_manifest
+    raced: list[str] = []
+
+    def racing(self: RegistryClient, reference: str, document: ManifestDocument) -> str:
+        digest = original(self, reference, document)
+        if reference == tag and not raced:
+            # The other client read the index before our write and adds its own entry (the image itself here:
+            # any manifest the repository holds) to what it read.
+            other = Index.model_validate({"manifests": [*earlier, {"mediaType": image.media_type,
+                                          "digest": image.digest, "size": image.size}]})  # fmt: skip
+            raced.append(original(self, reference, ManifestDocument.from_model(other)))
+        return digest
+
+    monkeypatch.setattr(RegistryClient, "put_manifest", racing)
+    second = supply.attach(ref, NOTE_TYPE, [str(note)], options=options(tmp_path))
+    assert raced  # the competing write happened
+    listed = [m["digest"] for m in json.loads(api.fetch_manifest(f"{registry.host}/app:{tag}").raw)["manifests"]]
+    assert listed == [first.digest, image.digest, second.digest]

@@ -99,6 +99,10 @@ def test_openssl_verifies_ocipush_signature(registry: LocalRegistry, tmp_path: P
         ref, key_path, annotations={"build": "42"}, password=_password, options=options(tmp_path)
     )
     assert signed.digest == digest and signed.tag == cosign_tag(digest)
+    listed = supply.list_referrers(ref, options=options(tmp_path))
+    assert [(r.descriptor.digest, r.via, r.tag) for r in listed] == [
+        (signed.signature_manifest, "cosign-tag", signed.tag)
+    ]
     manifest = json.loads(api.fetch_manifest(f"{registry.host}/app:{cosign_tag(digest)}").raw)
     layer = manifest["layers"][0]
     assert layer["mediaType"] == SIMPLE_SIGNING
