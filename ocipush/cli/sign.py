@@ -96,6 +96,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ocipush import supply
     from ocipush.errors import VerificationError
+    from ocipush.sign.verify import Verification
 
     try:
         report = supply.verify_image(
@@ -104,8 +105,8 @@ def _verify(args: argparse.Namespace) -> int:
             options=registry_options(args),
         )  # fmt: skip
     except VerificationError as exc:
-        if args.json and exc.report is not None:
-            print(json.dumps(exc.report.to_dict(), indent=2))  # type: ignore[attr-defined]
+        if args.json and isinstance(exc.report, Verification):
+            print(json.dumps(exc.report.to_dict(), indent=2))
         raise
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
