@@ -156,14 +156,14 @@ def spdx_document(subject: str, inventory: Inventory, created: int | None = None
     ]  # fmt: skip
     relationships += [{"spdxElementId": "SPDXRef-Image", "relationshipType": "CONTAINS",
                        "relatedSpdxElement": entry["SPDXID"]} for entry in files]  # fmt: skip
-    digest = hashlib.sha256(json.dumps([packages, files], sort_keys=True).encode()).hexdigest()
     document = {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": subject,
-        "documentNamespace": f"urn:ocipush:spdx:{digest}",
+        # One document per image: the image's digest names it.
+        "documentNamespace": f"urn:ocipush:spdx:{subject.replace(':', '-')}",
         "creationInfo": {"created": stamp, "creators": [f"Tool: ocipush-{__version__}"]},
         "packages": packages, "files": files, "relationships": relationships,
     }  # fmt: skip
-    return json.dumps(document, indent=1, sort_keys=False).encode()
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def inventory_of(layers: Iterable[tuple[str, str, Any]]) -> Inventory:
