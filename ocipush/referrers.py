@@ -31,6 +31,8 @@ from ocipush.registry.client import RegistryClient
 log = logging.getLogger("ocipush.referrers")
 
 COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
+# cosign objects holding one layer per entry: merged with what a destination holds, never replaced.
+APPENDED_SUFFIXES = (".sig", ".att")
 INDEX_UPDATE_TRIES = 3
 _NOT_TAG_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -21,7 +21,7 @@ from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
-from ocipush.referrers import LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
+from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.download import download_blob
 from ocipush.registry.ecr import is_ecr
@@ -177,10 +177,28 @@ class RegistryTarget:
 
     def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
         for reference in tags or [document.digest]:
+            wanted = self._merged(reference, document) if reference.endswith(APPENDED_SUFFIXES) else document
             try:
-                self.client.put_manifest(reference, document)
+                self.client.put_manifest(reference, wanted)
             except RegistryError as exc:
-                raise explain_refusal(exc, document, self.name) from None
+                raise explain_refusal(exc, wanted, self.name) from None
+
+    def _merged(self, tag: str, document: ManifestDocument) -> ManifestDocument:
+        """A cosign `.sig`/`.att` arriving where the tag already names other signatures: both sets, merged."""
+        from ocipush.sign.store import merge_signature_manifests
+
+        try:
+            existing = self.client.get_manifest(tag)
+        except NotFoundError:
+            return document
+        if existing.digest == document.digest or existing.is_index or document.is_index:
+            return document
+        blobs: dict[str, BlobSource] = {}
+        merged = merge_signature_manifests(existing, document, blobs)
+        for blob in blobs.values():
+            self.uploader.upload(blob)
+        log.info("%s:%s held other entries: merged into %s", self.name, tag, merged.digest)
+        return merged
 
     def index_referrers(self, documents: list[ManifestDocument]) -> None:
         # A registry with the referrers API indexes on its own; the others need the referrers tag schema.
@@ -434,14 +452,14 @@ def complete_layout(
 
 
 def _absent(target: ImageTarget, document: ManifestDocument, tags: list[str]) -> bool:
-    """Whether an attached manifest (under its tags) is not at the target yet; a cosign tag there that names
-    something else is replaced, and that is logged: those signatures are no longer listed by the tag."""
+    """Whether an attached manifest (under its tags) is not at the target yet. A cosign `.sbom` tag there that
+    names something else is replaced, and that is logged (`.sig`/`.att` are merged by the registry target)."""
     absent = False
     for reference in tags or [document.digest]:
         current = target.current_digest(reference)
         if current != document.digest:
             absent = True
-            if current is not None:
+            if current is not None and not reference.endswith(APPENDED_SUFFIXES):
                 log.warning("%s:%s named %s; it now names the source's %s", target.name, reference, current,
                             document.digest)  # fmt: skip
     return absent

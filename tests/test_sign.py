@@ -314,3 +314,24 @@ def test_push_and_copy_sign_what_they_pushed(registry: LocalRegistry, tmp_path: 
     to_layout = run_cli("copy", ref, f"oci:{tmp_path / 'out'}", "--sign-key", key_path, *cache, env=env)
     assert to_layout.returncode == 2 and "registry reference" in to_layout.stderr
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_copy_merges_signatures_the_destination_already_has(registry: LocalRegistry, tmp_path: Path) -> None:
+    source_key, source_pub = _keys(tmp_path, "source")
+    dest_key, dest_pub = _keys(tmp_path, "dest")
+    ref, digest = _image(registry, tmp_path)
+    opts = options(tmp_path)
+    supply.sign_image(ref, source_key, password=_password, options=opts)
+    with LocalRegistry() as other:
+        moved = f"{other.host}/app:v1"
+        api.copy(ref, moved, options=opts, referrers=False)
+        supply.sign_image(moved, dest_key, password=_password, options=opts)
+        copied = api.copy(ref, moved, options=opts)
+        assert len(copied.referrers) == 1
+        layers = json.loads(api.fetch_manifest(f"{other.host}/app:{cosign_tag(digest)}").raw)["layers"]
+        assert len(layers) == 2  # the destination's signature, then the source's: none replaced
+        assert supply.verify_image(moved, dest_pub, options=opts).valid
+        assert supply.verify_image(moved, source_pub, allow_other_repository=True, options=opts).valid
+        again = api.copy(ref, moved, options=opts)  # merging again adds nothing
+        assert json.loads(api.fetch_manifest(f"{other.host}/app:{cosign_tag(digest)}").raw)["layers"] == layers
+        assert again.digest == digest

@@ -36,10 +36,9 @@ def signature_layer(blobs: dict[str, BlobSource], payload: bytes, signature: byt
                                                                     .decode()})  # fmt: skip
 
 
-def _same_signature(a: Descriptor, b: Descriptor) -> bool:
-    return a.digest == b.digest and (a.annotations or {}).get(SIGNATURE_ANNOTATION) == (b.annotations or {}).get(
-        SIGNATURE_ANNOTATION
-    )
+def _same_layer(a: Descriptor, b: Descriptor) -> bool:
+    """The same entry: one payload with the same signature (and certificate, bundle… for keyless ones)."""
+    return a.digest == b.digest and (a.annotations or {}) == (b.annotations or {})
 
 
 def _signature_config(layers: list[Descriptor]) -> bytes:
@@ -50,6 +49,22 @@ def _signature_config(layers: list[Descriptor]) -> bytes:
         "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
     }  # fmt: skip
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def signature_manifest(layers: list[Descriptor], blobs: dict[str, BlobSource]) -> ManifestDocument:
+    """A `.sig` manifest holding `layers` (its config blob goes into `blobs`)."""
+    config = add_bytes(blobs, _signature_config(layers), mt.OCI_CONFIG)
+    return ManifestDocument.from_model(Manifest(media_type=mt.OCI_MANIFEST, config=config, layers=layers))
+
+
+def merge_signature_manifests(
+    existing: ManifestDocument, incoming: ManifestDocument, blobs: dict[str, BlobSource]
+) -> ManifestDocument:
+    """What a `.sig` (or `.att`) tag should name when `incoming` arrives where `existing` is: existing's layers,
+    then incoming's that are not there yet (`existing` itself when it already holds them all)."""
+    old = existing.manifest.layers
+    new = [layer for layer in incoming.manifest.layers if not any(_same_layer(layer, o) for o in old)]
+    return signature_manifest([*old, *new], blobs) if new else existing
 
 
 def _current(client: RegistryClient, tag: str) -> ManifestDocument | None:
@@ -69,16 +84,14 @@ def store_in_tag(
     for _ in range(APPEND_TRIES):
         current = _current(client, tag)
         old = current.manifest.layers if current is not None and not current.is_index else []
-        if current is not None and any(_same_signature(existing, layer) for existing in old):
+        if current is not None and any(_same_layer(existing, layer) for existing in old):
             return current
-        layers = [*old, layer]
-        config = add_bytes(blobs, _signature_config(layers), mt.OCI_CONFIG)
-        document = ManifestDocument.from_model(Manifest(media_type=mt.OCI_MANIFEST, config=config, layers=layers))
+        document = signature_manifest([*old, layer], blobs)
         # Earlier signatures' payloads are in the repository already: found there, never read.
         fallback: dict[str, BlobSource] = {d.digest: RegistryBlobSource(client, d.digest, d.size) for d in old}
         push_artifact(session, reference, document, blobs, tags=[tag], fallback=fallback)
         after = _current(client, tag)
-        if after is not None and any(_same_signature(x, layer) for x in after.manifest.layers):
+        if after is not None and any(_same_layer(x, layer) for x in after.manifest.layers):
             return after
         log.info("%s:%s changed while signing; merging again", client.name, tag)
     raise RegistryError(f"{client.name}:{tag}: other signers kept rewriting it; run the command again")
