@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.ops.rebase import rebase
     from ocipush.ops.tags import tag, untag
     from ocipush.registry.options import RegistryOptions
+    from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,12 @@ _API = {
     "export": "ocipush.ops.flatten",
     "cat": "ocipush.ops.files",
     "get_blob": "ocipush.ops.files",
+    "list_referrers": "ocipush.supply",
+    "attach": "ocipush.supply",
+    "sign_image": "ocipush.supply",
+    "sbom": "ocipush.supply",
+    "verify_image": "ocipush.supply",
+    "generate_key_pair": "ocipush.supply",
 }
 
 __all__ = [
@@ -73,6 +80,7 @@ __all__ = [
     "RegistryOptions",
     "__version__",
     "append_index",
+    "attach",
     "build_push",
     "build_to",
     "cat",
@@ -84,9 +92,11 @@ __all__ = [
     "fetch_manifest",
     "filter_index",
     "flatten",
+    "generate_key_pair",
     "get_blob",
     "inspect",
     "lambda_check",
+    "list_referrers",
     "list_tags",
     "mutate",
     "pull",
@@ -95,8 +105,11 @@ __all__ = [
     "rebase",
     "remove_from_index",
     "resolve_digest",
+    "sbom",
+    "sign_image",
     "tag",
     "untag",
+    "verify_image",
 ]
 
 

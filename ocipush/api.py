@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
+log = logging.getLogger("ocipush.api")
 LocationLike = str | Location
 
 
@@ -99,15 +101,22 @@ def copy(
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
     conversion: Conversion | None = None,
+    referrers: bool = True,
 ) -> TransferResult:
     """Copy an image between any two locations. With `platform`, only that image of an index is copied. With
-    `conversion`, layers are recompressed and/or manifests rewritten in the other format: the digests change."""
+    `referrers` (the default, except to a docker archive, which cannot hold them) its signatures, SBOMs and
+    other referrers come along, recursively, digests unchanged. With `conversion`, layers are recompressed and/or
+    manifests rewritten in the other format: the digests change, so referrers (which name the old digests) stay
+    behind."""
     src, dst = _location(source), _location(target)
     wanted = _platform(platform)
     extra_tags = validate_tags(tags)
+    converting = conversion is not None and not conversion.changes_nothing
+    if converting and referrers:
+        log.info("converting: referrers name the source's digests and are not copied")
     with RegistrySession(options) as session, _open_source(session, src) as opened:
         result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
-                            conversion)  # fmt: skip
+                            conversion, referrers and not converting)  # fmt: skip
         if conversion is not None and not conversion.changes_nothing:
             root = opened.root()
             original = select_platform(opened, root, wanted) if wanted and root.is_index else root
@@ -127,6 +136,7 @@ def _copy_from(
     progress: ProgressCallback,
     create_repository: Callable[[], bool] | None,
     conversion: Conversion | None,
+    referrers: bool,
 ) -> TransferResult:
     with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
@@ -143,14 +153,16 @@ def _copy_from(
                 jobs=jobs,
                 progress=progress,
                 on_missing_repository=create_repository,
+                referrers=referrers,
             )
         if isinstance(dst, LayoutLocation):
             layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
             with _layout_dir(dst.path) as path:
                 layout = OCILayout(path, create=True)
                 return transfer(
-                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
-                )
+                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
+                    referrers=referrers,
+                )  # fmt: skip
         return _to_archive(image, dst, wanted or host_platform(), session, progress)
 
 
@@ -207,10 +219,14 @@ def push(
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
     conversion: Conversion | None = None,
+    referrers: bool = False,
 ) -> TransferResult:
-    """Push an image from a layout or docker archive to a registry (every platform of an index)."""
-    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
-                conversion=conversion)  # fmt: skip
+    """Push an image from a layout or docker archive to a registry (every platform of an index); with
+    `referrers`, the referrers the layout holds for it too."""
+    return copy(
+        source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        conversion=conversion, referrers=referrers,
+    )  # fmt: skip
 
 
 def pull(
@@ -221,13 +237,17 @@ def pull(
     all_platforms: bool = False,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
+    referrers: bool = False,
 ) -> TransferResult:
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
-    (default: this machine's) unless `all_platforms`."""
+    (default: this machine's) unless `all_platforms`. With `referrers`, an `oci:` layout keeps the image's
+    referrers and cosign objects too (as skopeo and oras do)."""
     if all_platforms and isinstance(_location(target), ArchiveLocation):
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
+    if referrers and isinstance(_location(target), ArchiveLocation):
+        raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
     wanted = None if all_platforms else (_platform(platform) or host_platform())
-    return copy(source, target, platform=wanted, options=options, progress=progress)
+    return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
 def pull_rootfs(
@@ -334,10 +354,13 @@ def build_push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    sbom: bool = False,
 ) -> tuple[BuildResult, TransferResult]:
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
     and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never stored
-    (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`)."""
+    (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`).
+    With `sbom`, an SPDX document of the built layers is attached to each pushed image manifest (as a referrer,
+    its digest in the result's `referrers`)."""
     from ocipush.build import build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
@@ -374,7 +397,15 @@ def build_push(
         return built, TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags],
                                      blobs)  # fmt: skip
     source = LayoutLocation(store.path, None, built.descriptor.digest)
-    pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    pushed = copy(
+        source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        referrers=False,
+    )  # fmt: skip
+    if sbom:
+        from ocipush.supply import push_sboms
+
+        with RegistrySession(options) as session:
+            pushed.referrers = push_sboms(session, reference, store, built, spec.source_date_epoch)
     return built, pushed
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
+from pydantic import ValidationError
 
 from ocipush import mediatypes as mt
 from ocipush.digest import sha256_of
-from ocipush.errors import DigestMismatchError, RegistryError
-from ocipush.models import ManifestDocument, sniff_media_type
+from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
+from ocipush.models import Descriptor, ManifestDocument, sniff_media_type
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import registry_error
 from ocipush.registry.transport import BodyFactory, Transport
@@ -232,8 +234,27 @@ class RegistryClient:
             self._path(f"tags/list?n={page_size}"), "tags", self.pull_scopes, f"list tags of {self.name}"
         )
 
-    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[str]:
-        items: list[str] = []
+    def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor] | None:
+        """Descriptors of the manifests whose `subject` is `digest`, from the OCI 1.1 referrers API (every `Link`
+        page), or None when the registry does not serve that API (404, as the spec says such a registry answers;
+        405 or 501 from those that refuse unknown routes otherwise)."""
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        what = f"list referrers of {digest[:19]} in {self.name}"
+        try:
+            found = self._paginate(self._path(f"referrers/{digest}{query}"), "manifests", self.pull_scopes, what)
+        except NotFoundError:
+            return None
+        except RegistryError as exc:
+            if exc.status in (405, 501):
+                return None
+            raise
+        try:
+            return [Descriptor.model_validate(item) for item in found]
+        except ValidationError:
+            raise RegistryError(f"{what}: the registry's answer holds a malformed descriptor") from None
+
+    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[Any]:
+        items: list[Any] = []
         url: str | None = path
         while url:
             response = self.transport.request("GET", url, scopes=scopes)
