@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
-from ocipush.digest import check_digest, sha256_of
+from ocipush.digest import check_digest, hash_as
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
@@ -434,7 +434,7 @@ def inspect(
         if not document.is_index:
             descriptor = document.manifest.config
             raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
-            check_digest(descriptor.digest, sha256_of(raw), f"config of {loc}")
+            check_digest(descriptor.digest, hash_as(descriptor.digest, raw), f"config of {loc}")
             try:
                 config = json.loads(raw)
             except ValueError:  # an artifact's config need not be JSON

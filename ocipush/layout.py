@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from ocipush import mediatypes as mt
-from ocipush.digest import HashingWriter, check_digest, hex_part, sha256_of, validate_digest
+from ocipush.digest import HashingWriter, check_digest, hash_as, hex_part, sha256_of, validate_digest
 from ocipush.errors import LayoutError, NotFoundError
 from ocipush.fsutil import atomic_write_bytes, atomic_writer
 from ocipush.models import Descriptor, Index, ManifestDocument
@@ -65,12 +65,12 @@ class OCILayout:
         """Whole blob in memory: for manifests and configs only."""
         with self.open_blob(digest) as f:
             data = f.read()
-        check_digest(digest, sha256_of(data), f"blob in {self.path}")
+        check_digest(digest, hash_as(digest, data), f"blob in {self.path}")
         return data
 
     def write_blob(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or sha256_of(data)
-        check_digest(digest, sha256_of(data), "blob")
+        check_digest(digest, hash_as(digest, data), "blob")
         if not self.has_blob(digest, len(data)):
             atomic_write_bytes(self.blob_path(digest), data)
         return digest

@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from ocipush import mediatypes as mt
-from ocipush.digest import sha256_of
+from ocipush.digest import hash_as, is_digest
 from ocipush.errors import DigestMismatchError, RegistryError
 from ocipush.models import ManifestDocument, sniff_media_type
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
@@ -75,7 +75,7 @@ class RegistryClient:
                 data += chunk
                 if len(data) > limit:
                     raise RegistryError(f"blob {digest} in {self.name} is larger than {limit} bytes")
-        if sha256_of(bytes(data)) != digest:
+        if hash_as(digest, bytes(data)) != digest:
             raise DigestMismatchError(f"blob {digest} from {self.name} does not match its digest")
         return bytes(data)
 
@@ -197,13 +197,10 @@ class RegistryClient:
         # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received, and
         # it must match what was asked for, or what the registry announced when it did.
         announced = response.headers.get("docker-content-digest", "")
-        expected = (
-            reference if reference.startswith("sha256:") else announced if announced.startswith("sha256:") else None
-        )
-        if expected and document.digest != expected:
-            raise DigestMismatchError(
-                f"manifest {reference} from {self.name} hashes to {document.digest}, not {expected}"
-            )
+        # Each digest is checked with its own algorithm (sha256 or sha512, the two the OCI spec names).
+        expected = reference if is_digest(reference) else announced if is_digest(announced) else None
+        if expected and (actual := hash_as(expected, raw)) != expected:
+            raise DigestMismatchError(f"manifest {reference} from {self.name} hashes to {actual}, not {expected}")
         return document
 
     def put_manifest(self, reference: str, document: ManifestDocument) -> str:

@@ -1,0 +1,95 @@
+"""The hostile-server matrix: registries that lie, loop, flood or stall in ways no real registry can be made to
+(tests/support/hostile.py plays them). Each row sets up the server, runs one library call, names the one ocipush
+error it must end in, and checks that the hostile behaviour was really met (the fault fired).
+
+Add a row to CASES for a new hostile behaviour; cases that a real registry can show live next to the code they
+test instead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.hostile import HostileRegistry
+
+from ocipush import api
+from ocipush import mediatypes as mt
+from ocipush.errors import DigestMismatchError, OcipushError
+from ocipush.registry.options import RegistryOptions
+
+
+def _sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _index(children: list[tuple[str, int]]) -> bytes:
+    manifests = [{"mediaType": mt.OCI_INDEX, "digest": d, "size": n} for d, n in children]
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests}).encode()
+
+
+GENUINE = _index([])
+FORGED = _index([("sha256:" + "0" * 64, 1)])
+
+
+@dataclass
+class Case:
+    name: str
+    setup: Callable[[HostileRegistry], str]  # returns the reference (without host) the action uses
+    act: Callable[[str, Path, RegistryOptions], object]  # (host/reference, tmp_path, options)
+    raises: type[OcipushError]
+    match: str
+    fired: Callable[[HostileRegistry], bool]  # the hostile answer was really given
+
+
+def _sha512_pinned(server: HostileRegistry) -> str:
+    digest = _sha512(GENUINE)
+    server.serve_manifest("app", digest, FORGED, mt.OCI_INDEX)
+    return f"app@{digest}"
+
+
+def _sha512_child(server: HostileRegistry) -> str:
+    child = _sha512(GENUINE)
+    server.serve_manifest("app", child, FORGED, mt.OCI_INDEX)
+    root = _index([(child, len(GENUINE))])
+    server.serve_manifest("app", _sha256(root), root, mt.OCI_INDEX)
+    return f"app@{_sha256(root)}"
+
+
+CASES = [
+    Case(
+        "sha512-pinned-manifest-forged",
+        _sha512_pinned,
+        lambda ref, tmp, opts: api.fetch_manifest(ref, options=opts),
+        DigestMismatchError,
+        "hashes to sha512:",
+        lambda s: s.count("GET", "/v2/app/manifests/sha512:") == 1,
+    ),
+    Case(
+        "sha512-index-child-forged",
+        _sha512_child,
+        lambda ref, tmp, opts: api.copy(ref, f"oci:{tmp / 'out'}", options=opts),
+        DigestMismatchError,
+        "hashes to sha512:",
+        lambda s: s.count("GET", "/v2/app/manifests/sha512:") == 1,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_hostile_registry(case: Case, tmp_path: Path) -> None:
+    with HostileRegistry() as server:
+        assert isinstance(server, HostileRegistry)
+        reference = case.setup(server)
+        options = RegistryOptions(cache_dir=str(tmp_path / "cache"), max_attempts=2, max_retry_seconds=5)
+        with pytest.raises(case.raises, match=case.match) as caught:
+            case.act(f"{server.host}/{reference}", tmp_path, options)
+        assert "\n" not in str(caught.value)
+        assert case.fired(server), f"the hostile answer of {case.name} was never given"
