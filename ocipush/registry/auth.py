@@ -56,8 +56,8 @@ CATALOG_SCOPE = "registry:catalog:*"
 
 @dataclass
 class _Token:
-    value: str
-    expires: float
+    value: str = field(repr=False)  # a bearer token is a credential: never in a log line or traceback
+    expires: float = 0.0
 
 
 class Authenticator:

@@ -24,7 +24,7 @@ class RegistryOptions:
     ca_file: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or traceback
     docker_config: str | None = None
     aws_profile: str | None = None
     jobs: int = 4
