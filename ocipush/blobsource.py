@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ocipush.errors import NotFoundError, RegistryError
-from ocipush.fsutil import pread_range
+from ocipush.fsutil import open_regular, pread_range
 
 if TYPE_CHECKING:
     from ocipush.registry.client import RegistryClient
@@ -33,7 +33,7 @@ class FileBlobSource:
     size: int
 
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = open_regular(self.path)  # a FIFO posing as a blob must not hang the push
         try:
             yield from pread_range(fd, offset, length)
         except EOFError:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from ocipush.digest import HashingReader, check_digest
 from ocipush.errors import UnsafeArchiveError, UsageError
+from ocipush.fsutil import write_all
 from ocipush.layout import OCILayout
 from ocipush.mediatypes import layer_compression
 from ocipush.models import Manifest
@@ -362,7 +363,7 @@ class _Applier:
             source = tar.extractfile(member)
             if source is not None:
                 while chunk := source.read(COPY_SIZE):
-                    _write_all(out, chunk)
+                    write_all(out, chunk)
             if self.is_root:
                 os.fchown(out, member.uid, member.gid)
             os.fchmod(out, member.mode & 0o7777)  # after chown, which clears set-uid bits
@@ -428,8 +429,3 @@ def _remove(fd: int, name: str, existing: os.stat_result | None) -> None:
 def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
