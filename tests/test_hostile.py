@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.hostile import HostileRegistry
+from support.hostile import HostileRegistry, Reply
+from transferhelpers import assert_one_line_error, run_cli
 
 from ocipush import api
 from ocipush import mediatypes as mt
@@ -93,3 +94,33 @@ def test_hostile_registry(case: Case, tmp_path: Path) -> None:
             case.act(f"{server.host}/{reference}", tmp_path, options)
         assert "\n" not in str(caught.value)
         assert case.fired(server), f"the hostile answer of {case.name} was never given"
+
+
+EVIL = "ok\x1b[2J\x1b]0;owned\x07\nocipush: error: fake line\u202e"
+OCI_JSON = {"Content-Type": "application/json"}
+TERMINAL_CASES = {
+    "tags": (("GET", "/v2/app/tags/list"), Reply(body=json.dumps({"tags": ["v1", EVIL]}).encode(), headers=OCI_JSON)),
+    "catalog": (("GET", "/v2/_catalog"), Reply(body=json.dumps({"repositories": [EVIL]}).encode(), headers=OCI_JSON)),
+    "error": (
+        ("GET", "/v2/app/tags/list"),
+        Reply(400, json.dumps({"errors": [{"code": "DENIED", "message": EVIL}]}).encode(), OCI_JSON),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", TERMINAL_CASES)
+def test_cli_escapes_control_characters_from_a_server(kind: str) -> None:
+    (method, path), reply = TERMINAL_CASES[kind]
+    with HostileRegistry() as server:
+        assert isinstance(server, HostileRegistry)
+        server.on(method, path, reply)
+        done = run_cli(
+            "catalog" if kind == "catalog" else "tags", server.host if kind == "catalog" else f"{server.host}/app"
+        )
+        assert server.count(method, path) >= 1
+    output = done.stdout + done.stderr
+    assert "\x1b" not in output and "\x07" not in output and "\u202e" not in output
+    assert "\\x1b[2J" in output  # shown, escaped
+    assert "\nocipush: error: fake line" not in output
+    if kind == "error":
+        assert_one_line_error(done, "\\x0aocipush: error: fake line")

@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from ocipush.registry.options import RegistryOptions
 
 
+# C0 and C1 controls, DEL, and the bidi overrides that reorder what a terminal shows.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {
+    c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+
+
+def printable(text: str) -> str:
+    """Text that came from a server (an error message, a tag, a repository name) made safe to print: control
+    characters become visible escapes, so that it can neither drive the terminal nor fake a line of output."""
+    return text.translate(_UNPRINTABLE)
+
+
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry access")
     group.add_argument("--username", "-u", help="registry user name (password from --password-stdin)")
@@ -116,7 +128,7 @@ class ProgressPrinter:
             if self.tty:
                 self._draw(force=event.kind != "progress")
             elif event.kind != "progress":
-                detail = f" ({event.message})" if event.message else ""
+                detail = f" ({printable(event.message)})" if event.message else ""
                 sys.stderr.write(f"{event.kind:8} {event.digest[:19] or '?'}  {_size(event.total)}{detail}\n")
 
     def _draw(self, force: bool) -> None:

@@ -13,6 +13,7 @@ from ocipush.cli.common import (
     blob_summary,
     emit,
     local_location,
+    printable,
     progress_for,
     registry_options,
 )
@@ -189,7 +190,7 @@ def _tags(args: argparse.Namespace) -> int:
     from ocipush import api
 
     tags = api.list_tags(args.repository, options=registry_options(args))
-    emit(args, {"tags": tags}, "\n".join(tags))
+    emit(args, {"tags": tags}, "\n".join(map(printable, tags)))
     return 0
 
 
@@ -197,7 +198,7 @@ def _catalog(args: argparse.Namespace) -> int:
     from ocipush import api
 
     repositories = api.catalog(args.registry, options=registry_options(args))
-    emit(args, {"repositories": repositories}, "\n".join(repositories))
+    emit(args, {"repositories": repositories}, "\n".join(map(printable, repositories)))
     return 0
 
 
