@@ -3,18 +3,22 @@ out of repr(), planted symlinks and FIFOs in a layout, credentials kept to the h
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
+from support.hostile import HostileRegistry
+from support.tokenserver import TokenServer
 from transferhelpers import make_image, options
 
 from ocipush import api
-from ocipush.errors import LayoutError
+from ocipush.errors import AuthError, LayoutError
 from ocipush.layout import OCILayout
-from ocipush.localregistry import LocalRegistry
+from ocipush.localregistry import LocalRegistry, TokenAuth
 from ocipush.models import Descriptor
 from ocipush.registry.session import RegistrySession
 
@@ -95,3 +99,48 @@ def test_a_fifo_posing_as_a_blob_does_not_hang_push(registry: LocalRegistry, tmp
         pytest.fail("push hung on a FIFO in blobs/")
     assert len(errors) == 1 and isinstance(errors[0], LayoutError)
     assert "not a regular file" in str(errors[0])
+
+
+ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@pytest.fixture
+def plain_http_realm(tmp_path: Path, token_server: TokenServer) -> Iterator[tuple[LocalRegistry, HostileRegistry]]:
+    """A real token-auth registry whose challenge names a plain-HTTP token service on a non-loopback address
+    (127.0.0.2 is reachable here, but is not one of the loopback names that may use HTTP). The token service is a
+    recorder: what matters is what the client sends it."""
+    with HostileRegistry(address="127.0.0.2") as realm:
+        assert isinstance(realm, HostileRegistry)
+        auth = TokenAuth(f"{realm.url}/token", token_server.service, token_server.issuer, token_server.rootcertbundle)
+        with LocalRegistry(token=auth, log_path=tmp_path / "registry.log") as running:
+            yield running, realm
+
+
+def test_credentials_never_go_to_a_plain_http_token_service(
+    plain_http_realm: tuple[LocalRegistry, HostileRegistry], tmp_path: Path
+) -> None:
+    registry, realm = plain_http_realm
+    opts = options(tmp_path, username="alice", password="alice-password")
+    with pytest.raises(AuthError, match=r"plain HTTP: refusing to send credentials"):
+        api.list_tags(f"{registry.host}/app", options=opts)
+    assert realm.authorizations == []
+    # Anonymous access still asks the token service (nothing secret is sent), and --insecure allows it all.
+    with pytest.raises(AuthError):
+        api.list_tags(f"{registry.host}/app", options=options(tmp_path))
+    assert realm.count("GET", "/token") == 1 and realm.authorizations == []
+    with pytest.raises(AuthError):
+        api.list_tags(
+            f"{registry.host}/app", options=options(tmp_path, username="alice", password="x", insecure={realm.host})
+        )
+    assert realm.authorizations == ["Basic " + base64.b64encode(b"alice:x").decode()]
+
+
+def test_the_ecr_token_goes_only_to_the_ecr_host(
+    token_registry: RegistryHandle, aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A registry in ECR's name that asks for a bearer token (ECR itself only ever asks for Basic).
+    opts = options(tmp_path, endpoints={ECR_HOST: token_registry.url})
+    with pytest.raises(AuthError, match="Amazon ECR never does"):
+        api.list_tags(f"{ECR_HOST}/app", options=opts)
+    assert token_registry.token_server is not None
+    assert sum(token_registry.token_server.requests_by_user.values()) == 0

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -145,6 +146,30 @@ class Authenticator:
         ecr.ECR_TOKENS.invalidate(self.ecr_host, self.options.aws_profile)
         return True
 
+    def _realm_credentials(self, realm: str) -> Credentials | None:
+        """The credentials that token service `realm` may receive: none over plain HTTP (loopback and --insecure
+        hosts aside), and never an AWS-issued registry password: ECR answers Basic challenges only, so a bearer
+        challenge in its name must not carry its token elsewhere."""
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AuthError(f"{self.host} named a token service that is not an http(s) URL")
+        explicit = self.options.username is not None
+        not_ecr = AuthError(
+            f"{self.host} asked for a bearer token from {parts.netloc}, which Amazon ECR never does: "
+            "refusing to send it the ECR token"
+        )
+        if self.ecr_host is not None and not explicit:
+            raise not_ecr
+        creds = self.credentials()
+        if creds is not None and not explicit and ecr.is_ecr_public(self.host) and parts.netloc != ecr.ECR_PUBLIC_HOST:
+            raise not_ecr
+        if creds is not None and parts.scheme == "http" and not self.options.may_use_http(parts.netloc):
+            raise AuthError(
+                f"the token service of {self.host} ({parts.netloc}) is plain HTTP: refusing to send credentials "
+                f"over it (--insecure {parts.netloc} allows it)"
+            )
+        return creds
+
     def _fetch_token(
         self, challenge: Challenge, scopes: tuple[str, ...], client_for: Callable[[str], httpx.Client]
     ) -> _Token:
@@ -156,7 +181,7 @@ class Authenticator:
         if challenge.params.get("scope") and challenge.params["scope"] not in wanted:
             wanted.append(challenge.params["scope"])
         service = challenge.params.get("service")
-        creds = self.credentials()
+        creds = self._realm_credentials(realm)
         client = client_for(realm)
         try:
             if creds is not None and creds.is_identity_token:

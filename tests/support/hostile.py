@@ -47,10 +47,11 @@ def trickle(data: bytes) -> Callable[[], Iterable[bytes]]:
 
 
 class HostileRegistry(BackgroundServer):
-    def __init__(self) -> None:
-        super().__init__(HostileHandler)
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        super().__init__(HostileHandler, address)
         self.routes: dict[tuple[str, str], Route] = {}
         self.hits: Counter[tuple[str, str]] = Counter()
+        self.authorizations: list[str] = []  # Authorization headers received
         self.body_bytes_sent = 0
         self._lock = threading.Lock()
 
@@ -83,6 +84,8 @@ class HostileHandler(QuietHandler):
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
+        if self.headers.get("authorization"):
+            owner.authorizations.append(self.headers["authorization"])
         route = owner.route_for(self.command, self.path)
         if route is None:
             if self.path == "/v2/":
