@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.hostile import HostileRegistry, Reply
+from support.hostile import HostileRegistry, Reply, endless
 from transferhelpers import assert_one_line_error, run_cli
 
 from ocipush import api
 from ocipush import mediatypes as mt
-from ocipush.errors import DigestMismatchError, OcipushError
+from ocipush.errors import DigestMismatchError, OcipushError, RegistryError
 from ocipush.registry.options import RegistryOptions
 
 
@@ -64,6 +64,33 @@ def _sha512_child(server: HostileRegistry) -> str:
     return f"app@{_sha256(root)}"
 
 
+MiB = 1 << 20
+
+
+def _flood(
+    method: str, path: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Callable[[HostileRegistry], str]:
+    """An answer that never ends (no Content-Length): the client must stop reading at its limit."""
+
+    def setup(server: HostileRegistry) -> str:
+        server.on(method, path, Reply(status, endless(), headers or {}))
+        return "app"
+
+    return setup
+
+
+def _flooded_token(server: HostileRegistry) -> str:
+    challenge = f'Bearer realm="{server.url}/token",service="x"'
+    server.on("GET", "/v2/app/tags/list", Reply(401, b"{}", {"WWW-Authenticate": challenge}))
+    server.on("GET", "/token", Reply(200, endless()))
+    return "app"
+
+
+def _read_about(limit: int) -> Callable[[HostileRegistry], bool]:
+    """The server sent more than `limit`, and the client stopped soon after (socket buffers aside)."""
+    return lambda s: limit < s.body_bytes_sent < limit + 48 * MiB
+
+
 CASES = [
     Case(
         "sha512-pinned-manifest-forged",
@@ -80,6 +107,46 @@ CASES = [
         DigestMismatchError,
         "hashes to sha512:",
         lambda s: s.count("GET", "/v2/app/manifests/sha512:") == 1,
+    ),
+    Case(
+        "endless-manifest",
+        _flood("GET", "/v2/app/manifests/v1", headers={"Content-Type": mt.OCI_INDEX}),
+        lambda ref, tmp, opts: api.fetch_manifest(f"{ref}:v1", options=opts),
+        RegistryError,
+        "larger than 4 MiB",
+        _read_about(4 * MiB),
+    ),
+    Case(
+        "endless-tag-page",
+        _flood("GET", "/v2/app/tags/list"),
+        lambda ref, tmp, opts: api.list_tags(ref, options=opts),
+        RegistryError,
+        "larger than 16 MiB",
+        _read_about(16 * MiB),
+    ),
+    Case(
+        "endless-catalog-page",
+        _flood("GET", "/v2/_catalog"),
+        lambda ref, tmp, opts: api.catalog(ref.split("/")[0], options=opts),
+        RegistryError,
+        "larger than 16 MiB",
+        _read_about(16 * MiB),
+    ),
+    Case(
+        "endless-error-body",
+        _flood("GET", "/v2/app/tags/list", status=400),
+        lambda ref, tmp, opts: api.list_tags(ref, options=opts),
+        RegistryError,
+        "HTTP 400",
+        _read_about(0),
+    ),
+    Case(
+        "endless-token",
+        _flooded_token,
+        lambda ref, tmp, opts: api.list_tags(ref, options=opts),
+        RegistryError,
+        "larger than 1 MiB",
+        _read_about(1 * MiB),
     ),
 ]
 

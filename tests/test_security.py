@@ -4,7 +4,10 @@ out of repr(), planted symlinks and FIFOs in a layout, credentials kept to the h
 from __future__ import annotations
 
 import base64
+import io
+import json
 import os
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +147,16 @@ def test_the_ecr_token_goes_only_to_the_ecr_host(
         api.list_tags(f"{ECR_HOST}/app", options=opts)
     assert token_registry.token_server is not None
     assert sum(token_registry.token_server.requests_by_user.values()) == 0
+
+
+def test_a_huge_docker_archive_manifest_is_refused_while_reading(tmp_path: Path) -> None:
+    archive = tmp_path / "big.tar"
+    entry = {"Config": "c.json", "RepoTags": ["x:" + "y" * 100] * 20000, "Layers": []}
+    data = json.dumps([entry]).encode()
+    assert len(data) > 2 << 20
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(LayoutError, match=r"manifest\.json is larger than 1 MiB"):
+        api.copy(f"docker-archive:{archive}", f"oci:{tmp_path / 'out'}", options=options(tmp_path))

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ocipush.errors import AuthError, TransportError
+from ocipush.limits import MAX_TOKEN_BYTES, buffered
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
 from ocipush.registry.options import RegistryOptions
@@ -53,6 +54,10 @@ def delete_scope(repository: str) -> str:
 
 
 CATALOG_SCOPE = "registry:catalog:*"
+
+
+def _basic(creds: Credentials) -> str:
+    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
 
 
 @dataclass
@@ -98,10 +103,7 @@ class Authenticator:
         """The Authorization header value for a request needing `scopes`, from what earlier challenges taught."""
         if self._scheme == "basic":
             creds = self.credentials()
-            if creds is None:
-                return None
-            raw = f"{creds.username}:{creds.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode()
+            return None if creds is None else _basic(creds)
         if self._scheme == "bearer":
             with self._lock:
                 token = self._tokens.get(scopes)
@@ -190,12 +192,14 @@ class Authenticator:
                     form["service"] = service
                 if wanted:
                     form["scope"] = " ".join(wanted)
-                answer = client.post(realm, data=form)
+                request = client.build_request("POST", realm, data=form)
             else:
                 params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
                 params += [("scope", s) for s in wanted]
-                auth = (creds.username, creds.password) if creds else None
-                answer = client.get(realm, params=params, auth=auth)
+                request = client.build_request("GET", realm, params=params)
+                if creds:
+                    request.headers["Authorization"] = _basic(creds)
+            answer = buffered(client.send(request, stream=True), MAX_TOKEN_BYTES)
         except httpx.TransportError as exc:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):

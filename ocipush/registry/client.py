@@ -12,13 +12,13 @@ import httpx
 from ocipush import mediatypes as mt
 from ocipush.digest import hash_as, is_digest
 from ocipush.errors import DigestMismatchError, RegistryError
+from ocipush.limits import MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, buffered, read_limited
 from ocipush.models import ManifestDocument, sniff_media_type
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
-MAX_MANIFEST_BYTES = 4 << 20
 
 
 class RegistryClient:
@@ -61,8 +61,7 @@ class RegistryClient:
         )
         try:
             if response.status_code not in (200, 206):
-                response.read()
-                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")
+                raise registry_error(buffered(response, MAX_ERROR_BYTES), f"fetch blob {digest[:19]} from {self.name}")
             yield response
         finally:
             response.close()
@@ -70,14 +69,10 @@ class RegistryClient:
     def fetch_blob_bytes(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""
         with self.open_blob(digest) as response:
-            data = bytearray()
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > limit:
-                    raise RegistryError(f"blob {digest} in {self.name} is larger than {limit} bytes")
-        if hash_as(digest, bytes(data)) != digest:
+            data = read_limited(response.iter_bytes(), limit, f"blob {digest} in {self.name}")
+        if hash_as(digest, data) != digest:
             raise DigestMismatchError(f"blob {digest} from {self.name} does not match its digest")
-        return bytes(data)
+        return data
 
     def delete_blob(self, digest: str) -> None:
         response = self.transport.request(
@@ -187,12 +182,11 @@ class RegistryClient:
             self._path(f"manifests/{reference}"),
             scopes=self.pull_scopes,
             headers={"Accept": mt.ACCEPT_MANIFESTS},
+            limit=MAX_MANIFEST_BYTES,
         )
         if response.status_code != 200:
             raise registry_error(response, f"get manifest {reference} from {self.name}")
         raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"manifest {reference} in {self.name} is larger than 4 MiB")
         document = ManifestDocument(raw, sniff_media_type(raw, response.headers.get("content-type")))
         # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received, and
         # it must match what was asked for, or what the registry announced when it did.

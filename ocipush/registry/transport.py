@@ -12,6 +12,7 @@ import httpx
 from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
+from ocipush.limits import MAX_LISTING_BYTES, buffered
 from ocipush.registry import ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
@@ -126,8 +127,10 @@ class Transport:
         params: dict[str, str] | None = None,
         stream: bool = False,
         retry: bool = True,
+        limit: int = MAX_LISTING_BYTES,
     ) -> httpx.Response:
-        """Send a request, handling auth, retries and redirects. A streamed response must be closed by the caller.
+        """Send a request, handling auth, retries and redirects. A streamed response must be closed by the caller;
+        any other is read here, refused past `limit` bytes (an error answer is cut at MAX_ERROR_BYTES).
 
         `body` is a factory so that the request can be sent again after a retry or an auth challenge."""
         url = self.url(path)
@@ -151,15 +154,15 @@ class Transport:
                 response = client.send(request, stream=True)
                 status = response.status_code
                 if status == 401 and same_host and auth_rounds < 2:
-                    response.read()
-                    response.close()
+                    response = buffered(response, limit)
                     auth_rounds += 1
                     if auth_rounds == 2:
                         self.auth.forget_token(scopes)
                     self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
                     continue
                 if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
-                    data = response.read() if method != "HEAD" else b""
+                    response = buffered(response, limit)
+                    data = response.content
                     if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
                         response.close()
                         auth_rounds += 1
@@ -174,17 +177,13 @@ class Transport:
                     continue
                 if status in RETRYABLE_STATUS and retry:
                     retry_after = response.headers.get("retry-after")
-                    response.read()
-                    response.close()
+                    response = buffered(response, limit)
                     if budget.sleep(retry_after):
                         # A presigned redirect target may have expired meanwhile: start again from the registry.
                         url, redirects = self.url(path), 0
                         continue
                     return response
-                if not stream:
-                    response.read()
-                    response.close()
-                return response
+                return response if stream else buffered(response, limit)
             except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
                 if retry and budget.sleep():
                     continue
