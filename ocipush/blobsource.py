@@ -58,7 +58,7 @@ class RegistryBlobSource:
                 raise RegistryError(f"{self.client.name} answered another range than bytes {offset}- of a blob")
             skip = offset if response.status_code == 200 else 0  # the source ignored Range
             remaining = length
-            for data in response.iter_raw():
+            for data in self.client.blob_chunks(response):
                 if skip:
                     cut = min(skip, len(data))
                     data, skip = data[cut:], skip - cut

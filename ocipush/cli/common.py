@@ -47,6 +47,12 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--aws-profile", help="AWS profile for ECR tokens (default: the boto3 default chain)")
     group.add_argument("--jobs", "-j", type=int, default=4, help="blobs transferred in parallel (default 4)")
     group.add_argument("--chunk-size", type=int, metavar="MiB", help="upload chunk size (default 32, minimum 5)")
+    group.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        help="a registry must answer each request within SECONDS of the last byte sent, and send each MiB of a "
+        "blob within SECONDS (default 300; 0 for none; env OCIPUSH_DEADLINE)",
+    )
     group.add_argument("--cache-dir", help="where journals and work files go (default ~/.cache/ocipush or /tmp)")
     output = parser.add_argument_group("output")
     output.add_argument("--quiet", "-q", action="store_true", help="print only the result")
@@ -54,7 +60,7 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def registry_options(args: argparse.Namespace) -> RegistryOptions:
-    from ocipush.registry.options import MIN_CHUNK_SIZE, RegistryOptions
+    from ocipush.registry.options import MIN_CHUNK_SIZE, RegistryOptions, parse_deadline
 
     endpoints = {}
     for item in args.endpoint:
@@ -81,6 +87,8 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
         jobs=args.jobs,
         cache_dir=args.cache_dir,
     )
+    if args.deadline is not None:
+        options.deadline = parse_deadline(args.deadline, "--deadline")
     if args.chunk_size is not None:
         if args.chunk_size * (1 << 20) < MIN_CHUNK_SIZE:
             raise UsageError("--chunk-size must be at least 5 (MiB)")

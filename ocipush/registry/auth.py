@@ -17,6 +17,7 @@ from ocipush.errors import AuthError, TransportError
 from ocipush.limits import MAX_TOKEN_BYTES, buffered
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
+from ocipush.registry.deadline import deadline
 from ocipush.registry.options import RegistryOptions
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
@@ -199,7 +200,8 @@ class Authenticator:
                 request = client.build_request("GET", realm, params=params)
                 if creds:
                     request.headers["Authorization"] = _basic(creds)
-            answer = buffered(client.send(request, stream=True), MAX_TOKEN_BYTES)
+            with deadline(self.options.deadline):
+                answer = buffered(client.send(request, stream=True), MAX_TOKEN_BYTES)
         except httpx.TransportError as exc:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):

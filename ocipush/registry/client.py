@@ -12,13 +12,15 @@ import httpx
 from ocipush import mediatypes as mt
 from ocipush.digest import hash_as, is_digest
 from ocipush.errors import DigestMismatchError, RegistryError
-from ocipush.limits import MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, buffered, read_limited
+from ocipush.limits import MAX_MANIFEST_BYTES, read_limited
 from ocipush.models import ManifestDocument, sniff_media_type
+from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+MAX_PAGES = 10_000  # ten million tags or repositories at the usual page size
 
 
 class RegistryClient:
@@ -61,15 +63,19 @@ class RegistryClient:
         )
         try:
             if response.status_code not in (200, 206):
-                raise registry_error(buffered(response, MAX_ERROR_BYTES), f"fetch blob {digest[:19]} from {self.name}")
+                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")  # read by the transport
             yield response
         finally:
             response.close()
 
+    def blob_chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
+        return deadline.paced(response.iter_raw(), self.transport.options.deadline)
+
     def fetch_blob_bytes(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""
         with self.open_blob(digest) as response:
-            data = read_limited(response.iter_bytes(), limit, f"blob {digest} in {self.name}")
+            data = read_limited(self.blob_chunks(response), limit, f"blob {digest} in {self.name}")
         if hash_as(digest, data) != digest:
             raise DigestMismatchError(f"blob {digest} from {self.name} does not match its digest")
         return data
@@ -226,7 +232,11 @@ class RegistryClient:
     def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[str]:
         items: list[str] = []
         url: str | None = path
+        seen: set[str] = set()
         while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise RegistryError(f"{what}: the registry's pages do not end (Link: rel=next loops)")
+            seen.add(url)
             response = self.transport.request("GET", url, scopes=scopes)
             if response.status_code != 200:
                 raise registry_error(response, what)

@@ -136,7 +136,7 @@ def _fetch_into(
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size
         # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
-        for data in response.iter_raw():
+        for data in client.blob_chunks(response):
             if stop.is_set():
                 raise TransferStopped
             partial.append(data)

@@ -13,7 +13,7 @@ from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
 from ocipush.limits import MAX_LISTING_BYTES, buffered
-from ocipush.registry import ecr
+from ocipush.registry import deadline, ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
@@ -65,9 +65,13 @@ class Transport:
             client = self._clients.get(key)
             if client is None:
                 jobs = max(self.options.jobs, 1)
-                client = self._clients[key] = httpx.Client(
+                connections = httpx.HTTPTransport(
                     verify=_ssl_context(self.options.ca_file) if verify else False,
                     limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
+                )
+                deadline.install(connections)
+                client = self._clients[key] = httpx.Client(
+                    transport=connections,
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
                     follow_redirects=False,
                     headers={"User-Agent": USER_AGENT},
@@ -151,17 +155,16 @@ class Transport:
             try:
                 client = self.client_for(url)
                 request = client.build_request(method, url, headers=request_headers, content=content, params=params)
-                response = client.send(request, stream=True)
+                with deadline.deadline(self.options.deadline):
+                    response = self._send(client, request, stream, limit)
                 status = response.status_code
                 if status == 401 and same_host and auth_rounds < 2:
-                    response = buffered(response, limit)
                     auth_rounds += 1
                     if auth_rounds == 2:
                         self.auth.forget_token(scopes)
                     self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
                     continue
                 if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
-                    response = buffered(response, limit)
                     data = response.content
                     if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
                         response.close()
@@ -177,13 +180,11 @@ class Transport:
                     continue
                 if status in RETRYABLE_STATUS and retry:
                     retry_after = response.headers.get("retry-after")
-                    response = buffered(response, limit)
                     if budget.sleep(retry_after):
                         # A presigned redirect target may have expired meanwhile: start again from the registry.
                         url, redirects = self.url(path), 0
                         continue
-                    return response
-                return response if stream else buffered(response, limit)
+                return response
             except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
                 if retry and budget.sleep():
                     continue
@@ -191,12 +192,20 @@ class Transport:
                     f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
                 ) from None
 
+    @staticmethod
+    def _send(client: httpx.Client, request: httpx.Request, stream: bool, limit: int) -> httpx.Response:
+        """Send and, unless streamed, read the answer, all within the deadline. Answers that are not to be handed
+        back as a stream (an auth challenge, an error, a redirect) are read here too, within their limits."""
+        response = client.send(request, stream=True)
+        keep_open = stream and response.status_code < 300
+        return response if keep_open else buffered(response, limit)
+
 
 def _describe(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "cannot connect (is the registry address right and reachable?)"
     if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
+        return f"{deadline.MESSAGE} (--deadline)" if deadline.MESSAGE in str(exc) else "timed out"
     return f"connection failed ({exc.__class__.__name__})"
 
 
