@@ -202,6 +202,7 @@ def pull_rootfs(
     *,
     platform: Platform | str | None = None,
     allow_devices: bool | None = None,
+    max_size: int | None = None,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> TransferResult:
@@ -210,7 +211,9 @@ def pull_rootfs(
     renamed into place at the end, and removed on an error.
 
     Device nodes and fifos are created when running as root; `allow_devices=False` refuses them, and without root
-    device nodes are refused (mknod needs root) with an error that says so."""
+    device nodes are refused (mknod needs root) with an error that says so. Each layer is checked against the
+    config's diff_ids; `max_size` caps the bytes the files may hold in all (UnsafeArchiveError past it), and runs
+    of zeros and sparse entries are written as holes."""
     from ocipush.extract import extract_layers
     from ocipush.fsutil import staged_directory
 
@@ -228,7 +231,7 @@ def pull_rootfs(
         layout, result = _to_scratch(image, wanted, session, progress, scratch)
         manifest = layout.read_manifest(layout.resolve(digest=result.digest)).manifest
         with staged_directory(directory) as staging:
-            extract_layers(layout, manifest, staging, allow_devices=allow_devices)
+            extract_layers(layout, manifest, staging, allow_devices=allow_devices, max_size=max_size)
     return result
 
 

@@ -96,6 +96,20 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
     return options
 
 
+def byte_size(text: str) -> int:
+    """An argparse type: bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    number, unit = text.strip().upper().rstrip("B") or "x", 0
+    if number[-1:] in ("K", "M", "G", "T"):
+        number, unit = number[:-1], "KMGT".index(number[-1]) + 1
+    try:
+        value = int(float(number) * (1 << (10 * unit)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G, 1048576)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size must be positive")
+    return value
+
+
 def _size(n: int | None) -> str:
     if n is None:
         return "?"

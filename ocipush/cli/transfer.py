@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ocipush.cli.common import (
     add_registry_arguments,
     blob_summary,
+    byte_size,
     emit,
     local_location,
     printable,
@@ -47,6 +48,9 @@ def register(subparsers: Any) -> None:
     pull.add_argument("--no-devices", action="store_true",
                       help="rootfs: refuse device nodes and fifos (created by default when running as root; "
                       "without root, device nodes are always refused)")  # fmt: skip
+    pull.add_argument("--max-size", type=byte_size, metavar="SIZE",
+                      help="rootfs: refuse to unpack files holding more than SIZE bytes in all (suffix K, M, G, T: "
+                      "powers of 1024), a guard against layers that expand enormously")  # fmt: skip
 
     copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
     copy.add_argument("source")
@@ -159,6 +163,7 @@ def _pull(args: argparse.Namespace) -> int:
                 target,
                 platform=args.platform,
                 allow_devices=False if args.no_devices else None,
+                max_size=args.max_size,
                 options=options,
                 progress=progress,
             )
