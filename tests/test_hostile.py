@@ -315,3 +315,16 @@ def test_a_slow_but_moving_blob_outlives_the_deadline(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert server.body_bytes_sent >= len(data)
     assert (tmp_path / "out" / "blobs" / "sha256" / _sha256(data).split(":")[1]).read_bytes() == data
+
+
+def test_the_deadline_comes_from_the_environment_too(tmp_path: Path) -> None:
+    with HostileRegistry() as server:
+        assert isinstance(server, HostileRegistry)
+        reference = _trickled_manifest(server)
+        done = run_cli("inspect", "--raw", f"{server.host}/{reference}", env={"OCIPUSH_DEADLINE": "1.5"})
+        assert done.returncode == 6
+        assert_one_line_error(done, "no complete answer within the deadline")
+        assert _sent_part_of(len(TRICKLED))(server)
+    bad = run_cli("tags", "127.0.0.1:9/app", env={"OCIPUSH_DEADLINE": "soon"})
+    assert bad.returncode == 2
+    assert_one_line_error(bad, "OCIPUSH_DEADLINE 'soon'")
