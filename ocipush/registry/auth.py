@@ -64,7 +64,7 @@ def _basic(creds: Credentials) -> str:
 @dataclass
 class _Token:
     value: str = field(repr=False)  # a bearer token is a credential: never in a log line or traceback
-    expires: float = 0.0
+    expires: float
 
 
 class Authenticator:

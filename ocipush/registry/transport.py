@@ -65,13 +65,14 @@ class Transport:
             client = self._clients.get(key)
             if client is None:
                 jobs = max(self.options.jobs, 1)
-                connections = httpx.HTTPTransport(
-                    verify=_ssl_context(self.options.ca_file) if verify else False,
-                    limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
-                )
+                tls = _ssl_context(self.options.ca_file) if verify else False
+                limits = httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4)
+                connections = httpx.HTTPTransport(verify=tls, limits=limits)
                 deadline.install(connections)
                 client = self._clients[key] = httpx.Client(
                     transport=connections,
+                    verify=tls,  # and limits: for the transports httpx makes for proxies from the environment
+                    limits=limits,
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
                     follow_redirects=False,
                     headers={"User-Agent": USER_AGENT},
