@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ocipush.errors import UsageError
+
 DEFAULT_CHUNK_SIZE = 32 << 20
 MIN_CHUNK_SIZE = 5 << 20  # ECR rejects smaller non-final parts
 
@@ -24,12 +26,15 @@ class RegistryOptions:
     ca_file: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or traceback
     docker_config: str | None = None
     aws_profile: str | None = None
     jobs: int = 4
     chunk_size: int | None = None  # None: parts of DEFAULT_CHUNK_SIZE on ECR, one streamed request elsewhere
-    timeout: float = 60.0
+    timeout: float = 60.0  # per connect / read / write
+    # Seconds a registry has to answer a request completely (counted from the last byte sent), and to send each
+    # MiB of a blob: a server that trickles bytes ends there. None: no limit. `OCIPUSH_DEADLINE`, `--deadline`.
+    deadline: float | None = 300.0
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cache_dir: str | None = None
@@ -43,6 +48,8 @@ class RegistryOptions:
         if "OCIPUSH_INSECURE" in env:
             options.insecure |= {h.strip() for h in env["OCIPUSH_INSECURE"].split(",") if h.strip()}
         options.ca_file = options.ca_file or env.get("OCIPUSH_CA_FILE")
+        if "deadline" not in overrides and env.get("OCIPUSH_DEADLINE"):
+            options.deadline = parse_deadline(env["OCIPUSH_DEADLINE"], "OCIPUSH_DEADLINE")
         if options.username is None and env.get("OCIPUSH_USERNAME"):
             options.username = env["OCIPUSH_USERNAME"]
             options.password = env.get("OCIPUSH_PASSWORD", "")
@@ -55,6 +62,19 @@ class RegistryOptions:
     def may_use_http(self, host: str) -> bool:
         """Whether plain HTTP is allowed for `host` (marked insecure, or loopback as docker allows)."""
         return host not in self.endpoints and (host in self.insecure or is_loopback(host))
+
+
+def parse_deadline(value: str, where: str) -> float | None:
+    """Seconds from text ("0" or "none": no deadline)."""
+    if value.strip().lower() in ("0", "none"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(f"{where} {value!r}: expected a number of seconds (0 or none for no deadline)")
+    return seconds
 
 
 def is_loopback(host: str) -> bool:
