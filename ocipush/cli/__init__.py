@@ -74,8 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except OcipushError as exc:
-        print(f"ocipush: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, str(exc), exc.exit_code, exc)
     except KeyboardInterrupt:
         print("ocipush: interrupted (run the same command again to resume)", file=sys.stderr)
         sys.stderr.flush()
@@ -87,11 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # Local I/O problems (permission denied, disk full) are the user's to fix: one line, no traceback.
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"ocipush: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        return _fail(args, f"{exc.strerror or exc}{where}", 1, exc)
     except Exception as exc:
         # A network error that slipped past the transport's own mapping: still one line, never a traceback.
         if type(exc).__module__.split(".")[0] not in ("httpx", "httpcore", "h11"):
             raise
-        print(f"ocipush: error: network failure ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 6
+        return _fail(args, f"network failure ({type(exc).__name__}: {exc})", 6, exc)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:
+    """One line on stderr; under --json also an error object on stdout, so a script reading stdout sees it."""
+    from ocipush.errors import OcipushError
+
+    print(f"ocipush: error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        import json
+
+        error: dict[str, object] = {"message": message, "type": type(exc).__name__, "exitCode": code}
+        if isinstance(exc, OcipushError):  # the registry's error code, HTTP status and reference, when known
+            error.update({k: v for k in ("code", "status", "reference") if (v := getattr(exc, k, None)) is not None})
+        print(json.dumps({"error": error}, indent=2))
+    return code

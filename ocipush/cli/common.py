@@ -15,6 +15,7 @@ from ocipush.errors import UsageError
 if TYPE_CHECKING:
     from ocipush.progress import ProgressCallback, ProgressEvent
     from ocipush.registry.options import RegistryOptions
+    from ocipush.transfer import TransferResult
 
 
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,6 +157,42 @@ def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
         print(json.dumps(data, indent=2))
     else:
         print(text)
+
+
+def report_transfer(
+    args: argparse.Namespace, verb: str, target: str, result: TransferResult, extra: dict[str, Any] | None = None
+) -> int:
+    """The result of push, pull, copy and build-push: one JSON shape for all (`extra` adds keys), or a line
+    naming what moved and every tag set (saying so when `latest` was taken because no tag was given)."""
+    data = {
+        "target": target,
+        "digest": result.digest,
+        "mediaType": result.media_type,
+        "size": result.size,
+        "tags": result.tags,
+        "blobs": result.counts,
+        **(extra or {}),
+    }
+    if args.quiet or args.json:
+        emit(args, data, result.digest)
+        return 0
+    lines = [f"{verb} {target}@{result.digest} ({blob_summary(result.counts)})"]
+    if result.tags:
+        defaulted = "latest" in result.tags and not _names_tag(target)
+        note = " (no tag given: latest is the default)" if defaulted else ""
+        lines.append(f"tags: {', '.join(result.tags)}{note}")
+    print("\n".join(lines))
+    return 0
+
+
+def _names_tag(target: str) -> bool:
+    from ocipush.reference import Reference, parse_location
+
+    try:
+        location = parse_location(target, default_tag=None)
+    except UsageError:
+        return True
+    return not isinstance(location, Reference) or location.tag is not None
 
 
 def local_location(path: str) -> str:

@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import (
     add_registry_arguments,
-    blob_summary,
     emit,
     local_location,
     progress_for,
     registry_options,
+    report_transfer,
 )
 
 if TYPE_CHECKING:
     from ocipush.registry.options import RegistryOptions
-    from ocipush.transfer import TransferResult
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -103,20 +102,6 @@ def create_repository_callback(
     return create
 
 
-def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
-    counts = result.counts
-    data = {
-        "target": target,
-        "digest": result.digest,
-        "mediaType": result.media_type,
-        "size": result.size,
-        "tags": result.tags,
-        "blobs": counts,
-    }
-    emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
-    return 0
-
-
 def _push(args: argparse.Namespace) -> int:
     return _copy_to(args, "pushed", local_location(args.source), platform=None)
 
@@ -142,7 +127,7 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
         )
     finally:
         printer.finish()
-    return _report(args, verb, args.target, result)
+    return report_transfer(args, verb, args.target, result)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -174,7 +159,7 @@ def _pull(args: argparse.Namespace) -> int:
             )
     finally:
         printer.finish()
-    return _report(args, "pulled", target, result)
+    return report_transfer(args, "pulled", target, result)
 
 
 def _delete(args: argparse.Namespace) -> int:
@@ -206,6 +191,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
     found = api.inspect(args.reference, platform=args.platform, options=registry_options(args))
     if args.config:
+        if found.config is None:
+            from ocipush.errors import UsageError
+            from ocipush.mediatypes import INDEXES
+
+            if found.media_type in INDEXES:
+                raise UsageError(f"{args.reference} is an index, which has no config: pick an image with --platform")
+            raise UsageError(f"{args.reference} has no JSON config ({found.media_type})")
         print(json.dumps(found.config, indent=2))
     elif args.raw:
         sys.stdout.buffer.write(found.raw)
@@ -218,5 +210,6 @@ def _inspect(args: argparse.Namespace) -> int:
 def _digest(args: argparse.Namespace) -> int:
     from ocipush import api
 
-    print(api.resolve_digest(args.reference, options=registry_options(args)))
+    digest = api.resolve_digest(args.reference, options=registry_options(args))
+    emit(args, {"reference": args.reference, "digest": digest}, digest)
     return 0
