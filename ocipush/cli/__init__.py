@@ -57,6 +57,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    from ocipush.cli.logs import add_logging_flags
+
+    add_logging_flags(parser)
     return parser
 
 
@@ -68,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from ocipush.cli.logs import configure_logging
     from ocipush.errors import OcipushError
 
+    configure_logging(args.verbose, args.debug)
     try:
         code: int = args.handler(args)
         return code

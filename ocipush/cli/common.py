@@ -89,10 +89,13 @@ def _size(n: int | None) -> str:
 
 
 class ProgressPrinter:
-    """A progress bar rewritten in place on a terminal; one plain line per blob event otherwise (CI logs)."""
+    """A progress bar rewritten in place on a terminal. Otherwise (CI logs) plain lines: one per blob event, one per
+    active blob every PLAIN_SECONDS or PLAIN_SHARE of it, and the time and rate on `done`."""
 
     BAR = 24
     REDRAW_SECONDS = 0.1
+    PLAIN_SECONDS = 5.0
+    PLAIN_SHARE = 0.10
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -103,6 +106,8 @@ class ProgressPrinter:
         self._started = time.monotonic()
         self._drawn = 0.0
         self._closed = False
+        self._begun: dict[str, tuple[float, int]] = {}  # digest -> (when, bytes held) at start or resume
+        self._said: dict[str, tuple[float, int]] = {}  # digest -> (when, bytes) of its last plain line
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.quiet:
@@ -116,9 +121,31 @@ class ProgressPrinter:
                 self._done[event.digest] = max(event.done, self._done.get(event.digest, 0))
             if self.tty:
                 self._draw(force=event.kind != "progress")
-            elif event.kind != "progress":
-                detail = f" ({event.message})" if event.message else ""
-                sys.stderr.write(f"{event.kind:8} {event.digest[:19] or '?'}  {_size(event.total)}{detail}\n")
+            else:
+                self._plain(event)
+
+    def _plain(self, event: ProgressEvent) -> None:
+        now, digest = time.monotonic(), event.digest
+        if event.kind in ("start", "resume"):
+            self._begun[digest] = self._said[digest] = (now, event.done)
+        if event.kind == "progress":
+            said_at, said_bytes = self._said.get(digest, (now, 0))
+            step = (event.done - said_bytes) / event.total if event.total else 0.0
+            if now - said_at < self.PLAIN_SECONDS and step < self.PLAIN_SHARE:
+                return
+            self._said[digest] = (now, event.done)
+            share = f"{event.done / event.total:4.0%}  " if event.total else ""
+            detail = f"  {share}{_size(event.done)} / {_size(event.total)}{self._rate(digest, event.done, now)}"
+        else:
+            detail = f"  {_size(event.total)}"
+            if event.kind == "done" and digest in self._begun:
+                detail += f"  in {now - self._begun[digest][0]:.1f} s{self._rate(digest, event.done, now)}"
+            detail += f" ({event.message})" if event.message else ""
+        sys.stderr.write(f"{event.kind:8} {digest[:19] or '?'}{detail}\n")
+
+    def _rate(self, digest: str, done: int, now: float) -> str:
+        began_at, began_bytes = self._begun.get(digest, (self._started, 0))
+        return f"  {_size(int((done - began_bytes) / max(now - began_at, 1e-3)))}/s"
 
     def _draw(self, force: bool) -> None:
         now = time.monotonic()

@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 import httpx
 
 from ocipush.errors import AuthError, TransportError
+from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
 from ocipush.registry.options import RegistryOptions
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,12 @@ class Authenticator:
 
     def _find_credentials(self) -> Credentials | None:
         if self.options.username is not None:
+            _log.info("credentials for %s: the given username", self.host)
             return Credentials(self.options.username, self.options.password or "")
         found = lookup_credentials(self.host, self.options.docker_config)
         if found is None and ecr.is_ecr_public(self.host):
             found = ecr.ECR_TOKENS.public_credentials(self.options.aws_profile)
+        _log.info("credentials for %s: %s", self.host, "found in the configuration" if found else "none (anonymous)")
         return found
 
     # --- headers -------------------------------------------------------------------------------------------------
@@ -117,6 +121,7 @@ class Authenticator:
     ) -> None:
         """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
         challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+        _log.debug("%s answered 401; challenge: %s", self.host, challenge.scheme if challenge else "none")
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
             raise AuthError(f"{self.host} refused access and offered no usable authentication challenge")
         if challenge.scheme == "basic":
@@ -158,6 +163,8 @@ class Authenticator:
         service = challenge.params.get("service")
         creds = self.credentials()
         client = client_for(realm)
+        _log.info("token for %s from %s (scopes %s, %s)", self.host, redact(realm), " ".join(wanted),
+                  "with credentials" if creds else "anonymous")  # fmt: skip
         try:
             if creds is not None and creds.is_identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.password, "client_id": "ocipush"}

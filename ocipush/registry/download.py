@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import threading
 from typing import BinaryIO
@@ -14,12 +15,19 @@ import httpx
 from ocipush.digest import new_hasher
 from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient, range_start
 
 READ_SIZE = 1 << 20
 PROGRESS_STEP = 8 << 20
+
+_log = get_logger(__name__)
+
+
+def _announce_retry(progress: ProgressCallback, digest: str, size: int, done: int, message: str) -> None:
+    progress(ProgressEvent("retry", digest, size, done, message))
 
 
 class _Partial:
@@ -91,6 +99,7 @@ def _download(
     progress(ProgressEvent("start", digest, size, 0))
     while partial.size < size:
         if partial.size:
+            _log.info("resuming the download of %s from %s at byte %d", digest[:19], client.name, partial.size)
             progress(ProgressEvent("resume", digest, size, partial.size))
         before = partial.size
         try:
@@ -98,9 +107,9 @@ def _download(
         except (TransportError, httpx.HTTPError) as exc:
             if partial.size > before:
                 budget = client.transport.budget()  # the retry limits count from the last progress
-            if not budget.sleep():
+            announce = functools.partial(_announce_retry, progress, digest, size, partial.size)
+            if not budget.sleep(why=str(exc) or exc.__class__.__name__, announce=announce):
                 raise TransportError(f"download of {digest[:19]} from {client.name} failed: {exc}") from None
-            progress(ProgressEvent("retry", digest, size, partial.size, str(exc) or exc.__class__.__name__))
     try:
         layout.commit_ingest(digest, size, partial.digest, partial.size)
     except (DigestMismatchError, LayoutError) as exc:

@@ -3,6 +3,7 @@ redirects that never carry Authorization to another host."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -12,6 +13,7 @@ import httpx
 from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
+from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
@@ -28,6 +30,7 @@ if getattr(httpcore_http11.HTTP11Connection, "READ_NUM_BYTES", 0) < _READ_SIZE:
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 USER_AGENT = "ocipush/0.1"
+_log = get_logger(__name__)
 
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
@@ -150,6 +153,8 @@ class Transport:
                 request = client.build_request(method, url, headers=request_headers, content=content, params=params)
                 response = client.send(request, stream=True)
                 status = response.status_code
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("%s %s -> %d", method, redact(str(request.url)), status)
                 if status == 401 and same_host and auth_rounds < 2:
                     response.read()
                     response.close()
@@ -176,7 +181,7 @@ class Transport:
                     retry_after = response.headers.get("retry-after")
                     response.read()
                     response.close()
-                    if budget.sleep(retry_after):
+                    if budget.sleep(retry_after, f"{method} {redact(url)}: HTTP {status}"):
                         # A presigned redirect target may have expired meanwhile: start again from the registry.
                         url, redirects = self.url(path), 0
                         continue
@@ -186,11 +191,11 @@ class Transport:
                     response.close()
                 return response
             except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
-                if retry and budget.sleep():
+                if retry and budget.sleep(why=f"{method} {redact(url)}: {_describe(exc)}"):
                     continue
-                raise TransportError(
-                    f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
-                ) from None
+                # Without `retry` the caller retries (a blob upload resumes where it stopped): nothing to count here.
+                tries = f" (gave up after {budget.attempt} attempts)" if retry else ""
+                raise TransportError(f"{method} {self.host}: {_describe(exc)}{tries}") from None
 
 
 def _describe(exc: httpx.TransportError) -> str:
