@@ -10,14 +10,32 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ocipush import __version__
 
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
-  9 bad local layout 10 AWS API error       11 a check found problems (lambda-check, build --lambda)
-  1 other error      130 interrupted"""
+  9 bad local layout 10 AWS API error       1 other error      130 interrupted
+  11 a check found problems (lambda-check, build --lambda, ecr scan --fail-on)
+  12 partly failed (ecr batch-delete-image: some images were not deleted)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean" for a mistyped command (sub-command parsers are made of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip(" '") for c in found.group(2).split(",")]
+            close = difflib.get_close_matches(found.group(1), choices, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
 
 
 # Which module registers which command, so that running one command loads only its module.
@@ -41,7 +59,7 @@ COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command, or with just the module of command `only` (faster start-up)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ocipush",
         description="Daemonless OCI registry client: push, pull, copy and build images; manage Amazon ECR.",
         epilog=EXIT_CODES_HELP,

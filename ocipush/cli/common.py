@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from ocipush.transfer import TransferResult
 
 
-def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+def add_registry_arguments(parser: argparse.ArgumentParser, transfers: bool = True) -> None:
+    """Registry access and output flags; `transfers`: also --jobs and --chunk-size (commands that move blobs)."""
     group = parser.add_argument_group("registry access")
     group.add_argument("--username", "-u", help="registry user name (password from --password-stdin)")
     group.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
@@ -33,9 +34,11 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--endpoint", action="append", default=[], metavar="HOST=URL", help="send requests for HOST to URL"
     )
-    group.add_argument("--aws-profile", help="AWS profile for ECR tokens (default: the boto3 default chain)")
-    group.add_argument("--jobs", "-j", type=int, default=4, help="blobs transferred in parallel (default 4)")
-    group.add_argument("--chunk-size", type=int, metavar="MiB", help="upload chunk size (default 32, minimum 5)")
+    group.add_argument("--aws-profile", "--profile", dest="aws_profile", metavar="PROFILE",
+                       help="AWS profile for ECR tokens (default: AWS_PROFILE or the default chain)")  # fmt: skip
+    if transfers:
+        group.add_argument("--jobs", "-j", type=int, default=4, help="blobs transferred in parallel (default 4)")
+        group.add_argument("--chunk-size", type=int, metavar="MiB", help="upload chunk size (default 32, minimum 5)")
     group.add_argument("--cache-dir", help="where journals and work files go (default ~/.cache/ocipush or /tmp)")
     output = parser.add_argument_group("output")
     output.add_argument("--quiet", "-q", action="store_true", help="print only the result")
@@ -51,7 +54,8 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
         if not sep or not url.startswith(("http://", "https://")):
             raise UsageError(f"--endpoint {item!r}: expected HOST=http(s)://ADDRESS")
         endpoints[host] = url.rstrip("/")
-    if args.jobs < 1:
+    jobs, chunk_size = getattr(args, "jobs", 4), getattr(args, "chunk_size", None)
+    if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     password = None
     if args.password_stdin:
@@ -67,13 +71,13 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
         username=args.username,
         password=password,
         aws_profile=args.aws_profile,
-        jobs=args.jobs,
+        jobs=jobs,
         cache_dir=args.cache_dir,
     )
-    if args.chunk_size is not None:
-        if args.chunk_size * (1 << 20) < MIN_CHUNK_SIZE:
+    if chunk_size is not None:
+        if chunk_size * (1 << 20) < MIN_CHUNK_SIZE:
             raise UsageError("--chunk-size must be at least 5 (MiB)")
-        options.chunk_size = args.chunk_size << 20
+        options.chunk_size = chunk_size << 20
     return options
 
 

@@ -43,8 +43,12 @@ def configure_logging(verbose: bool, debug: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("ocipush: %(level)s: %(message)s"))
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    for name in ("ocipush", "httpx") if debug else ("ocipush",):
+    for name in ("ocipush", "httpx"):
         logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(level if name == "ocipush" else logging.INFO)
-        logger.propagate = False
+        for old in [h for h in logger.handlers if getattr(h, "ocipush_cli", False)]:
+            logger.removeHandler(old)  # main() run again in one process (tests): one handler, today's stderr
+        if name == "ocipush" or debug:
+            logger.addHandler(handler)
+            logger.setLevel(level if name == "ocipush" else logging.INFO)
+            logger.propagate = False
+    handler.ocipush_cli = True  # type: ignore[attr-defined]

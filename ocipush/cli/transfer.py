@@ -24,19 +24,19 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def register(subparsers: Any) -> None:
-    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help_text: str, transfers: bool = False) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
         parser.set_defaults(handler=handler)
-        add_registry_arguments(parser)
+        add_registry_arguments(parser, transfers)
         return parser
 
-    push = command("push", _push, "push an image from an OCI layout or docker archive to a registry")
+    push = command("push", _push, "push an image from an OCI layout or docker archive to a registry", True)
     push.add_argument("source", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a directory / tarball path")
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
     _add_create_repo(push)
 
-    pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
+    pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem", True)
     pull.add_argument("source", help="registry reference (or oci:/docker-archive: location)")
     pull.add_argument("target", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a path (see --format)")
     pull.add_argument("--format", choices=("oci", "docker-archive", "rootfs"), default="oci", help="for a plain path")
@@ -46,9 +46,9 @@ def register(subparsers: Any) -> None:
                       help="rootfs: refuse device nodes and fifos (created by default when running as root; "
                       "without root, device nodes are always refused)")  # fmt: skip
 
-    copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
-    copy.add_argument("source")
-    copy.add_argument("target")
+    copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs", True)
+    copy.add_argument("source", help="what to copy: a registry reference, oci:DIR[:tag] or docker-archive:FILE[:ref]")
+    copy.add_argument("target", help="where to copy it: a registry reference, oci:DIR[:tag] or docker-archive:FILE")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     _add_create_repo(copy)
