@@ -453,7 +453,7 @@ def resolve_digest(location: LocationLike, options: RegistryOptions | None = Non
         with RegistrySession(options) as session:
             found = session.client(loc).manifest_digest(loc.identifier)
         if found is None:
-            raise NotFoundError(f"{loc} not found")
+            raise NotFoundError(f"{loc} not found", status=404, reference=str(loc))
         return found[0]
     return fetch_manifest(loc, options=options).digest
 

@@ -226,6 +226,7 @@ class TransferResult:
     tags: list[str]
     blobs: dict[str, BlobOutcome] = field(default_factory=dict)
     outcomes: tuple[BlobOutcome, ...] = PUSH_OUTCOMES  # the kinds `counts` lists (the target's)
+    created_repository: bool = False  # the `create_repository` hook made the target repository
 
     @property
     def counts(self) -> dict[str, int]:
@@ -306,8 +307,9 @@ def transfer(
     try:
         move_all()
     except NotFoundError as exc:
-        if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
+        if on_missing_repository is None or exc.code != "NAME_UNKNOWN" or not on_missing_repository():
             raise
+        result.created_repository = True
         move_all()
     for document in documents[:-1]:
         target.put_manifest(document, [])

@@ -13,7 +13,7 @@ from ocipush import api
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 
-TRANSFER_KEYS = {"target", "digest", "mediaType", "size", "tags", "blobs"}
+TRANSFER_KEYS = {"target", "digest", "mediaType", "size", "tags", "blobs", "createdRepository"}
 
 
 def _cache(tmp_path: Path) -> list[str]:

@@ -97,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except OcipushError as exc:
-        return _fail(args, str(exc), exc.exit_code, exc)
+        from ocipush.cli.advice import advice
+
+        return _fail(args, f"{exc}{advice(args, exc)}", exc.exit_code, exc)
     except KeyboardInterrupt:
         print("ocipush: interrupted (run the same command again to resume)", file=sys.stderr)
         sys.stderr.flush()

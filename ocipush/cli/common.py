@@ -202,12 +202,15 @@ def report_transfer(
         "size": result.size,
         "tags": result.tags,
         "blobs": result.counts,
+        "createdRepository": result.created_repository,
         **(extra or {}),
     }
     if args.quiet or args.json:
         emit(args, data, result.digest)
         return 0
     lines = [f"{verb} {target}@{result.digest} ({blob_summary(result.counts)})"]
+    if result.created_repository:
+        lines.insert(0, f"created repository {_repository(target)} (it did not exist)")
     if result.tags:
         defaulted = "latest" in result.tags and not _names_tag(target)
         note = " (no tag given: latest is the default)" if defaulted else ""
@@ -224,6 +227,13 @@ def _names_tag(target: str) -> bool:
     except UsageError:
         return True
     return not isinstance(location, Reference) or location.tag is not None
+
+
+def _repository(target: str) -> str:
+    from ocipush.reference import Reference, parse_location
+
+    location = parse_location(target)
+    return f"{location.registry}/{location.repository}" if isinstance(location, Reference) else target
 
 
 def local_location(path: str) -> str:

@@ -85,21 +85,9 @@ def create_repository_callback(
     if not getattr(args, "create_repo", False):
         return None
     from ocipush.cli.ecr import repository_options_from_args
-    from ocipush.ecr_admin.repositories import ensure_repository
-    from ocipush.errors import UsageError
-    from ocipush.reference import Reference, parse_location
-    from ocipush.registry.ecr import parse_ecr_host
+    from ocipush.ecr_admin.repositories import create_missing_repository
 
-    reference = parse_location(target)
-    host = parse_ecr_host(reference.registry) if isinstance(reference, Reference) else None
-    if host is None or not isinstance(reference, Reference):
-        raise UsageError(f"--create-repo works only for Amazon ECR targets, not {target}")
-    repo_options = repository_options_from_args(args)
-
-    def create() -> bool:
-        return ensure_repository(reference.repository, host.region, repo_options, profile=options.aws_profile)
-
-    return create
+    return create_missing_repository(target, repository_options_from_args(args), options.aws_profile)
 
 
 def _push(args: argparse.Namespace) -> int:

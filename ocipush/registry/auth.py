@@ -126,18 +126,26 @@ class Authenticator:
             raise AuthError(f"{self.host} refused access and offered no usable authentication challenge")
         if challenge.scheme == "basic":
             if self.credentials() is None:
-                raise AuthError(
-                    f"{self.host} requires credentials: put them in the docker config, "
-                    "or pass --username with --password-stdin"
-                )
+                raise AuthError(f"{self.host} requires credentials, and none are configured for it",
+                                host=self.host, missing_credentials=True, status=401)  # fmt: skip
             if self._scheme == "basic" and sent_authorization:
-                raise AuthError(f"{self.host} rejected the credentials (check the username and password)")
+                raise AuthError(self._rejected(), host=self.host, status=401)
             self._scheme = "basic"
             return
         self._scheme = "bearer"
         token = self._fetch_token(challenge, scopes, client_for)
         with self._lock:
             self._tokens[scopes] = token
+
+    def _rejected(self) -> str:
+        if self.ecr_host is not None and self.options.username is None:
+            account, region = self.ecr_host.account, self.ecr_host.region
+            return (
+                f"{self.host} rejected the ECR registry token: check that the AWS identity has IAM permission for "
+                f"ecr:GetAuthorizationToken and this repository, and that account {account} and Region {region} are "
+                "the ones meant (a token is valid only for the account and Region in the host)"
+            )
+        return f"{self.host} rejected the credentials (check the username and password)"
 
     def forget_token(self, scopes: tuple[str, ...]) -> None:
         with self._lock:
@@ -182,7 +190,8 @@ class Authenticator:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):
             what = "rejected the credentials" if creds else "requires credentials (none are configured)"
-            raise AuthError(f"token service for {self.host} {what}")
+            raise AuthError(f"token service for {self.host} {what}", host=self.host, missing_credentials=not creds,
+                            status=answer.status_code)  # fmt: skip
         if answer.status_code != 200:
             raise AuthError(f"token service for {self.host} answered HTTP {answer.status_code}")
         try:

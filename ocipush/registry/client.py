@@ -34,6 +34,10 @@ class RegistryClient:
     def name(self) -> str:
         return f"{self.transport.host}/{self.repository}"
 
+    def _ref(self, tag_or_digest: str) -> str:
+        """`host/repo:tag` or `host/repo@digest`, as errors name what was asked for."""
+        return f"{self.name}{'@' if ':' in tag_or_digest else ':'}{tag_or_digest}"
+
     def _path(self, suffix: str) -> str:
         return f"/v2/{self.repository}/{suffix}"
 
@@ -47,7 +51,7 @@ class RegistryClient:
             return int(response.headers.get("content-length", -1))
         if response.status_code == 404:
             return None
-        raise registry_error(response, f"check blob {digest[:19]} in {self.name}")
+        raise registry_error(response, f"check blob {digest[:19]} in {self.name}", f"{self.name}@{digest}")
 
     @contextlib.contextmanager
     def open_blob(self, digest: str, start: int = 0) -> Iterator[httpx.Response]:
@@ -62,7 +66,7 @@ class RegistryClient:
         try:
             if response.status_code not in (200, 206):
                 response.read()
-                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")
+                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}", f"{self.name}@{digest}")
             yield response
         finally:
             response.close()
@@ -84,7 +88,7 @@ class RegistryClient:
             "DELETE", self._path(f"blobs/{digest}"), scopes=(delete_scope(self.repository),)
         )
         if response.status_code not in (202, 204):
-            raise registry_error(response, f"delete blob {digest} from {self.name}")
+            raise registry_error(response, f"delete blob {digest} from {self.name}", f"{self.name}@{digest}")
 
     # --- upload sessions -----------------------------------------------------------------------------------------
 
@@ -104,7 +108,7 @@ class RegistryClient:
             return None, mount
         if response.status_code == 202 and "location" in response.headers:
             return self.absolute(response, response.headers["location"]), None
-        raise registry_error(response, f"start blob upload to {self.name}")
+        raise registry_error(response, f"start blob upload to {self.name}", self.name)
 
     def absolute(self, response: httpx.Response, location: str) -> str:
         """A Location made absolute. One that names the registry with another scheme (a TLS-terminating proxy
@@ -121,7 +125,7 @@ class RegistryClient:
         if response.status_code in (404, 400, 410):
             return None
         if response.status_code not in (200, 204):
-            raise registry_error(response, f"query upload status on {self.name}")
+            raise registry_error(response, f"query upload status on {self.name}", self.name)
         url = self.absolute(response, response.headers.get("location", session_url))
         return url, _range_end(response.headers.get("range")) or 0
 
@@ -153,7 +157,7 @@ class RegistryClient:
             retry=body is None,
         )
         if response.status_code not in (201, 204):
-            raise registry_error(response, f"finish upload of {digest[:19]} to {self.name}")
+            raise registry_error(response, f"finish upload of {digest[:19]} to {self.name}", f"{self.name}@{digest}")
 
     def cancel_upload(self, session_url: str) -> None:
         with contextlib.suppress(Exception):
@@ -173,7 +177,7 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise registry_error(response, f"check manifest {reference} in {self.name}")
+            raise registry_error(response, f"check manifest {reference} in {self.name}", self._ref(reference))
         digest = response.headers.get("docker-content-digest")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if digest and media_type in mt.MANIFESTS:
@@ -189,7 +193,7 @@ class RegistryClient:
             headers={"Accept": mt.ACCEPT_MANIFESTS},
         )
         if response.status_code != 200:
-            raise registry_error(response, f"get manifest {reference} from {self.name}")
+            raise registry_error(response, f"get manifest {reference} from {self.name}", self._ref(reference))
         raw = response.content
         if len(raw) > MAX_MANIFEST_BYTES:
             raise RegistryError(f"manifest {reference} in {self.name} is larger than 4 MiB")
@@ -215,7 +219,7 @@ class RegistryClient:
             body=lambda: document.raw,
         )
         if response.status_code not in (200, 201, 202):
-            raise registry_error(response, f"push manifest {reference} to {self.name}")
+            raise registry_error(response, f"push manifest {reference} to {self.name}", self._ref(reference))
         return document.digest
 
     def delete_manifest(self, digest: str) -> None:
@@ -223,7 +227,7 @@ class RegistryClient:
             "DELETE", self._path(f"manifests/{digest}"), scopes=(delete_scope(self.repository),)
         )
         if response.status_code not in (200, 202, 204):
-            raise registry_error(response, f"delete manifest {digest} from {self.name}")
+            raise registry_error(response, f"delete manifest {digest} from {self.name}", self._ref(digest))
 
     # --- listings ------------------------------------------------------------------------------------------------
 
@@ -238,7 +242,7 @@ class RegistryClient:
         while url:
             response = self.transport.request("GET", url, scopes=scopes)
             if response.status_code != 200:
-                raise registry_error(response, what)
+                raise registry_error(response, what, self.name if self.repository else self.transport.host)
             try:
                 items.extend(response.json().get(key) or [])
             except (ValueError, AttributeError, TypeError):
