@@ -4,6 +4,7 @@ line (`REF`, `docker://REF`, `oci:PATH[:tag]`, `docker-archive:FILE[:ref]`) or p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -513,3 +514,31 @@ def lambda_check(
     options = options or RegistryOptions.from_env()
     with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
         return check_image(image, _platform(platform), options.cache_dir)
+
+
+def login(host: str, username: str, password: str, options: RegistryOptions | None = None) -> str:
+    """Check the credentials against registry `host` (as `docker login` does), then store them in the docker config
+    or its credential helper (see `ocipush.registry.login`). Returns where they went."""
+    from ocipush.registry.errors import registry_error
+    from ocipush.registry.login import store_credentials
+
+    options = options or RegistryOptions.from_env()
+    checking = dataclasses.replace(options, username=username, password=password)
+    with RegistrySession(checking) as session:
+        response = session.transport(_api_host(host)).request("GET", "/v2/", scopes=())
+        if response.status_code != 200:
+            raise registry_error(response, f"log in to {host}", host)
+    return store_credentials(host, username, password, options.docker_config)
+
+
+def logout(host: str, options: RegistryOptions | None = None) -> bool:
+    """Remove the stored credentials of registry `host`; False when there were none."""
+    from ocipush.registry.login import erase_credentials
+
+    return erase_credentials(host, (options or RegistryOptions.from_env()).docker_config)
+
+
+def _api_host(host: str) -> str:
+    from ocipush.reference import DOCKER_HUB, DOCKER_HUB_API
+
+    return DOCKER_HUB_API if host in (DOCKER_HUB, "index.docker.io") else host

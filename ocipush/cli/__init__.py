@@ -50,6 +50,8 @@ COMMAND_HOMES = {
     "digest": "ocipush.cli.transfer",
     "build": "ocipush.cli.build",
     "build-push": "ocipush.cli.buildpush",
+    "login": "ocipush.cli.login",
+    "logout": "ocipush.cli.login",
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
     "lambda-check": "ocipush.cli.lambdacheck",

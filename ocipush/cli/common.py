@@ -31,6 +31,10 @@ def add_registry_arguments(parser: argparse.ArgumentParser, transfers: bool = Tr
         help="HOST may use TLS without verification, or plain HTTP when it has no TLS",
     )
     group.add_argument("--ca-file", help="trust this CA bundle for TLS")
+    group.add_argument("--cert", metavar="FILE", help="client certificate (PEM) for registries requiring mTLS")
+    group.add_argument("--key", metavar="FILE", help="the client certificate's private key (PEM)")
+    group.add_argument("--certs-dir", metavar="DIR", help="docker-style certs.d: DIR/HOST/ca.crt, client.cert, "
+                       "client.key (default: /etc/docker/certs.d, /etc/containers/certs.d and the user's)")  # fmt: skip
     group.add_argument(
         "--endpoint", action="append", default=[], metavar="HOST=URL", help="send requests for HOST to URL"
     )
@@ -67,6 +71,9 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
     options = RegistryOptions.from_env(
         insecure=set(args.insecure),
         ca_file=args.ca_file,
+        cert_file=args.cert,
+        key_file=args.key,
+        certs_dir=args.certs_dir,
         endpoints=endpoints,
         username=args.username,
         password=password,

@@ -18,6 +18,7 @@ from ocipush.registry import ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
+from ocipush.registry.tls import ssl_context
 
 BodyFactory = Callable[[], Iterable[bytes] | bytes]
 
@@ -31,14 +32,6 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 USER_AGENT = "ocipush/0.1"
 _log = get_logger(__name__)
-
-
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
-    if not ca_file:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(ca_file)
-    return context
 
 
 class Transport:
@@ -68,7 +61,7 @@ class Transport:
             if client is None:
                 jobs = max(self.options.jobs, 1)
                 client = self._clients[key] = httpx.Client(
-                    verify=_ssl_context(self.options.ca_file) if verify else False,
+                    verify=ssl_context(self.host, self.options, verify) if scheme == "https" else False,
                     limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
                     follow_redirects=False,
