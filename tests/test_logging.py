@@ -74,3 +74,16 @@ def test_cli_verbose_and_debug_never_log_secrets_or_query_strings(
 
     quiet = run_cli("digest", ref, *login, stdin=password)
     assert quiet.stderr == ""
+
+
+def test_cli_logging_lasts_one_command(registry: LocalRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+    from ocipush.cli import main
+
+    before = list(logging.getLogger("ocipush").handlers)
+    assert main(["digest", "--debug", f"{registry.host}/none:v1"]) == 3
+    assert "/v2/none/manifests/v1 -> 404" in capsys.readouterr().err
+    # main() may run again in this process (tests, embedding programs): nothing of the CLI's stays installed, so a
+    # library call afterwards prints nothing
+    assert logging.getLogger("ocipush").handlers == before and logging.getLogger("ocipush").propagate
+    logging.getLogger("ocipush.registry.retry").warning("after the command")
+    assert capsys.readouterr().err == ""

@@ -91,12 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    from ocipush.cli.logs import configure_logging
+    from ocipush.cli.logs import logging_to_stderr
     from ocipush.errors import OcipushError
 
-    configure_logging(args.verbose, args.debug)
     try:
-        code: int = args.handler(args)
+        with logging_to_stderr(args.verbose, args.debug):
+            code: int = args.handler(args)
         return code
     except OcipushError as exc:
         from ocipush.cli.advice import advice

@@ -42,9 +42,8 @@ def run_build(args: argparse.Namespace) -> int:
     if not args.output.startswith(("oci:", "docker-archive:")):
         raise UsageError(f"--output {args.output}: build writes oci:DIR[:tag] or docker-archive:FILE; "
                          "use build-push for a registry")  # fmt: skip
+    # The build's warnings reach stderr through the log (ocipush: warning: …), as build-push's do.
     result = api.build_to(spec, args.output, base_layers=not args.no_base_layers, options=registry_options(args))
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         data = {"output": args.output, "digest": result.descriptor.digest, "mediaType": result.descriptor.media_type,
                 "size": result.descriptor.size, "layers": layers_json(result)}  # fmt: skip

@@ -4,7 +4,9 @@ request and httpx's own lines. URLs are cut to host and path, so no presigned qu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,7 +35,10 @@ def add_logging_flags(parser: argparse.ArgumentParser, top: bool = True) -> None
                        help="also log every request, and httpx's own lines")  # fmt: skip
 
 
-def configure_logging(verbose: bool, debug: bool) -> None:
+@contextlib.contextmanager
+def logging_to_stderr(verbose: bool, debug: bool) -> Iterator[None]:
+    """For the length of one command, the library's log (and with `debug` httpx's) goes to stderr; afterwards
+    logging is as it was (main() may run again in the same process, as tests and embedding programs do)."""
     import logging  # here, not at the top: `ocipush --help` never needs it
 
     handler = logging.StreamHandler(sys.stderr)
@@ -42,13 +47,17 @@ def configure_logging(verbose: bool, debug: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("ocipush: %(level)s: %(message)s"))
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    for name in ("ocipush", "httpx"):
-        logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if getattr(h, "ocipush_cli", False)]:
-            logger.removeHandler(old)  # main() run again in one process (tests): one handler, today's stderr
-        if name == "ocipush" or debug:
-            logger.addHandler(handler)
-            logger.setLevel(level if name == "ocipush" else logging.INFO)
-            logger.propagate = False
-    handler.ocipush_cli = True  # type: ignore[attr-defined]
+    loggers = [logging.getLogger("ocipush")] + ([logging.getLogger("httpx")] if debug else [])
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    levels = [logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, logging.INFO]
+    for logger, level in zip(loggers, levels, strict=False):
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
