@@ -58,6 +58,8 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
         if not sep or not url.startswith(("http://", "https://")):
             raise UsageError(f"--endpoint {item!r}: expected HOST=http(s)://ADDRESS")
         endpoints[host] = url.rstrip("/")
+    if bool(args.cert) != bool(args.key):
+        raise UsageError("a client certificate needs both --cert and --key")
     jobs, chunk_size = getattr(args, "jobs", 4), getattr(args, "chunk_size", None)
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")

@@ -25,7 +25,7 @@ def tls_files(host: str, options: RegistryOptions) -> tuple[list[str], tuple[str
     cas = [options.ca_file] if options.ca_file else []
     client = (options.cert_file, options.key_file) if options.cert_file and options.key_file else None
     if bool(options.cert_file) != bool(options.key_file):
-        raise UsageError("a client certificate needs both --cert and --key")
+        raise UsageError("a client certificate needs both its certificate file and its key file")
     directory = _host_dir(host, options)
     if directory is not None:
         cas += sorted(glob.glob(os.path.join(directory, "*.crt")))
