@@ -123,10 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:
     """One line on stderr; under --json also an error object on stdout, so a script reading stdout sees it."""
-    from ocipush.errors import OcipushError
+    from ocipush.errors import CheckFailedError, OcipushError
 
     print(f"ocipush: error: {message}", file=sys.stderr)
-    if getattr(args, "json", False):
+    # A check that found problems has printed its report (with "ok": false) as the JSON result already.
+    if getattr(args, "json", False) and not isinstance(exc, CheckFailedError):
         import json
 
         error: dict[str, object] = {"message": message, "type": type(exc).__name__, "exitCode": code}

@@ -48,16 +48,14 @@ def logging_to_stderr(verbose: bool, debug: bool) -> Iterator[None]:
     else:
         handler.setFormatter(logging.Formatter("ocipush: %(level)s: %(message)s"))
     loggers = [logging.getLogger("ocipush")] + ([logging.getLogger("httpx")] if debug else [])
-    saved = [(logger.level, logger.propagate) for logger in loggers]
+    saved = [logger.level for logger in loggers]
     levels = [logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, logging.INFO]
     for logger, level in zip(loggers, levels, strict=False):
-        logger.addHandler(handler)
+        logger.addHandler(handler)  # records still propagate: a program embedding main() keeps its own handlers
         logger.setLevel(level)
-        logger.propagate = False
     try:
         yield
     finally:
-        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+        for logger, level in zip(loggers, saved, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
-            logger.propagate = propagate
