@@ -38,6 +38,9 @@ class RegistryOptions:
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cache_dir: str | None = None
+    cert_file: str | None = None  # client certificate (PEM) for registries that require mTLS, with key_file
+    key_file: str | None = None
+    certs_dir: str | None = None  # a docker-style certs.d directory (HOST/ca.crt, client.cert, client.key)
 
     @classmethod
     def from_env(cls, **overrides: object) -> RegistryOptions:
