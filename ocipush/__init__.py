@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     )
     from ocipush.errors import OcipushError
     from ocipush.registry.options import RegistryOptions
+    from ocipush.sync.report import SyncReport
+    from ocipush.sync.run import sync
+    from ocipush.sync.spec import SyncSpec
 
 __version__ = "0.1.0"
 
@@ -45,11 +48,16 @@ _API = {
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
     "OcipushError": "ocipush.errors",
+    "sync": "ocipush.sync.run",
+    "SyncSpec": "ocipush.sync.spec",
+    "SyncReport": "ocipush.sync.report",
 }
 
 __all__ = [
     "OcipushError",
     "RegistryOptions",
+    "SyncReport",
+    "SyncSpec",
     "__version__",
     "build_push",
     "build_to",
@@ -64,6 +72,7 @@ __all__ = [
     "pull_rootfs",
     "push",
     "resolve_digest",
+    "sync",
 ]
 
 

@@ -17,6 +17,7 @@ EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
   9 bad local layout 10 AWS API error       11 a check found problems (lambda-check, build --lambda)
+  12 sync: some images failed or were not run
   1 other error      130 interrupted"""
 
 
@@ -35,6 +36,7 @@ COMMAND_HOMES = {
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
     "lambda-check": "ocipush.cli.lambdacheck",
+    "sync": "ocipush.cli.sync",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

@@ -1,0 +1,201 @@
+"""`ocipush sync` against real registries: a source of 20 repositories x 5 tags (single images and two-platform
+indexes) and two destinations, each a distribution registry of its own. Requests are counted from the
+registries' own access logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import synchelpers as sh
+from transferhelpers import options, run_cli
+
+from ocipush import api
+from ocipush.localregistry import LocalRegistry
+from ocipush.sync.spec import parse_spec
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sh.Source]:
+    """Read-only for the tests of this module: built and pushed once."""
+    work = tmp_path_factory.mktemp("sync-source")
+    with LocalRegistry(storage_dir=work / "storage", log_path=work / "registry.log") as running:
+        yield sh.populate(running.host, work)
+
+
+@pytest.fixture
+def second(tmp_path: Path) -> Iterator[LocalRegistry]:
+    """A second destination registry."""
+    with LocalRegistry(storage_dir=tmp_path / "storage2", log_path=tmp_path / "registry2.log") as running:
+        yield running
+
+
+def _digest(reference: str, tmp_path: Path) -> str | None:
+    try:
+        return api.resolve_digest(reference, options=options(tmp_path))
+    except Exception:
+        return None
+
+
+def test_source_has_twenty_repositories_of_five_tags(source: sh.Source) -> None:
+    assert len({repo for repo, _ in source.digests}) == 20 and len(source.digests) == 100
+    assert source.digests["lib/r00", "latest"] == source.digests["lib/r00", "2.0.0"]
+
+
+def test_sync_file_two_destinations_templates_filters_then_second_run_is_free(
+    source: sh.Source, registry: LocalRegistry, second: LocalRegistry, tmp_path: Path
+) -> None:
+    spec = parse_spec(
+        {
+            "sources": [
+                {
+                    "registry": source.host,
+                    "catalog": {"include": ["^lib/"], "exclude": ["r1[2-5]$"]},
+                    "tags": {"semver": ">=1.1", "exclude": ["^1\\.2"]},
+                }
+            ],
+            "destinations": [
+                {"registry": registry.host, "prefix": "mirror/", "strip": "lib/"},
+                {"registry": second.host, "template": "copies/{name}-x"},
+            ],
+        }
+    )
+    report = api_sync(spec, tmp_path)
+    repos = [f"lib/r{i:02}" for i in range(12)]  # r12..r15 excluded, tools/ not included
+    assert report.ok and not report.skipped
+    assert len(report.copied) == len(repos) * 2 * 2  # two images (1.1.0, 2.0.0) x two destinations
+    for repo in repos:
+        for tag in ("1.1.0", "2.0.0"):
+            want = source.digests[repo, tag]
+            assert _digest(f"{registry.host}/mirror/{repo[4:]}:{tag}", tmp_path) == want
+            assert _digest(f"{second.host}/copies/{repo[4:]}-x:{tag}", tmp_path) == want
+        for tag in ("1.0.0", "1.2.0", "latest"):
+            assert _digest(f"{registry.host}/mirror/{repo[4:]}:{tag}", tmp_path) is None
+    assert api.catalog(registry.host, options=options(tmp_path)) == sorted(f"mirror/r{i:02}" for i in range(12))
+
+    # The second run: one HEAD per tag at each destination, nothing else there; nothing read but HEADs and lists.
+    marks = {r.host: r.log_path.stat().st_size for r in (registry, second)}
+    again = api_sync(spec, tmp_path)
+    assert again.ok and not again.copied and len(again.skipped) == len(repos) * 2 * 2
+    for destination in (registry, second):
+        counts = sh.requests(destination.log_path, marks[destination.host])
+        # (and the client's `GET /v2/` asking whether the loopback registry speaks plain HTTP)
+        assert counts == {("HEAD", "manifests"): len(repos) * 2, ("GET", "other"): 1}, counts
+
+
+def api_sync(spec: object, tmp_path: Path, **kwargs: object) -> object:
+    import ocipush
+
+    return ocipush.sync(spec, options=options(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+
+def test_dry_run_prints_the_plan_and_copies_nothing(source: sh.Source, registry: LocalRegistry, tmp_path: Path) -> None:
+    done = run_cli(
+        "sync", f"{source.host}/tools/t01", f"{registry.host}/t01", "--all-tags", "--dry-run", "--json",
+        "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # 5 tags, 4 images: `latest` rides along with 2.0.0
+    assert report["summary"] == {"copied": 0, "skipped": 0, "failed": 0, "planned": 4}
+    tags = sorted(tag for item in report["planned"] for tag in item["tags"])
+    assert tags == sorted(sh.TAGS)
+    assert sh.requests(registry.log_path)[("PUT", "manifests")] == 0
+    assert api.catalog(registry.host, options=options(tmp_path)) == []
+
+
+def test_one_off_newest_by_semver_with_a_platform_filter(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    done = run_cli(
+        "sync", f"{source.host}/lib/r04", f"{registry.host}/arm/r04", "--all-tags", "--newest", "2",
+        "--platform", "linux/arm64", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(api.list_tags(f"{registry.host}/arm/r04", options=options(tmp_path))) == ["1.2.0", "2.0.0"]
+    for tag in ("1.2.0", "2.0.0"):
+        copied = api.fetch_manifest(f"{registry.host}/arm/r04:{tag}", options=options(tmp_path))
+        original = api.fetch_manifest(f"{source.host}/lib/r04:{tag}", options=options(tmp_path))
+        # a new index with only the arm64 child, which is the source's own arm64 manifest
+        assert [str(c.platform) for c in copied.index.manifests] == ["linux/arm64"]
+        assert copied.index.manifests[0] in original.index.manifests and copied.digest != original.digest
+    # a second run compares against the filtered index and copies nothing
+    again = run_cli(
+        "sync", f"{source.host}/lib/r04", f"{registry.host}/arm/r04", "--all-tags", "--newest", "2",
+        "--platform", "linux/arm64", "--json", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert json.loads(again.stdout)["summary"] == {"copied": 0, "skipped": 2, "failed": 0}
+
+
+def test_newest_by_push_time_reads_the_config_created(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    spec = {
+        "sources": [{"registry": source.host, "repositories": ["lib/r03"],
+                     "tags": {"newest": 2, "newest-by": "pushed", "exclude": ["^2"]}}],
+        "destinations": [{"registry": registry.host}],
+    }  # fmt: skip
+    report = api_sync(parse_spec(spec), tmp_path)
+    # 2.0.0 is excluded; `latest` shares its created time and is the newest left, with 1.2.0 next
+    assert sorted(t for r in report.copied for t in r.tags) == ["1.2.0", "latest"]  # type: ignore[attr-defined]
+
+
+def test_digest_pins(source: sh.Source, registry: LocalRegistry, tmp_path: Path) -> None:
+    old = source.digests["lib/r01", "1.0.0"]
+    pinned = source.digests["lib/r01", "1.1.0"]
+    spec = {
+        "sources": [{"registry": source.host, "images": {"lib/r01": [old, f"stable@{pinned}"]}}],
+        "destinations": [{"registry": registry.host}],
+    }
+    report = api_sync(parse_spec(spec), tmp_path)
+    assert report.ok and len(report.copied) == 2  # type: ignore[attr-defined]
+    assert _digest(f"{registry.host}/lib/r01@{old}", tmp_path) == old
+    assert _digest(f"{registry.host}/lib/r01:stable", tmp_path) == pinned
+    assert api.list_tags(f"{registry.host}/lib/r01", options=options(tmp_path)) == ["stable"]
+
+
+def test_skopeo_sync_file_with_a_destination_flag(source: sh.Source, registry: LocalRegistry, tmp_path: Path) -> None:
+    config = tmp_path / "skopeo.yaml"
+    config.write_text(
+        f"{source.host}:\n"
+        "  images:\n"
+        "    tools/t02: ['1.0.0']\n"
+        "  images-by-tag-regex:\n"
+        "    tools/t03: ^1\\.[01]\\.\n"
+        "  images-by-semver:\n"
+        "    lib/r05: '>= 2.0.0'\n"
+    )
+    done = run_cli("sync", "-f", str(config), "--dest", f"{registry.host}/hub", "--json",
+                   "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    copied = {(r["target"], tuple(r["tags"])) for r in json.loads(done.stdout)["copied"]}
+    assert copied == {
+        (f"{registry.host}/hub/tools/t02", ("1.0.0",)),
+        (f"{registry.host}/hub/tools/t03", ("1.0.0",)),
+        (f"{registry.host}/hub/tools/t03", ("1.1.0",)),
+        (f"{registry.host}/hub/lib/r05", ("2.0.0",)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("sources: []\ndestinations: [{registry: x}]\n", "sources"),
+        ("sources: [{registry: a, catalog: true, tags: {semver: '>>1'}}]\ndestinations: [{registry: b}]\n", "semver"),
+        ("sources: [{registry: a, catalog: true, tags: {include: ['(']}}]\ndestinations: [{registry: b}]\n", "regular"),
+        ("sources: [{registry: a, catalog: true}]\ndestinations: [{registry: b, template: '{nope}'}]\n", "template"),
+        ("sources: [{registry: a, catalog: true}]\ndestinations: [{registry: b, create-repo: true}]\n", "only for"),
+        ("sources: [{registry: a}]\ndestinations: [{registry: b}]\n", "names no repositories"),
+        ("a: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_sync_files_are_one_line_errors(text: str, fragment: str, tmp_path: Path) -> None:
+    from transferhelpers import assert_one_line_error
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    done = run_cli("sync", "-f", str(config), "--cache-dir", str(tmp_path / "cache"))
+    assert_one_line_error(done, fragment)
+    assert done.returncode == 2
