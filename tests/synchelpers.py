@@ -12,9 +12,12 @@ from pathlib import Path
 import imagehelpers as ih
 from transferhelpers import options
 
-from ocipush import api
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
+from ocipush.progress import ignore_progress
+from ocipush.reference import parse_reference
+from ocipush.registry.session import RegistrySession
+from ocipush.transfer import LayoutSource, RegistryTarget, transfer
 
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "2.0.0")  # `latest` names the same image as 2.0.0
 TAGS = (*VERSIONS, "latest")
@@ -71,20 +74,20 @@ def populate(host: str, work: Path) -> Source:
             extra = ["latest"] if version == "2.0.0" else []
             jobs.append((repository, version, extra))
     source = Source(host)
-    opts = options(work)
 
     def push(repository: str) -> None:
         # One image at a time into a repository: concurrent pushes of one blob into one repository race in the
         # registry's filesystem storage (DIGEST_INVALID on the manifest PUT).
+        target = RegistryTarget(session, parse_reference(f"{host}/{repository}"), ignore_progress)
         for repo, version, extra in jobs:
             if repo == repository:
-                name = f"{repository.replace('/', '-')}-{version}"
-                target = f"{host}/{repository}:{version}"
-                result = api.copy(f"oci:{layout.path}:{name}", target, tags=extra, options=opts)
-                for tag in [version, *extra]:
+                image = LayoutSource(session, layout, f"{repository.replace('/', '-')}-{version}", None)
+                result = transfer(image, target, [version, *extra])
+                for tag in result.tags:
                     source.digests[repository, tag] = result.digest
 
-    with ThreadPoolExecutor(8) as pool:
+    # One session for all: pushing 100 small images is mostly connection set-up otherwise.
+    with RegistrySession(options(work)) as session, ThreadPoolExecutor(8) as pool:
         list(pool.map(push, repositories()))
     return source
 

@@ -199,3 +199,181 @@ def test_bad_sync_files_are_one_line_errors(text: str, fragment: str, tmp_path: 
     done = run_cli("sync", "-f", str(config), "--cache-dir", str(tmp_path / "cache"))
     assert_one_line_error(done, fragment)
     assert done.returncode == 2
+
+
+def _catalog_spec(path: Path, source: sh.Source, destination: str) -> Path:
+    path.write_text(
+        f"sources:\n  - registry: {source.host}\n    catalog: true\ndestinations:\n  - registry: {destination}\n"
+    )
+    return path
+
+
+def _assert_mirrored(source: sh.Source, host: str, tmp_path: Path) -> None:
+    for (repository, tag), digest in source.digests.items():
+        assert _digest(f"{host}/{repository}:{tag}", tmp_path) == digest, (repository, tag)
+
+
+def test_killed_sync_resumes_and_copies_no_finished_image_twice(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    config = _catalog_spec(tmp_path / "sync.yaml", source, registry.host)
+    argv = [sys.executable, "-m", "ocipush.cli", "sync", "-f", str(config), "--workers", "2",
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    process = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert process.stderr is not None
+    copied_before = 0
+    for line in process.stderr:
+        copied_before += line.startswith("copied")
+        if copied_before == 15:
+            process.send_signal(signal.SIGKILL)
+            break
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert copied_before == 15  # the kill came in the middle: 80 images were to be copied
+
+    done = run_cli("sync", "-f", str(config), "--workers", "2", "--json", "--cache-dir", str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["skipped"] >= 15 and report["summary"]["failed"] == 0
+    assert report["summary"]["copied"] + report["summary"]["skipped"] == 80  # 4 images in each of 20 repositories
+    _assert_mirrored(source, registry.host, tmp_path)
+
+    # Every manifest and blob went up once, except in the (at most 2) repositories whose image was in flight.
+    twice = [path for path, n in sh.manifest_puts(registry.log_path).items() if n > 1]
+    log = registry.log_path.read_text()
+    blob_puts = re.findall(r'"PUT /v2/(\S+)/blobs/uploads/\S*digest=(sha256(?:%3A|:)[0-9a-f]{64})', log)
+    blobs_twice = [repo for repo, n in {(r, d): blob_puts.count((r, d)) for r, d in blob_puts}.items() if n > 1]
+    in_flight = {path.split("/manifests/")[0] for path in twice} | {f"/v2/{repo}" for repo, _ in blobs_twice}
+    assert len(in_flight) <= 2, (twice, blobs_twice)
+
+
+def test_rate_limit_floor_stops_the_sync(
+    source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
+) -> None:
+    from support.proxy import Respond
+
+    # Docker Hub's quota headers: no local registry sends them, so the proxy answers the source's HEADs itself.
+    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    digest = source.digests["tools/t01", "1.0.0"]
+    headers = (
+        ("Docker-Content-Digest", digest),
+        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ("ratelimit-limit", "100;w=21600"),
+        ("ratelimit-remaining", "3;w=21600"),
+    )
+    fault = proxy.add_fault("HEAD", r"/manifests/", Respond(200, b"", headers), times=None)
+    done = run_cli(
+        "sync", f"{proxy.host}/tools/t01", f"{registry.host}/t01", "--all-tags", "--rate-limit-floor", "5",
+        "--on-rate-limit", "stop", "--json", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert fault.applied == 1  # the first HEAD told the quota; the sync stopped before the second
+    assert done.returncode == 11, done.stderr
+    failed = json.loads(done.stdout)["failed"]
+    assert len(failed) == 1 and "3 pulls left (floor 5)" in failed[0]["error"]
+    assert api.catalog(registry.host, options=options(tmp_path)) == []
+
+
+def test_create_repo_on_ecr_with_repository_settings(
+    source: sh.Source, ecr_registry: object, fault_proxy: object, tmp_path: Path
+) -> None:
+    """The ECR flow of tests/test_ecr_flow.py: moto's token opens a real registry; the proxy says NAME_UNKNOWN the
+    way ECR does for a repository that does not exist (a distribution registry creates repositories on push)."""
+    import boto3
+    from support.proxy import Respond
+
+    ecr_host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    proxy = fault_proxy(ecr_registry.url, ecr=True)  # type: ignore[attr-defined,operator]
+    body = b'{"errors":[{"code":"NAME_UNKNOWN","message":"The repository with name \'mirror/t02\' does not exist"}]}'
+    fault = proxy.add_fault("POST", r"/blobs/uploads/", Respond(404, body, (("Content-Type", "application/json"),)))
+    done = run_cli(
+        "sync", f"{source.host}/tools/t02", f"{ecr_host}/mirror/t02", "--all-tags", "--create-repo",
+        "--scan-on-push", "--image-tag-mutability", "IMMUTABLE", "--endpoint", f"{ecr_host}={proxy.url}",
+        "--workers", "2", "--json", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert fault.applied == 1
+    assert json.loads(done.stdout)["summary"] == {"copied": 4, "skipped": 0, "failed": 0}
+    described = boto3.client("ecr", region_name="us-east-1").describe_repositories(repositoryNames=["mirror/t02"])
+    repository = described["repositories"][0]
+    assert repository["imageScanningConfiguration"]["scanOnPush"] is True
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    opts = options(tmp_path, endpoints={ecr_host: proxy.url})
+    for tag, digest in source.tags_of("tools/t02").items():
+        assert api.resolve_digest(f"{ecr_host}/mirror/t02:{tag}", options=opts) == digest
+
+
+def test_dask_local_cluster_survives_a_killed_worker(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    import ocipush
+    from ocipush.sync.report import SyncEvent
+
+    spec = parse_spec(
+        {"sources": [{"registry": source.host, "catalog": True}], "destinations": [{"registry": registry.host}]}
+    )
+    killed: list[int] = []
+    copied_after_kill = 0
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, Client(
+        cluster
+    ) as client:
+        pids = client.run(os.getpid)
+
+        def on_event(event: SyncEvent) -> None:
+            nonlocal copied_after_kill
+            if event.kind != "copied":
+                return
+            copied_after_kill += bool(killed)
+            if not killed and event.kind == "copied":
+                victim = sorted(pids.values())[0]
+                os.kill(victim, signal.SIGKILL)  # a worker process dies in the middle of the run
+                killed.append(victim)
+
+        report = ocipush.sync(
+            spec, options=options(tmp_path), executor="dask", scheduler=cluster.scheduler_address, on_event=on_event
+        )
+        survivors = client.run(os.getpid)
+    assert killed and killed[0] not in survivors.values() and copied_after_kill > 60
+    assert report.ok and len(report.copied) == 80, report.failed
+    # every tag names the source's digest, and a manifest digest is the hash of its exact bytes: byte-identical
+    _assert_mirrored(source, registry.host, tmp_path)
+
+
+def test_cli_dask_executor_starts_its_own_local_cluster(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    done = run_cli(
+        "sync", f"{source.host}/tools/t03", f"{registry.host}/t03", "--all-tags", "--executor", "dask",
+        "--workers", "1", "--json", "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"] == {"copied": 4, "skipped": 0, "failed": 0}
+    for tag, digest in source.tags_of("tools/t03").items():
+        assert _digest(f"{registry.host}/t03:{tag}", tmp_path) == digest
+
+
+def test_keep_going_copies_the_rest_and_says_what_failed(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    spec = {
+        "sources": [{"registry": source.host, "images": {"no/such": ["1.0.0"], "tools/t00": ["1.0.0", "2.0.0"]}}],
+        "destinations": [{"registry": registry.host}],
+    }
+    config = tmp_path / "sync.yaml"
+    config.write_text(json.dumps(spec))  # JSON is YAML too
+    stopped = run_cli("sync", "-f", str(config), "--json", "--cache-dir", str(tmp_path / "cache"))
+    assert stopped.returncode == 11
+    assert json.loads(stopped.stdout)["summary"] == {"copied": 0, "skipped": 0, "failed": 1, "not_run": 2}
+    kept = run_cli("sync", "-f", str(config), "--keep-going", "--cache-dir", str(tmp_path / "cache"))
+    assert kept.returncode == 11
+    assert "failed   " in kept.stderr and "no/such" in kept.stderr
+    assert kept.stdout.startswith("sync: 2 copied, 0 skipped, 1 failed")
+    assert _digest(f"{registry.host}/tools/t00:2.0.0", tmp_path) == source.digests["tools/t00", "2.0.0"]

@@ -108,7 +108,8 @@ class Planner:
             images = self._source_images(source, reference, entries)
         except OcipushError as exc:
             # The repository cannot be read at all: one failed result stands for it.
-            failed = ImageResult(str(reference), "", [], "", "failed", error=str(exc))
+            name = f"{reference.registry}/{reference.repository}"
+            failed = ImageResult(name, "", [], "", "failed", error=str(exc))
             self.on_event(SyncEvent("failed", failed))
             plan.results.append(failed)
             return plan
@@ -163,7 +164,13 @@ class Planner:
             names = image.tags or [image.digest]
             missing = [name for name in names if current_digest(client, name) != image.digest]
             if not missing:
-                skipped = ImageResult(str(reference), str(target), image.tags, image.digest, "skipped")
+                skipped = ImageResult(
+                    f"{reference.registry}/{reference.repository}@{image.digest}",
+                    f"{target.registry}/{target.repository}",
+                    image.tags,
+                    image.digest,
+                    "skipped",
+                )
                 self.on_event(SyncEvent("skipped", skipped))
                 plan.results.append(skipped)
                 continue
