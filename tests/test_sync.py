@@ -271,7 +271,7 @@ def test_rate_limit_floor_stops_the_sync(
         "--on-rate-limit", "stop", "--json", "--cache-dir", str(tmp_path / "cache"),
     )  # fmt: skip
     assert fault.applied == 1  # the first HEAD told the quota; the sync stopped before the second
-    assert done.returncode == 11, done.stderr
+    assert done.returncode == 12, done.stderr
     failed = json.loads(done.stdout)["failed"]
     assert len(failed) == 1 and "3 pulls left (floor 5)" in failed[0]["error"]
     assert api.catalog(registry.host, options=options(tmp_path)) == []
@@ -370,10 +370,10 @@ def test_keep_going_copies_the_rest_and_says_what_failed(
     config = tmp_path / "sync.yaml"
     config.write_text(json.dumps(spec))  # JSON is YAML too
     stopped = run_cli("sync", "-f", str(config), "--json", "--cache-dir", str(tmp_path / "cache"))
-    assert stopped.returncode == 11
+    assert stopped.returncode == 12
     assert json.loads(stopped.stdout)["summary"] == {"copied": 0, "skipped": 0, "failed": 1, "not_run": 2}
     kept = run_cli("sync", "-f", str(config), "--keep-going", "--cache-dir", str(tmp_path / "cache"))
-    assert kept.returncode == 11
+    assert kept.returncode == 12
     assert "failed   " in kept.stderr and "no/such" in kept.stderr
     assert kept.stdout.startswith("sync: 2 copied, 0 skipped, 1 failed")
     assert _digest(f"{registry.host}/tools/t00:2.0.0", tmp_path) == source.digests["tools/t00", "2.0.0"]

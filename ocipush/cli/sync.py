@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import add_registry_arguments, blob_summary, registry_options
-from ocipush.errors import UsageError
+from ocipush.errors import SyncIncomplete, UsageError
 
 if TYPE_CHECKING:
     from ocipush.sync.report import ImageResult, SyncEvent, SyncReport
@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
         help="mirror repositories or whole registries (a sync file, or SRC_REPO DST_REPO)",
         description="Mirror images: tags whose digest already matches at the destination cost one HEAD and are "
         "skipped, so running the same sync again (after a failure, a kill, or a day) copies only what changed.",
-        epilog="exit code 11: some images failed or were not run (see the summary or --json).",
+        epilog="exit code 12: some images failed or were not run (see the summary or --json).",
     )
     parser.set_defaults(handler=_sync)
     parser.add_argument("source", nargs="?", help="source repository, e.g. docker.io/library/alpine[:tag]")
@@ -170,7 +170,7 @@ def _sync(args: argparse.Namespace) -> int:
         on_event=show,
     )
     _render(args, report)
-    return 0 if report.ok or report.dry_run else 11
+    return 0 if report.ok or report.dry_run else SyncIncomplete.exit_code
 
 
 def _render(args: argparse.Namespace, report: SyncReport) -> None:
