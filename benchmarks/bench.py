@@ -36,6 +36,7 @@ sys.path.insert(0, str(BENCH))
 
 import data  # noqa: E402
 import report  # noqa: E402
+import sync_bench  # noqa: E402
 from measure import CommandFailed, Sample, run_timed, summary  # noqa: E402
 
 from ocipush.localregistry import LocalRegistry  # noqa: E402
@@ -597,7 +598,7 @@ def tool_versions() -> dict[str, str]:
     }
 
 
-SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "Lambda", "S1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -606,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per tool in the full run (default 5)")
     parser.add_argument("--out", type=Path, help="where report.md, chart.png and raw.json go")
     parser.add_argument("--work", type=Path, help="scratch directory (default benchmarks/work or a temp dir)")
-    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7, "
+                        "S1 the sync scenarios S1-S3)")  # fmt: skip
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
     parser.add_argument("--ocipush", type=Path, help="the ocipush command to measure (default .venv/bin/ocipush); "
                         "run.sh passes a regular, runtime-only install")  # fmt: skip
@@ -634,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("P1", bench.p1_p7), ("P2", bench.p2), ("P3", bench.p3), ("P5", bench.p5), ("P6", bench.p6),
             ("P8", bench.p8), ("P9", bench.p9), ("Lambda", bench.lambda_profile),
+            ("S1", lambda: sync_bench.s1_s2_s3(bench)),
         ]  # fmt: skip
         for key, step in steps:
             if key not in wanted:

@@ -82,12 +82,13 @@ def populate(host: str, work: Path) -> Source:
         for repo, version, extra in jobs:
             if repo == repository:
                 image = LayoutSource(session, layout, f"{repository.replace('/', '-')}-{version}", None)
-                result = transfer(image, target, [version, *extra])
+                result = transfer(image, target, [version, *extra], jobs=2)
                 for tag in result.tags:
                     source.digests[repository, tag] = result.digest
 
-    # One session for all: pushing 100 small images is mostly connection set-up otherwise.
-    with RegistrySession(options(work)) as session, ThreadPoolExecutor(8) as pool:
+    # One session for all (pushing 100 small images is mostly connection set-up otherwise), with a connection
+    # for each of the 4 x 2 blobs in flight: `jobs` sizes the pool.
+    with RegistrySession(options(work, jobs=8)) as session, ThreadPoolExecutor(4) as pool:
         list(pool.map(push, repositories()))
     return source
 

@@ -40,8 +40,11 @@ class CopyContext:
     """What every image task of one process shares: the registry session (pooled connections, tokens), the quota
     gate, one pacer per ECR Region, and the repositories this process already created."""
 
-    def __init__(self, session: RegistrySession, limits: RateLimits, gate: QuotaGate | None = None) -> None:
+    def __init__(
+        self, session: RegistrySession, limits: RateLimits, gate: QuotaGate | None = None, jobs: int | None = None
+    ) -> None:
         self.session = session
+        self.jobs = jobs or session.options.jobs  # blobs of one image at once
         self.limits = limits
         self.gate = gate or QuotaGate(limits, ignore_events)
         self._pacers: dict[str, Pacer] = {}
@@ -108,7 +111,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     source,
                     image_target,
                     list(target.tags),
-                    jobs=context.session.options.jobs,
+                    jobs=context.jobs,
                     on_missing_repository=context.repository_creator(target),
                 )
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -88,10 +89,12 @@ class DaskExecutor:
         self.workers = max(1, workers)
         self.threads_per_worker = threads_per_worker
         self.retries = retries
+        self.start_seconds = 0.0  # the LocalCluster's start and the client's connection
 
     def run(self, tasks: Sequence[ImageTask], on_done: OnDone) -> int:
         from distributed import Client, LocalCluster, as_completed
 
+        started = time.monotonic()
         cluster = None
         if self.scheduler is None:
             cluster = LocalCluster(
@@ -103,6 +106,7 @@ class DaskExecutor:
         run = uuid.uuid4().hex[:8]  # keys unique to this run: a long-lived scheduler must not reuse old results
         try:
             with Client(self.scheduler or cluster) as client:
+                self.start_seconds = time.monotonic() - started
                 futures = [
                     client.submit(
                         run_on_worker,

@@ -29,19 +29,35 @@ log = logging.getLogger("ocipush.sync")
 class _Image:
     """A source image found under one or more tags of a repository."""
 
+    source: Source
+    reference: Reference
     digest: str
     tags: list[str] = field(default_factory=list)
     root: ManifestDocument | None = None  # set when the planner filtered an index
+
+    @property
+    def name(self) -> str:
+        return f"{self.reference.registry}/{self.reference.repository}@{self.digest}"
+
+    def task(self, targets: list[CopyTarget]) -> ImageTask:
+        return ImageTask(
+            self.reference.registry,
+            self.reference.repository,
+            self.digest,
+            tuple(self.tags),
+            tuple(targets),
+            self.root.raw if self.root else None,
+            self.root.media_type if self.root else None,
+        )
+
+
+Wanted = tuple[Source, Reference, str | None, str | None]  # (source, repository, tag, pinned digest)
 
 
 @dataclass
 class Plan:
     tasks: list[ImageTask] = field(default_factory=list)
     results: list[ImageResult] = field(default_factory=list)  # skipped, and failed while planning
-
-    def add(self, other: Plan) -> None:
-        self.tasks += other.tasks
-        self.results += other.results
 
 
 def repository_name(registry: str, repository: str) -> Reference:
@@ -63,11 +79,38 @@ class Planner:
                 raise UsageError(f"create-repo works only for Amazon ECR destinations, not {destination.registry}")
 
     def plan(self) -> Plan:
+        """Three rounds, each spread over the pool: list every repository's tags, resolve every tag at its
+        source, compare every image with every destination. A tag at a time is one request: on a warm sync the
+        round trips, not the bytes, are the cost, so they all run side by side."""
         plan = Plan()
-        work = list(self._repositories())
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="ocipush-plan") as pool:
-            for part in pool.map(lambda job: self._plan_repository(*job), work):
-                plan.add(part)
+            wanted: list[Wanted] = []
+            for listed in pool.map(lambda job: self._wanted(*job), list(self._repositories())):
+                if isinstance(listed, ImageResult):
+                    plan.results.append(listed)
+                else:
+                    wanted += listed
+            images: dict[tuple[str, str], _Image] = {}  # (repository, digest) -> image
+            found = pool.map(lambda item: (item, self._resolve(*item)), wanted)
+            for (source, reference, tag, _), resolved in found:
+                if isinstance(resolved, ImageResult):
+                    plan.results.append(resolved)
+                    continue
+                digest, root = resolved
+                image = images.setdefault((str(reference), digest), _Image(source, reference, digest, root=root))
+                if tag:
+                    image.tags.append(tag)
+            pairs = [(image, d) for image in images.values() for d in self.spec.destinations]
+            compared = list(pool.map(lambda pair: self._compare(*pair), pairs))
+        targets: dict[int, list[CopyTarget]] = {}
+        for (image, _), outcome in zip(pairs, compared, strict=True):
+            if isinstance(outcome, ImageResult):
+                plan.results.append(outcome)
+            else:
+                targets.setdefault(id(image), []).append(outcome)
+        for image in images.values():
+            if id(image) in targets:
+                plan.tasks.append(image.task(targets[id(image)]))
         return plan
 
     # --- which repositories -------------------------------------------------------------------------------------
@@ -99,103 +142,82 @@ class Planner:
             return [r.name for r in describe_repositories(region=ecr.region, profile=self.session.options.aws_profile)]
         return list_catalog(self.session.transport(repository_name(registry, "x").api_host))
 
-    # --- one repository -----------------------------------------------------------------------------------------
+    # --- one repository, one tag, one destination ----------------------------------------------------------------
 
-    def _plan_repository(self, source: Source, repository: str, entries: tuple[str, ...]) -> Plan:
+    def _failed(self, name: str, exc: OcipushError) -> ImageResult:
+        failed = ImageResult(name, "", [], "", "failed", error=str(exc))
+        self.on_event(SyncEvent("failed", failed))
+        return failed
+
+    def _wanted(
+        self, source: Source, repository: str, entries: tuple[str, ...]
+    ) -> list[Wanted] | ImageResult:
+        """(source, repository, tag, pinned digest) for each tag or digest to take; a failed result when the
+        repository cannot be listed."""
         reference = repository_name(source.registry, repository)
-        plan = Plan()
-        try:
-            images = self._source_images(source, reference, entries)
-        except OcipushError as exc:
-            # The repository cannot be read at all: one failed result stands for it.
-            name = f"{reference.registry}/{reference.repository}"
-            failed = ImageResult(name, "", [], "", "failed", error=str(exc))
-            self.on_event(SyncEvent("failed", failed))
-            plan.results.append(failed)
-            return plan
-        for image in images:
-            plan.add(self._compare(source, reference, image))
-        return plan
-
-    def _source_images(self, source: Source, reference: Reference, entries: tuple[str, ...]) -> list[_Image]:
-        client = self.session.client(reference)
-        wanted: list[tuple[str | None, str | None]] = []  # (tag, pinned digest)
         if entries:
+            wanted: list[Wanted] = []
             for entry in entries:
                 name, _, pin = entry.rpartition("@") if "@" in entry else (entry, "", "")
-                wanted.append((None, entry) if is_digest(entry) else (name, pin or None))
-        else:
-            ecr = parse_ecr_host(reference.registry)
+                wanted.append((source, reference, None, entry) if is_digest(entry) else
+                              (source, reference, name, pin or None))  # fmt: skip
+            return wanted
+        client = self.session.client(reference)
+        ecr = parse_ecr_host(reference.registry)
 
-            def push_times(tags: Sequence[str]) -> dict[str, float]:
-                if ecr is not None:
-                    return ecr_pushed_times(reference.repository, ecr.region, self.session.options.aws_profile)
-                return created_times(client, tags)
+        def push_times(tags: Sequence[str]) -> dict[str, float]:
+            if ecr is not None:
+                return ecr_pushed_times(reference.repository, ecr.region, self.session.options.aws_profile)
+            return created_times(client, tags)
 
+        try:
             tags = select_tags(client.list_tags(), source.tags, push_times)
-            wanted = [(tag, None) for tag in tags]
-        images: dict[str, _Image] = {}
-        for tag, pinned in wanted:
+        except OcipushError as exc:
+            return self._failed(f"{reference.registry}/{reference.repository}", exc)
+        return [(source, reference, tag, None) for tag in tags]
+
+    def _resolve(
+        self, source: Source, reference: Reference, tag: str | None, pinned: str | None
+    ) -> tuple[str, ManifestDocument | None] | ImageResult:
+        """The digest a tag names at the source (one HEAD), or the filtered index when platforms are chosen."""
+        client = self.session.client(reference)
+        try:
             self.gate.check(client.transport)
-            root: ManifestDocument | None = None
             if source.platforms:
                 root = client.get_manifest(pinned or tag or "")
                 if root.is_index:
                     root = filter_index(root, source.platforms, str(reference))
-                digest = root.digest
-            elif pinned is not None:
-                digest = pinned  # the pin is the truth: the copy fetches by digest and verifies it
-            else:
-                found = client.manifest_digest(tag or "")
-                if found is None:
-                    raise UsageError(f"{reference}:{tag} does not exist")
-                digest = found[0]
-            image = images.setdefault(digest, _Image(digest, root=root))
-            if tag:
-                image.tags.append(tag)
-        return list(images.values())
+                return root.digest, root
+            if pinned is not None:
+                return pinned, None  # the pin is the truth: the copy fetches by digest and verifies it
+            found = client.manifest_digest(tag or "")
+            if found is None:
+                raise UsageError(f"{reference.registry}/{reference.repository}:{tag} does not exist")
+            return found[0], None
+        except OcipushError as exc:
+            return self._failed(f"{reference.registry}/{reference.repository}:{tag or pinned}", exc)
 
-    def _compare(self, source: Source, reference: Reference, image: _Image) -> Plan:
-        plan = Plan()
-        targets: list[CopyTarget] = []
-        for destination in self.spec.destinations:
-            target = destination_reference(destination, source.registry, reference.repository)
-            client = self.session.client(target)
-            names = image.tags or [image.digest]
+    def _compare(self, image: _Image, destination: Destination) -> CopyTarget | ImageResult:
+        """What `destination` lacks of the image (one HEAD a tag), or a skipped result when it lacks nothing."""
+        target = destination_reference(destination, image.source.registry, image.reference.repository)
+        client = self.session.client(target)
+        names = image.tags or [image.digest]
+        try:
             missing = [name for name in names if current_digest(client, name) != image.digest]
-            if not missing:
-                skipped = ImageResult(
-                    f"{reference.registry}/{reference.repository}@{image.digest}",
-                    f"{target.registry}/{target.repository}",
-                    image.tags,
-                    image.digest,
-                    "skipped",
-                )
-                self.on_event(SyncEvent("skipped", skipped))
-                plan.results.append(skipped)
-                continue
-            targets.append(
-                CopyTarget(
-                    target.registry,
-                    target.repository,
-                    tuple(name for name in missing if name != image.digest),
-                    destination.create_repo,
-                    destination.repository_settings.model_dump(),
-                )
-            )
-        if targets:
-            plan.tasks.append(
-                ImageTask(
-                    reference.registry,
-                    reference.repository,
-                    image.digest,
-                    tuple(image.tags),
-                    tuple(targets),
-                    image.root.raw if image.root else None,
-                    image.root.media_type if image.root else None,
-                )
-            )
-        return plan
+        except OcipushError as exc:
+            return self._failed(f"{target.registry}/{target.repository}", exc)
+        if not missing:
+            skipped = ImageResult(image.name, f"{target.registry}/{target.repository}", image.tags, image.digest,
+                                  "skipped")  # fmt: skip
+            self.on_event(SyncEvent("skipped", skipped))
+            return skipped
+        return CopyTarget(
+            target.registry,
+            target.repository,
+            tuple(name for name in missing if name != image.digest),
+            destination.create_repo,
+            destination.repository_settings.model_dump(),
+        )
 
 
 def destination_reference(destination: Destination, source_registry: str, repository: str) -> Reference:

@@ -89,6 +89,8 @@ class SyncReport:
     dry_run: bool = False
     not_run: int = 0  # images left when a failure stopped the sync (without keep_going)
     seconds: float = 0.0
+    # where the time went: plan (listing, HEADs), start (a Dask cluster's start-up), copy
+    phases: dict[str, float] = field(default_factory=dict)
 
     def having(self, status: Status) -> list[ImageResult]:
         return [r for r in self.results if r.status == status]
@@ -122,7 +124,11 @@ class SyncReport:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"summary": self.summary(), "seconds": round(self.seconds, 3)}
+        data: dict[str, Any] = {
+            "summary": self.summary(),
+            "seconds": round(self.seconds, 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
+        }
         for status in ("planned", "copied", "skipped", "failed"):
             if status != "planned" or self.dry_run:
                 data[status] = [r.to_dict() for r in self.having(status)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -17,6 +18,8 @@ from ocipush.sync.report import ImageResult, SyncCallback, SyncEvent, SyncReport
 from ocipush.sync.spec import SyncSpec, load_spec
 
 log = logging.getLogger("ocipush.sync")
+# Requests in flight while planning: each is a HEAD or a tag list, so round trips, not bandwidth, set the pace.
+PLAN_JOBS = 16
 
 
 def sync(
@@ -37,6 +40,9 @@ def sync(
     if isinstance(spec, str):
         spec = load_spec(spec)
     options = options or RegistryOptions.from_env()
+    # One session serves every image copied at once: its connection pools (sized by `jobs`) must hold the blobs
+    # of all of them, or copies wait on one another for a connection.
+    pooled = dataclasses.replace(options, jobs=max(options.jobs * max(1, workers), PLAN_JOBS))
     started = time.monotonic()
     report = SyncReport(dry_run=dry_run)
     lock = threading.Lock()
@@ -50,9 +56,10 @@ def sync(
             record(event.result)
         on_event(event)
 
-    with RegistrySession(options) as session:
+    with RegistrySession(pooled) as session:
         gate = QuotaGate(spec.rate_limits, on_event)
-        plan = Planner(spec, session, gate, planning_event, jobs=max(workers, 4)).plan()
+        plan = Planner(spec, session, gate, planning_event, jobs=PLAN_JOBS).plan()
+        report.phases["plan"] = time.monotonic() - started
         log.info("sync plan: %d images to copy, %d results so far", len(plan.tasks), len(plan.results))
         if dry_run:
             for task in plan.tasks:
@@ -71,12 +78,17 @@ def sync(
 
         if report.failed and not keep_going:
             report.not_run = len(plan.tasks)
-        else:
+        elif plan.tasks:  # nothing to copy starts no pool and no cluster
             runner: Executor
             if executor == "dask":
                 runner = DaskExecutor(options, spec.rate_limits, scheduler, workers)
             else:
-                runner = ThreadExecutor(CopyContext(session, spec.rate_limits, gate), workers)
+                runner = ThreadExecutor(CopyContext(session, spec.rate_limits, gate, options.jobs), workers)
+            copying = time.monotonic()
             report.not_run = runner.run(plan.tasks, on_done)
+            report.phases["copy"] = time.monotonic() - copying
+            if isinstance(runner, DaskExecutor):
+                report.phases["start"] = runner.start_seconds
+                report.phases["copy"] -= runner.start_seconds
     report.seconds = time.monotonic() - started
     return report
