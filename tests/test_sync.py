@@ -383,3 +383,35 @@ def test_keep_going_copies_the_rest_and_says_what_failed(
     assert "failed   " in kept.stderr and "no/such" in kept.stderr
     assert kept.stdout.startswith("sync: 2 copied, 0 skipped, 1 failed")
     assert _digest(f"{registry.host}/tools/t00:2.0.0", tmp_path) == source.digests["tools/t00", "2.0.0"]
+
+
+def test_rate_limit_floor_pauses_then_goes_on(
+    source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
+) -> None:
+    from support.proxy import Respond
+
+    import ocipush
+    from ocipush.sync.report import SyncEvent
+
+    # Docker Hub's headers on a fake HEAD answer (no local registry sends them); a 1-second window refills fast.
+    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    digest = source.digests["tools/t01", "1.0.0"]
+    headers = (
+        ("Docker-Content-Digest", digest),
+        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ("ratelimit-limit", "100;w=1"),
+        ("ratelimit-remaining", "3;w=1"),
+    )
+    fault = proxy.add_fault("HEAD", r"/manifests/1\.0\.0$", Respond(200, b"", headers))
+    spec = parse_spec({
+        "sources": [{"registry": proxy.host, "images": {"tools/t01": ["1.0.0", "1.1.0"]}}],
+        "destinations": [{"registry": registry.host}],
+        "rate-limits": {"floor": 5, "action": "pause"},
+    })  # fmt: skip
+    events: list[SyncEvent] = []
+    report = ocipush.sync(spec, options=options(tmp_path), on_event=events.append, workers=1)
+    assert fault.applied == 1
+    pauses = [e.message for e in events if e.kind == "info" and "pausing" in e.message]
+    assert pauses and "3 pulls left (floor 5)" in pauses[0]
+    assert report.ok and len(report.copied) == 2
+    assert _digest(f"{registry.host}/tools/t01:1.0.0", tmp_path) == digest
