@@ -5,6 +5,7 @@ registries' own access logs."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,13 @@ def test_sync_file_two_destinations_templates_filters_then_second_run_is_free(
         for tag in ("1.0.0", "1.2.0", "latest"):
             assert _digest(f"{registry.host}/mirror/{repo[4:]}:{tag}", tmp_path) is None
     assert api.catalog(registry.host, options=options(tmp_path)) == sorted(f"mirror/r{i:02}" for i in range(12))
+    # The base layer all images share went up once per image copied at once (4 start together); the other
+    # repositories mounted it from one that had it.
+    base = api.fetch_manifest(f"{source.host}/lib/r01:1.1.0", options=options(tmp_path)).manifest.layers[0].digest
+    log, pattern = registry.log_path.read_text(), base.replace(":", "(?::|%3A)")
+    uploads = len(re.findall(rf'"PUT /v2/\S+/blobs/uploads/\S*digest={pattern}', log))
+    mounts = len(re.findall(rf'"POST /v2/\S+/blobs/uploads/\?\S*mount={pattern}\S* HTTP/1.1" 201', log))
+    assert 1 <= uploads <= 4 and uploads + mounts == len(repos), (uploads, mounts)
 
     # The second run: one HEAD per tag at each destination, nothing else there; nothing read but HEADs and lists.
     marks = {r.host: r.log_path.stat().st_size for r in (registry, second)}
@@ -216,7 +224,6 @@ def _assert_mirrored(source: sh.Source, host: str, tmp_path: Path) -> None:
 def test_killed_sync_resumes_and_copies_no_finished_image_twice(
     source: sh.Source, registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    import re
     import signal
     import subprocess
     import sys

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from ocipush.errors import OcipushError
-from ocipush.models import ManifestDocument
+from ocipush.models import Descriptor, ManifestDocument
 from ocipush.progress import ignore_progress
 from ocipush.reference import Reference
 from ocipush.registry.ecr import is_ecr, parse_ecr_host
@@ -36,6 +36,20 @@ class PacedTarget(RegistryTarget):
         super().put_manifest(document, tags)
 
 
+class MountingSource(RegistrySource):
+    """A source image that also names, for a cross-repository mount, a destination repository this sync already
+    copied the blob into: mirrored images share base layers, and a mount moves no bytes."""
+
+    def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None,
+                 homes: Callable[[str, str], str | None]) -> None:  # fmt: skip
+        super().__init__(session, reference, root)
+        self.homes = homes
+
+    def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        home = self.homes(host, descriptor.digest)
+        return [*super().mount_from(descriptor, host), *([home] if home else [])]
+
+
 class CopyContext:
     """What every image task of one process shares: the registry session (pooled connections, tokens), the quota
     gate, one pacer per ECR Region, and the repositories this process already created."""
@@ -50,7 +64,17 @@ class CopyContext:
         self._pacers: dict[str, Pacer] = {}
         self._created: set[str] = set()
         self._repository_locks: dict[str, threading.Lock] = {}
+        self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
         self._lock = threading.Lock()
+
+    def home(self, host: str, digest: str) -> str | None:
+        with self._lock:
+            return self._homes.get((host, digest))
+
+    def copied(self, host: str, repository: str, digests: list[str]) -> None:
+        with self._lock:
+            for digest in digests:
+                self._homes[host, digest] = repository
 
     def repository_lock(self, name: str) -> threading.Lock:
         """One image at a time into a destination repository: images of one repository share layers, and the
@@ -102,7 +126,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
         destination = f"{target.registry}/{target.repository}"
         try:
             context.gate.check(context.session.transport(reference.api_host))
-            source = RegistrySource(context.session, reference, root)
+            source = MountingSource(context.session, reference, root, context.home)
             image_target = PacedTarget(
                 context.session, Reference(target.registry, target.repository), context.pacer(target.registry)
             )
@@ -114,6 +138,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     jobs=context.jobs,
                     on_missing_repository=context.repository_creator(target),
                 )
+            context.copied(image_target.client.transport.host, target.repository, list(done.blobs))
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts)
         except OcipushError as exc:
             log.warning("copy %s to %s failed: %s", task.source, destination, exc)
