@@ -37,6 +37,7 @@ sys.path.insert(0, str(BENCH))
 import data  # noqa: E402
 import python_deps  # noqa: E402
 import report  # noqa: E402
+import sync_bench  # noqa: E402
 from measure import CommandFailed, Sample, run_timed, summary  # noqa: E402
 
 from ocipush.localregistry import LocalRegistry  # noqa: E402
@@ -660,7 +661,7 @@ def tool_versions() -> dict[str, str]:
     }
 
 
-SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "PY", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "PY", "Lambda", "S1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -669,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per tool in the full run (default 5)")
     parser.add_argument("--out", type=Path, help="where report.md, chart.png and raw.json go")
     parser.add_argument("--work", type=Path, help="scratch directory (default benchmarks/work or a temp dir)")
-    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7, "
+                        "S1 the sync scenarios S1-S3)")  # fmt: skip
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
     parser.add_argument("--ocipush", type=Path, help="the ocipush command to measure (default .venv/bin/ocipush); "
                         "run.sh passes a regular, runtime-only install")  # fmt: skip
@@ -700,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
             ("P8", bench.p8), ("P9", bench.p9), ("P10", bench.p10),
             ("PY", lambda: python_deps.run(bench, OCIPUSH, PYTHON, min(3, sizes.reps))),
             ("Lambda", bench.lambda_profile),
+            ("S1", lambda: sync_bench.s1_s2_s3(bench)),
         ]  # fmt: skip
         for key, step in steps:
             if key not in wanted:

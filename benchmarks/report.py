@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 Scenario = dict[str, Any]
-ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda")
+ORDER = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda", "S1", "S2", "S3")
 
 
 def med(scenario: Scenario | None, tool: str, key: str = "seconds") -> float | None:
@@ -116,6 +116,8 @@ TARGETS: dict[str, tuple[str, Callable[[dict[str, Scenario]], tuple], float, str
     "P8": ("re-sent ≤ 55 %", _p8, 0.55, "<="),
     "P9 import": ("`import ocipush` ≤ 150 ms", _simple("P9", "python -c 'import ocipush'", None), 0.150, "<="),
     "P9 --help": ("`ocipush --help` ≤ 300 ms", _simple("P9", "ocipush --help", None), 0.300, "<="),
+    "S1": ("sync cold ≤ 0.5 × skopeo sync", _simple("S1", "ocipush sync", "skopeo sync"), 0.5, "<="),
+    "S2": ("sync warm ≤ 0.2 × skopeo sync", _simple("S2", "ocipush sync", "skopeo sync"), 0.2, "<="),
 }
 
 
@@ -224,6 +226,9 @@ def write(raw: dict[str, Any], out: Path) -> Path:
         "P8": ("resent_pct", "rerun_s", "rerun_requests", "first_run_MB"),
         "P10": ("base_blob_GETs",),
         "Lambda": ("MB/s", "writes_in_tmp"),
+        "S1": ("images/s",),
+        "S2": ("dest_requests",),
+        "S3": ("images/s", "cluster_start_s", "copy_s", "copy images/s"),
     }
     for key in ORDER:
         scenario = scenarios.get(key)

@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.ops.tags import tag, untag
     from ocipush.registry.options import RegistryOptions
     from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
+    from ocipush.sync.report import SyncReport
+    from ocipush.sync.run import sync
+    from ocipush.sync.spec import SyncSpec
 
 __version__ = "0.1.0"
 
@@ -76,12 +79,17 @@ _API = {
     "sbom": "ocipush.supply",
     "verify_image": "ocipush.supply",
     "generate_key_pair": "ocipush.supply",
+    "sync": "ocipush.sync.run",
+    "SyncSpec": "ocipush.sync.spec",
+    "SyncReport": "ocipush.sync.report",
 }
 
 __all__ = [
     "Conversion",
     "OcipushError",
     "RegistryOptions",
+    "SyncReport",
+    "SyncSpec",
     "__version__",
     "append_index",
     "attach",
@@ -113,6 +121,7 @@ __all__ = [
     "resolve_digest",
     "sbom",
     "sign_image",
+    "sync",
     "tag",
     "untag",
     "verify_image",

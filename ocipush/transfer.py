@@ -59,11 +59,14 @@ class ImageSource(Protocol):
 
 
 class RegistrySource:
-    def __init__(self, session: RegistrySession, reference: Reference) -> None:
+    """An image in a registry. `root`, when given, stands in for the manifest the reference names (an index that a
+    sync filtered to some platforms): its children are still read from the registry."""
+
+    def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None = None) -> None:
         self.reference = reference
         self.client = session.client(reference)
         self.name = str(reference)
-        self._root: ManifestDocument | None = None
+        self._root = root
         self.referrers = RegistryReferrers(self.client)
 
     def root(self) -> ManifestDocument:
@@ -217,11 +220,16 @@ class RegistryTarget:
                 self.referrers.add_to_index(subject_digest, referrers)
 
     def current_digest(self, reference: str) -> str | None:
-        try:
-            found = self.client.manifest_digest(reference)
-        except NotFoundError:  # the repository itself may not exist yet
-            return None
-        return found[0] if found else None
+        return current_digest(self.client, reference)
+
+
+def current_digest(client: RegistryClient, reference: str) -> str | None:
+    """The digest a tag (or digest) names in the client's repository now (one HEAD); None when it names nothing."""
+    try:
+        found = client.manifest_digest(reference)
+    except NotFoundError:  # the repository itself may not exist yet
+        return None
+    return found[0] if found else None
 
 
 def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_PY = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda", "S1", "S2", "S3")
 TOOLS = ("docker-registry", "skopeo", "umoci", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out),
          "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -46,6 +46,9 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         "P8": ("ocipush [distribution]", "ocipush [ecr]", "skopeo [distribution]"),
         "P9": ("python -c 'import ocipush'", "ocipush --help"),
         "P1": ("umoci + skopeo", "tar | pigz -1 + curl"),
+        "S1": ("ocipush sync", "skopeo sync"),
+        "S2": ("ocipush sync", "skopeo sync"),
+        "S3": ("ocipush dask, 2 workers",),
     }.items():
         for tool in tools:
             assert scenarios[key]["tools"][tool]["samples"], (key, tool, scenarios[key]["tools"][tool])
