@@ -1,5 +1,5 @@
-"""Sync scenarios: `ocipush sync` against `skopeo sync` on the same source (S1 cold, S2 warm), and the Dask
-executor on 1, 2 and 4 LocalCluster workers (S3). The source is the test suite's: 20 repositories x 5 tags of small
+"""Sync scenarios: `ocipush sync` against `skopeo sync` on the same source (SY1 cold, SY2 warm), and the Dask
+executor on 1, 2 and 4 LocalCluster workers (SY3). The source is the test suite's: 20 repositories x 5 tags of small
 images, half of them two-platform indexes (tests/synchelpers.py), pushed once into a registry kept for the scenario.
 """
 
@@ -78,7 +78,7 @@ def _check(source: synchelpers.Source, host: str, prefix: str) -> None:
 def s1_s2_s3(bench: Bench) -> None:
     from bench import access_lines, count_methods
 
-    print("S1-S3: sync of 20 repositories x 5 tags", flush=True)
+    print("SY1-SY3: sync of 20 repositories x 5 tags", flush=True)
     work = bench.fresh("sync-source")
     with LocalRegistry(storage_dir=work / "storage", log_path=bench.logs / "sync-source.log") as src:
         started = time.perf_counter()
@@ -118,14 +118,14 @@ def s1_s2_s3(bench: Bench) -> None:
             "ocipush sync": "ocipush sync -f sync.yaml -q (4 images at once, threads)",
             "skopeo sync": "skopeo sync --all --src yaml --dest docker skopeo-sync.yaml HOST/mirror",
         }
-        bench.record("S1", "Sync 20 repositories x 5 tags (80 images) into an empty registry", samples, errors,
+        bench.record("SY1", "Sync 20 repositories x 5 tags (80 images) into an empty registry", samples, errors,
                      commands)  # fmt: skip
         tools = {
             "ocipush sync": warm("ocipush sync", lambda h: _ocipush(bench, ours, h), "ocipush"),
             "skopeo sync": warm("skopeo sync", lambda h: _skopeo(theirs, h), "skopeo"),
         }
         samples, errors = bench.alternate(bench.sizes.reps, tools)
-        bench.record("S2", "The same sync again: nothing to copy", samples, errors, commands)
+        bench.record("SY2", "The same sync again: nothing to copy", samples, errors, commands)
         s3(bench, source, ours)
 
 
@@ -153,5 +153,5 @@ def s3(bench: Bench, source: synchelpers.Source, ours: Path) -> None:
     samples, errors = bench.alternate(bench.sizes.reps, tools)
     commands = {name: f"ocipush sync -f sync.yaml -q --executor dask --workers {name.split()[2]} (a LocalCluster "
                 "of that many processes, 2 threads each, started by the command)" for name in tools}  # fmt: skip
-    bench.record("S3", "Sync of S1 on the Dask executor (LocalCluster start-up included)", samples, errors, commands)
+    bench.record("SY3", "Sync of SY1 on the Dask executor (LocalCluster start-up included)", samples, errors, commands)
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, hash_as
+from ocipush.document import ManifestDocument
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
-from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
 from ocipush.registry.client import list_catalog
@@ -39,6 +39,7 @@ from ocipush.transfer import (
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
     from ocipush.lambda_rules import LambdaProblem
+    from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
@@ -164,7 +165,7 @@ def _copy_from(
                     image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
                     referrers=referrers,
                 )  # fmt: skip
-        return _to_archive(image, dst, wanted or host_platform(), session, progress)
+        return _to_archive(image, dst, wanted or _host_platform(), session, progress)
 
 
 @contextlib.contextmanager
@@ -201,6 +202,12 @@ def _to_archive(
         descriptor = layout.resolve(digest=result.digest)
         write_docker_archive(layout, descriptor, dst.path, str(dst.reference) if dst.reference else None)
     return result
+
+
+def _host_platform() -> Platform:
+    from ocipush.models import host_platform  # pydantic loads on first use, not at `import ocipush.api`
+
+    return host_platform()
 
 
 def _platform(platform: Platform | str | None) -> Platform | None:
@@ -247,7 +254,7 @@ def pull(
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
     if referrers and isinstance(_location(target), ArchiveLocation):
         raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
-    wanted = None if all_platforms else (_platform(platform) or host_platform())
+    wanted = None if all_platforms else (_platform(platform) or _host_platform())
     return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
@@ -277,7 +284,7 @@ def pull_rootfs(
     if os.path.isdir(directory) and os.listdir(directory):
         raise UsageError(f"{directory} is not empty: unpack into a new or empty directory")
     options = options or RegistryOptions.from_env()
-    wanted = _platform(platform) or host_platform()
+    wanted = _platform(platform) or _host_platform()
     with (
         RegistrySession(options) as session,
         _open_source(session, _location(source)) as image,
@@ -331,7 +338,7 @@ def build_to(
 
         if not base_layers:
             raise UsageError("a docker archive always holds the base's layers: leave them out only of an oci: layout")
-        platform = host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
+        platform = _host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
         with _scratch_dir(options) as scratch, RegistrySession(options) as session:
             store = OCILayout(scratch, create=True)
             built = build_image(spec, store, None, progress, fetch_options=options)

@@ -11,15 +11,15 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.baseinfo import BASE_NAME
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
+from ocipush.document import ManifestDocument
 from ocipush.errors import NotFoundError, RegistryError, TransferStopped, UsageError
 from ocipush.layout import OCILayout
-from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
 from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
@@ -36,6 +36,8 @@ BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
 PUSH_OUTCOMES: tuple[BlobOutcome, ...] = ("uploaded", "exists", "mounted")
 LOCAL_OUTCOMES: tuple[BlobOutcome, ...] = ("downloaded", "copied", "exists")
 
+if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built
+    from ocipush.models import Descriptor, Platform
 
 # --- sources ---------------------------------------------------------------------------------------------------------
 
@@ -313,6 +315,8 @@ def select_platform(
     source: ImageSource, index: ManifestDocument, platform: Platform, _depth: int = 0, _seen: set[str] | None = None
 ) -> ManifestDocument:
     """The image for `platform` from an index (nested indexes followed once each, at most MAX_INDEX_DEPTH deep)."""
+    from ocipush.models import platform_matches
+
     seen = set() if _seen is None else _seen
     for child in index.index.manifests:
         if child.media_type in mt.INDEXES:
