@@ -12,6 +12,8 @@ _PUSHES = ("push", "copy", "build-push")
 
 def advice(args: argparse.Namespace, exc: OcipushError) -> str:
     """A "; …" suffix for the error line, or ""."""
+    if exc.cli_hint:
+        return f"; {exc.cli_hint}"
     if isinstance(exc, AuthError) and exc.missing_credentials and exc.host:
         return f"; log in with `ocipush login {exc.host}`, or pass --username with --password-stdin"
     if isinstance(exc, NotFoundError) and exc.code == "NAME_UNKNOWN" and getattr(args, "command", None) in _PUSHES:
