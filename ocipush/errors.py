@@ -58,6 +58,8 @@ class AuthError(RegistryAnswerError):
         super().__init__(message, status, code, reference)
         self.host = host
         self.missing_credentials = missing_credentials
+        if missing_credentials and host:
+            self.cli_hint = f"log in with `ocipush login {host}`, or pass --username with --password-stdin"
 
 
 class RegistryError(RegistryAnswerError):
