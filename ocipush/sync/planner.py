@@ -13,14 +13,13 @@ from ocipush.digest import is_digest
 from ocipush.errors import OcipushError, UsageError
 from ocipush.models import ManifestDocument, parse_platform, platform_matches
 from ocipush.reference import Reference, parse_reference
-from ocipush.registry.client import list_catalog
+from ocipush.registry.client import current_digest, list_catalog
 from ocipush.registry.ecr import parse_ecr_host
 from ocipush.registry.session import RegistrySession
 from ocipush.sync.ratelimit import QuotaGate
 from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, SyncCallback, SyncEvent
 from ocipush.sync.spec import Destination, Source, SyncSpec
 from ocipush.sync.tags import created_times, ecr_pushed_times, select_tags
-from ocipush.transfer import current_digest
 
 log = logging.getLogger("ocipush.sync")
 
