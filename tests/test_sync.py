@@ -258,21 +258,25 @@ def test_killed_sync_resumes_and_copies_no_finished_image_twice(
     assert len(in_flight) <= 2, (twice, blobs_twice)
 
 
+def _quota_proxy(fault_proxy: object, source: sh.Source, window: int, path: str, times: int | None) -> tuple:
+    """A proxy before the source whose manifest HEADs (matching `path`) answer, for tools/t01:1.0.0, with Docker
+    Hub's quota headers (3 pulls left of 100 per `window` seconds): no local registry sends them."""
+    from support.proxy import Respond
+
+    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    headers = (
+        ("Docker-Content-Digest", source.digests["tools/t01", "1.0.0"]),
+        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ("ratelimit-limit", f"100;w={window}"),
+        ("ratelimit-remaining", f"3;w={window}"),
+    )
+    return proxy, proxy.add_fault("HEAD", path, Respond(200, b"", headers), times=times)
+
+
 def test_rate_limit_floor_stops_the_sync(
     source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
 ) -> None:
-    from support.proxy import Respond
-
-    # Docker Hub's quota headers: no local registry sends them, so the proxy answers the source's HEADs itself.
-    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
-    digest = source.digests["tools/t01", "1.0.0"]
-    headers = (
-        ("Docker-Content-Digest", digest),
-        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
-        ("ratelimit-limit", "100;w=21600"),
-        ("ratelimit-remaining", "3;w=21600"),
-    )
-    fault = proxy.add_fault("HEAD", r"/manifests/", Respond(200, b"", headers), times=None)
+    proxy, fault = _quota_proxy(fault_proxy, source, 21600, r"/manifests/", None)
     done = run_cli(
         "sync", f"{proxy.host}/tools/t01", f"{registry.host}/t01", "--all-tags", "--rate-limit-floor", "5",
         "--on-rate-limit", "stop", "--keep-going", "--json", "--cache-dir", str(tmp_path / "cache"),
@@ -395,21 +399,12 @@ def test_keep_going_copies_the_rest_and_says_what_failed(
 def test_rate_limit_floor_pauses_then_goes_on(
     source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
 ) -> None:
-    from support.proxy import Respond
-
     import ocipush
     from ocipush.sync.report import SyncEvent
 
-    # Docker Hub's headers on a fake HEAD answer (no local registry sends them); a 1-second window refills fast.
-    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    # a 1-second window refills fast: the pause is short
+    proxy, fault = _quota_proxy(fault_proxy, source, 1, r"/manifests/1\.0\.0$", 1)
     digest = source.digests["tools/t01", "1.0.0"]
-    headers = (
-        ("Docker-Content-Digest", digest),
-        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
-        ("ratelimit-limit", "100;w=1"),
-        ("ratelimit-remaining", "3;w=1"),
-    )
-    fault = proxy.add_fault("HEAD", r"/manifests/1\.0\.0$", Respond(200, b"", headers))
     spec = parse_spec({
         "sources": [{"registry": proxy.host, "images": {"tools/t01": ["1.0.0", "1.1.0"]}}],
         "destinations": [{"registry": registry.host}],

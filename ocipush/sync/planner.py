@@ -185,7 +185,7 @@ class Planner:
             if source.platforms:
                 root = client.get_manifest(pinned or tag or "")
                 if root.is_index:
-                    root = filter_index(root, source.platforms, str(reference))
+                    root = index_for_platforms(root, source.platforms, str(reference))
                 return root.digest, root
             if pinned is not None:
                 return pinned, None  # the pin is the truth: the copy fetches by digest and verifies it
@@ -223,7 +223,7 @@ def destination_reference(destination: Destination, source_registry: str, reposi
     return repository_name(destination.registry, destination.repository_for(source_registry, repository))
 
 
-def filter_index(document: ManifestDocument, platforms: tuple[str, ...], name: str) -> ManifestDocument:
+def index_for_platforms(document: ManifestDocument, platforms: tuple[str, ...], name: str) -> ManifestDocument:
     """The index with only the children for `platforms`; the exact original when it keeps them all."""
     wanted = [parse_platform(text) for text in platforms]
     index = document.index
