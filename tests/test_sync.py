@@ -417,3 +417,21 @@ def test_rate_limit_floor_pauses_then_goes_on(
     assert pauses and "3 pulls left (floor 5)" in pauses[0]
     assert report.ok and len(report.copied) == 2
     assert _digest(f"{registry.host}/tools/t01:1.0.0", tmp_path) == digest
+
+
+def test_newest_by_push_time_on_ecr_reads_image_pushed_at(aws_env: dict[str, str]) -> None:
+    """On an ECR source the push time is ECR's own imagePushedAt (real boto3 against moto's DescribeImages)."""
+    import boto3
+    from ecr_conftest_helpers import push_fake_image, unique
+
+    from ocipush.sync.spec import TagFilter
+    from ocipush.sync.tags import ecr_pushed_times, select_tags
+
+    repository = unique("sync-pushed")
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName=repository)
+    for tag in ("a", "b", "c"):
+        push_fake_image(repository, tag, seed=f"{repository}-{tag}")
+    times = ecr_pushed_times(repository, "us-east-1", None)
+    assert sorted(times) == ["a", "b", "c"] and all(t > 0 for t in times.values())
+    newest = select_tags(["a", "b", "c"], TagFilter(newest=1, newest_by="pushed"), lambda _: times)
+    assert newest == [max(times, key=lambda t: (times[t], t))]
