@@ -435,3 +435,17 @@ def test_newest_by_push_time_on_ecr_reads_image_pushed_at(aws_env: dict[str, str
     assert sorted(times) == ["a", "b", "c"] and all(t > 0 for t in times.values())
     newest = select_tags(["a", "b", "c"], TagFilter(newest=1, newest_by="pushed"), lambda _: times)
     assert newest == [max(times, key=lambda t: (times[t], t))]
+
+
+def test_put_image_pacer_spreads_calls_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECR's PutImage quota (10/s by default): five manifest pushes at one instant wait 0, 0.1, … 0.4 s. The clock
+    is frozen so the test measures what the pacer asks for, not how fast this machine is."""
+    from ocipush.sync import ratelimit
+
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 100.0)
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    pacer = ratelimit.Pacer(10.0)
+    for _ in range(5):
+        pacer.wait()
+    assert slept == pytest.approx([0.1, 0.2, 0.3, 0.4])  # the first call goes at once
