@@ -449,3 +449,32 @@ def test_put_image_pacer_spreads_calls_evenly(monkeypatch: pytest.MonkeyPatch) -
     for _ in range(5):
         pacer.wait()
     assert slept == pytest.approx([0.1, 0.2, 0.3, 0.4])  # the first call goes at once
+
+
+def test_attached_sbom_comes_along(second: LocalRegistry, registry: LocalRegistry, tmp_path: Path) -> None:
+    """Referrers travel with the image (the graph copy's carry-along); `--no-referrers` leaves them behind."""
+    from transferhelpers import make_image
+
+    from ocipush.supply import attach, list_referrers
+
+    layout, descriptor = make_image(tmp_path / "img")
+    opts = options(tmp_path)
+    api.push(f"oci:{layout.path}:v1", f"{second.host}/app:v1", options=opts)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
+    attached = attach(f"{second.host}/app:v1", "application/spdx+json", [str(sbom)], options=opts)
+    # --all-tags: the referrers tag schema's index (tag sha256-<hex>, this registry has no referrers API) is not
+    # mirrored as a tag of its own; it comes along with its subject
+    assert len(api.list_tags(f"{second.host}/app", options=opts)) == 2
+    done = run_cli("sync", f"{second.host}/app", f"{registry.host}/with", "--all-tags", "--json",
+                   "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    copied = json.loads(done.stdout)["copied"]
+    assert [(c["tags"], c["referrers"]) for c in copied] == [(["v1"], 1)]
+    found = list_referrers(f"{registry.host}/with:v1", options=opts)
+    assert [r.descriptor.digest for r in found] == [attached.digest]
+    bare = run_cli("sync", f"{second.host}/app:v1", f"{registry.host}/without", "--no-referrers",
+                   "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert bare.returncode == 0, bare.stderr
+    assert _digest(f"{registry.host}/without:v1", tmp_path) == descriptor.digest
+    assert list_referrers(f"{registry.host}/without:v1", options=opts) == []

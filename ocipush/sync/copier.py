@@ -137,9 +137,11 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     list(target.tags),
                     jobs=context.jobs,
                     on_missing_repository=context.repository_creator(target),
+                    referrers=task.referrers,
                 )
             context.copied(image_target.client.transport.host, target.repository, list(done.blobs))
-            result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts)
+            result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts,
+                                 referrers=len(done.referrers))  # fmt: skip
         except OcipushError as exc:
             log.warning("copy %s to %s failed: %s", task.source, destination, exc)
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "failed", error=str(exc))

@@ -5,6 +5,7 @@ a GET when platforms are filtered), and compare with each destination (one HEAD 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ocipush.sync.spec import Destination, Source, SyncSpec
 from ocipush.sync.tags import created_times, ecr_pushed_times, select_tags
 
 log = logging.getLogger("ocipush.sync")
+ATTACHED_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.(sig|att|sbom))?")
 
 
 @dataclass
@@ -38,7 +40,7 @@ class _Image:
     def name(self) -> str:
         return f"{self.reference.registry}/{self.reference.repository}@{self.digest}"
 
-    def task(self, targets: list[CopyTarget]) -> ImageTask:
+    def task(self, targets: list[CopyTarget], referrers: bool) -> ImageTask:
         return ImageTask(
             self.reference.registry,
             self.reference.repository,
@@ -47,6 +49,7 @@ class _Image:
             tuple(targets),
             self.root.raw if self.root else None,
             self.root.media_type if self.root else None,
+            referrers,
         )
 
 
@@ -109,7 +112,7 @@ class Planner:
                 targets.setdefault(id(image), []).append(outcome)
         for image in images.values():
             if id(image) in targets:
-                plan.tasks.append(image.task(targets[id(image)]))
+                plan.tasks.append(image.task(targets[id(image)], self.spec.referrers))
         return plan
 
     # --- which repositories -------------------------------------------------------------------------------------
@@ -170,7 +173,10 @@ class Planner:
             return created_times(client, tags)
 
         try:
-            tags = select_tags(client.list_tags(), source.tags, push_times)
+            listed = client.list_tags()
+            if self.spec.referrers:  # the referrers tag schema's and cosign's tags come along with their subjects
+                listed = [tag for tag in listed if not ATTACHED_TAG.fullmatch(tag)]
+            tags = select_tags(listed, source.tags, push_times)
         except OcipushError as exc:
             return self._failed(f"{reference.registry}/{reference.repository}", exc)
         return [(source, reference, tag, None) for tag in tags]
