@@ -12,6 +12,7 @@ from ocipush.errors import OcipushError
 from ocipush.models import Descriptor, ManifestDocument
 from ocipush.progress import ignore_progress
 from ocipush.reference import Reference
+from ocipush.referrers import RegistryReferrers
 from ocipush.registry.ecr import is_ecr, parse_ecr_host
 from ocipush.registry.session import RegistrySession
 from ocipush.sync.ratelimit import Pacer, QuotaGate
@@ -41,9 +42,11 @@ class MountingSource(RegistrySource):
     copied the blob into: mirrored images share base layers, and a mount moves no bytes."""
 
     def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None,
-                 homes: Callable[[str, str], str | None]) -> None:  # fmt: skip
+                 context: CopyContext) -> None:  # fmt: skip
         super().__init__(session, reference, root)
-        self.homes = homes
+        self.homes = context.home
+        # one finder per source repository for the whole sync: its tag listing and API probe are asked once
+        self.referrers = context.referrer_finder(reference)
 
     def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
         home = self.homes(host, descriptor.digest)
@@ -65,7 +68,15 @@ class CopyContext:
         self._created: set[str] = set()
         self._repository_locks: dict[str, threading.Lock] = {}
         self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
+        self._finders: dict[str, RegistryReferrers] = {}
         self._lock = threading.Lock()
+
+    def referrer_finder(self, reference: Reference) -> RegistryReferrers:
+        key = f"{reference.api_host}/{reference.repository}"
+        with self._lock:
+            if key not in self._finders:
+                self._finders[key] = RegistryReferrers(self.session.client(reference))
+            return self._finders[key]
 
     def home(self, host: str, digest: str) -> str | None:
         with self._lock:
@@ -126,7 +137,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
         destination = f"{target.registry}/{target.repository}"
         try:
             context.gate.check(context.session.transport(reference.api_host))
-            source = MountingSource(context.session, reference, root, context.home)
+            source = MountingSource(context.session, reference, root, context)
             image_target = PacedTarget(
                 context.session, Reference(target.registry, target.repository), context.pacer(target.registry)
             )
