@@ -55,7 +55,8 @@ class MountingSource(RegistrySource):
 
 class CopyContext:
     """What every image task of one process shares: the registry session (pooled connections, tokens), the quota
-    gate, one pacer per ECR Region, and the repositories this process already created."""
+    gate, one pacer per ECR Region, the repositories this process created, where it put each blob (for mounts),
+    a referrers finder per source repository, and a lock per destination repository."""
 
     def __init__(
         self, session: RegistrySession, limits: RateLimits, gate: QuotaGate | None = None, jobs: int | None = None
