@@ -116,6 +116,10 @@ def test_openssl_verifies_ocipush_signature(registry: LocalRegistry, tmp_path: P
     checked = _openssl("dgst", "-sha256", "-verify", pub_path, "-signature", str(tmp_path / "sig.der"),
                        str(tmp_path / "payload"))  # fmt: skip
     assert checked.returncode == 0 and "Verified OK" in checked.stdout, checked.stderr
+    # A claim asked for must be in the payload: one it lacks is not passed as the text "None".
+    assert supply.verify_image(ref, pub_path, annotations={"build": "42"}, options=options(tmp_path)).valid
+    with pytest.raises(VerificationError, match=r"annotation.*absent"):
+        supply.verify_image(ref, pub_path, annotations={"absent": "None"}, options=options(tmp_path))
 
 
 def _store_openssl_signature(registry: LocalRegistry, tmp_path: Path, ref: str, payload: bytes, key_pem: Path) -> None:

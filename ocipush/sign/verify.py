@@ -95,7 +95,7 @@ def check_signature(
         check.reason = f"the payload signs {claims.digest}, not this image"
     elif repositories is not None and claims.reference not in repositories:
         check.reason = f"the payload names repository {claims.reference!r} (allow it with --allow-other-repository)"
-    elif missing := [k for k, v in wanted.items() if str(claims.annotations.get(k)) != v]:
+    elif missing := [k for k, v in wanted.items() if k not in claims.annotations or str(claims.annotations[k]) != v]:
         check.reason = "annotation(s) not as asked: " + ", ".join(missing)
     else:
         check.valid, check.reason = True, "ok"
