@@ -93,6 +93,22 @@ def test_cat_reads_files_down_to_the_bottom_layer(pushed: str, tmp_path: Path) -
     assert_cli_errors(cases, "--cache-dir", str(tmp_path / "cache"))
 
 
+def test_cat_of_a_hard_link_reads_the_file_of_its_own_layer(registry: LocalRegistry, tmp_path: Path) -> None:
+    """A hard link shares the file its layer wrote; a later layer writing that path makes another file (as umoci
+    unpacks it), so the link still reads the first content."""
+    layout = OCILayout(str(tmp_path / "layout"), create=True)
+    lower = [ih.file("etc/a", "lower"), ih.hardlink("etc/b", "etc/a")]
+    ih.build_image(layout, [(lower, "gzip"), ([ih.file("etc/a", "upper")], "gzip")])
+    reference = f"{registry.host}/links:1"
+    api.push(f"oci:{layout.path}:latest", reference, options=options(tmp_path))
+    unpacked = umoci_rootfs(reference, tmp_path, "links")
+    assert (unpacked / "etc/b").read_text() == "lower" and (unpacked / "etc/a").read_text() == "upper"
+    for path, content in (("etc/b", b"lower"), ("etc/a", b"upper")):
+        out = io.BytesIO()
+        assert cat(reference, path, out, options=options(tmp_path)) == len(content)
+        assert out.getvalue() == content
+
+
 def test_blob_get_verifies_and_writes_atomically(pushed: str, tmp_path: Path) -> None:
     found = api.inspect(pushed, options=options(tmp_path))
     config_digest = found.manifest["config"]["digest"]

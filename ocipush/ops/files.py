@@ -88,7 +88,7 @@ def _find(image: Image, path: str, out: BinaryIO) -> int | str:
                     if member.issym():
                         return _normal(posixpath.join(posixpath.dirname("/" + path), member.linkname))
                     if member.islnk():
-                        return _normal(member.linkname)
+                        return _linked(image, layer, _normal(member.linkname), out)
                     if not member.isreg():
                         raise UsageError(f"{path} is not a regular file in {image.source.name}")
                     size = _copy(tar.extractfile(member), out)
@@ -104,6 +104,18 @@ def _find(image: Image, path: str, out: BinaryIO) -> int | str:
         if gone:
             break
     raise NotFoundError(f"{path} is not in the filesystem of {image.source.name}")
+
+
+def _linked(image: Image, layer: Descriptor, target: str, out: BinaryIO) -> int:
+    """The file a hard link in `layer` shares: the entry of that name earlier in the same layer (a later layer's
+    file of that name is another file, so the path is not looked up again from the top)."""
+    with open_layer(image.source, layer) as (tar, reader):
+        for member in tar:
+            if member.isreg() and member_path(member) == target:
+                size = _copy(tar.extractfile(member), out)
+                reader.verify(f"layer {layer.digest}")
+                return size
+    raise UsageError(f"a hard link in layer {layer.digest[:19]} names {target}, which that layer has no file at")
 
 
 def _copy(source: IO[bytes] | None, out: BinaryIO) -> int:
