@@ -224,7 +224,7 @@ def push_sboms(
 ) -> list[str]:
     """Generate the build's SBOMs and attach them to what was pushed to `reference`."""
     from ocipush.blobsource import RegistryBlobSource
-    from ocipush.build.sbom import ChunkReader
+    from ocipush.extract import ChunkReader
 
     client = session.client(reference)
 

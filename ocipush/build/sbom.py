@@ -9,7 +9,7 @@ import json
 import re
 import tarfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import IO, Any
@@ -48,23 +48,6 @@ class PythonDistribution:
 class Inventory:
     files: list[FileRecord] = field(default_factory=list)
     distributions: list[PythonDistribution] = field(default_factory=list)
-
-
-class ChunkReader:
-    """A `read(n)` view of an iterator of byte chunks (a blob streamed from a registry)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._buffer = chunks, b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buffer) < n:
-            piece = next(self._chunks, None)
-            if piece is None:
-                break
-            self._buffer += piece
-        size = len(self._buffer) if n < 0 else n
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
 
 
 def scan_layer(stream: Any, compression: str, layer_digest: str, inventory: Inventory) -> None:
