@@ -68,6 +68,22 @@ def test_key_pair_is_cosign_format_and_both_labels_load(tmp_path: Path) -> None:
         load_private_key(key_path, lambda: b"wrong")
 
 
+def test_the_private_key_file_is_never_readable_by_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mode of each key file at the moment it appears under its name (os.replace), not only afterwards."""
+    import os
+
+    appeared: dict[str, int] = {}
+    replace = os.replace
+
+    def recording(src: str, dst: str) -> None:
+        appeared[os.path.basename(dst)] = os.stat(src).st_mode & 0o777
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording)
+    _keys(tmp_path)
+    assert appeared == {"cosign.key": 0o600, "cosign.pub": 0o644}
+
+
 def test_key_encrypted_independently_by_the_format_loads(tmp_path: Path) -> None:
     """A key made by the documented format with other scrypt parameters (N=65536, as older cosign wrote), using
     `cryptography`'s scrypt and PyNaCl directly, not ocipush's writer."""

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from ocipush.errors import UsageError
-from ocipush.fsutil import atomic_write_bytes
+from ocipush.fsutil import atomic_write_bytes, atomic_writer
 
 ENCRYPTED_LABELS = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
@@ -99,8 +99,8 @@ def generate_key_pair(directory: str, password: bytes, prefix: str = "cosign") -
         if os.path.exists(path):
             raise UsageError(f"{path} exists: not overwriting a key (move it away first)")
     key = ec.generate_private_key(ec.SECP256R1())
-    atomic_write_bytes(key_path, encrypt_private_key(key, password))
-    os.chmod(key_path, 0o600)
+    with atomic_writer(key_path, mode=0o600) as out:  # 0600 before it appears under its name, never after
+        out.write(encrypt_private_key(key, password))
     atomic_write_bytes(pub_path, public_pem(key.public_key()))
     return key_path, pub_path
 
