@@ -213,3 +213,26 @@ def test_a_concurrent_index_writer_is_merged_not_lost(
     assert raced  # the competing write happened
     listed = [m["digest"] for m in json.loads(api.fetch_manifest(f"{registry.host}/app:{tag}").raw)["manifests"]]
     assert listed == [first.digest, image.digest, second.digest]
+
+
+def test_referrer_cycles_through_cosign_tags_end(registry: LocalRegistry, tmp_path: Path) -> None:
+    """cosign tags can name anything: a referrer whose `.sig` tag names itself and whose `.att` tag names the image
+    make cycles that `copy` and `referrers --tree` must walk once, not for ever."""
+    from ocipush.ops.tags import tag
+    from ocipush.referrers import cosign_tag
+
+    source, image = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
+    sbom, _ = _files(tmp_path)
+    sbom_digest = supply.attach(ref, SBOM_TYPE, [str(sbom)], options=options(tmp_path)).digest
+    tag(f"{registry.host}/app@{sbom_digest}", [cosign_tag(sbom_digest, ".sig")], options=options(tmp_path))
+    tag(ref, [cosign_tag(sbom_digest, ".att")], options=options(tmp_path))
+    tree = supply.list_referrers(ref, recursive=True, options=options(tmp_path))
+    assert [(r.descriptor.digest, sorted(c.descriptor.digest for c in r.children)) for r in tree] == [
+        (sbom_digest, sorted([sbom_digest, image.digest]))
+    ]
+    copied = api.copy(ref, f"{registry.host}/mirror:v1", options=options(tmp_path))
+    assert copied.referrers == [sbom_digest]
+    mirrored = supply.list_referrers(f"{registry.host}/mirror:v1", options=options(tmp_path))
+    assert [r.descriptor.digest for r in mirrored] == [sbom_digest]
