@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from transferhelpers import options, run_cli
 
 from ocipush import api, supply
@@ -115,3 +116,36 @@ def test_cli_build_sbom_push_referrers_sign_and_fetch(registry: LocalRegistry, t
         assert check.returncode == 0, check.stderr
     archive = run_cli("build", "-o", f"docker-archive:{tmp_path / 'a.tar'}", "--layer", str(root), "--sbom")
     assert archive.returncode == 2 and "SBOM" in archive.stderr
+
+
+def test_build_push_sbom_sign_asks_the_password_once(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a terminal (getpass stands in for the person typing), the image and its SBOM are signed after one
+    prompt, not one a signature."""
+    import getpass
+    import sys
+
+    from ocipush.cli import main
+
+    supply.generate_key_pair(str(tmp_path), lambda: b"pw")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a\n")
+    asked: list[str] = []
+
+    def typed(prompt: str = "") -> str:
+        asked.append(prompt)
+        return "pw"
+
+    monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
+    monkeypatch.setattr(getpass, "getpass", typed)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    target = f"{registry.host}/prompted:v1"
+    code = main(["build-push", f"{tree}:/app", "-t", target, "--sbom", "--sign-key", str(tmp_path / "cosign.key"),
+                 "--json", "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+    assert code == 0
+    sboms = json.loads(capsys.readouterr().out)["referrers"]
+    assert len(sboms) == 1 and len(asked) == 1
+    for signed in (target, f"{registry.host}/prompted@{sboms[0]}"):
+        assert supply.verify_image(signed, str(tmp_path / "cosign.pub"), options=options(tmp_path)).valid

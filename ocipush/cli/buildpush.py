@@ -70,8 +70,9 @@ def run_build_push(args: argparse.Namespace) -> int:
         for layer in built.layers:
             state = "reused" if layer.reused else "built "
             print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
-    from ocipush.cli.sign import sign_pushed
+    from ocipush.cli.sign import password_once, sign_pushed
 
+    password = password_once()  # the image and each SBOM are signed with one key: one prompt
     for digest in [pushed.digest, *pushed.referrers]:
-        sign_pushed(args, str(target), digest, options)
+        sign_pushed(args, str(target), digest, options, password)
     return report_transfer(args, "pushed", str(target), pushed, {"layers": layers_json(built)})

@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ocipush.cli.common import add_registry_arguments, emit, registry_options
@@ -71,6 +72,18 @@ def prompt_password(confirm: bool = False) -> bytes:
     return first.encode()
 
 
+def password_once() -> Callable[[], bytes]:
+    """`prompt_password` for a command that signs several manifests: asked once, not once a signature."""
+    given: list[bytes] = []
+
+    def ask() -> bytes:
+        if not given:
+            given.append(prompt_password())
+        return given[0]
+
+    return ask
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ocipush import supply
 
@@ -123,7 +136,9 @@ def add_sign_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sign-referrer", action="store_true", help="store that signature as an OCI 1.1 referrer")
 
 
-def sign_pushed(args: argparse.Namespace, target: str, digest: str, options: Any) -> str | None:
+def sign_pushed(
+    args: argparse.Namespace, target: str, digest: str, options: Any, password: Callable[[], bytes] = prompt_password
+) -> str | None:
     """With --sign-key: sign `digest` in `target`'s repository; returns the signature manifest's digest."""
     if not args.sign_key:
         return None
@@ -131,7 +146,7 @@ def sign_pushed(args: argparse.Namespace, target: str, digest: str, options: Any
     from ocipush.reference import parse_reference
 
     reference = parse_reference(target).with_digest(digest)
-    result = supply.sign_image(reference, args.sign_key, referrer=args.sign_referrer, password=prompt_password,
+    result = supply.sign_image(reference, args.sign_key, referrer=args.sign_referrer, password=password,
                          options=options)  # fmt: skip
     if not args.quiet and not args.json:
         print(f"signed {digest} ({result.tag or 'referrer ' + result.signature_manifest})", file=sys.stderr)
