@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
 from ocipush.document import ManifestDocument
-from ocipush.errors import NotFoundError, RegistryError
+from ocipush.errors import AuthError, NotFoundError, RegistryError
 from ocipush.layout import REF_NAME, OCILayout
 from ocipush.registry.client import RegistryClient
 
@@ -97,7 +97,8 @@ class RegistryReferrers:
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
         self.api: bool | None = None  # unknown until asked
-        self._tags: set[str] | None = None
+        self._tags: set[str] | None = None  # None: not listed (yet, or the registry refuses to list them)
+        self._listed = False
         self._lock = threading.Lock()
 
     def find(self, digest: str, wanted_type: str | None = None) -> list[Referrer]:
@@ -126,13 +127,18 @@ class RegistryReferrers:
             self.api = self.client.list_referrers(digest) is not None
         return self.api
 
-    def tags(self) -> set[str]:
+    def tags(self) -> set[str] | None:
+        """The repository's tags, listed once; None when the registry refuses to list them (a pull-only role, such
+        as ECR without ecr:ListImages): then each tag is asked for by name."""
         with self._lock:
-            if self._tags is None:
+            if not self._listed:
                 try:
                     self._tags = set(self.client.list_tags())
                 except NotFoundError:  # no repository, no tags
                     self._tags = set()
+                except AuthError as exc:
+                    log.info("%s; asking for cosign and referrers tags by name instead", exc)
+                self._listed = True
             return self._tags
 
     def cosign_objects(self, digest: str) -> list[Referrer]:
@@ -142,7 +148,7 @@ class RegistryReferrers:
         found: list[Referrer] = []
         for suffix in COSIGN_SUFFIXES:
             tag = cosign_tag(digest, suffix)
-            if tag not in tags:
+            if tags is not None and tag not in tags:
                 continue
             head = self.client.manifest_digest(tag)
             if head is not None:

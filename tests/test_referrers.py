@@ -236,3 +236,29 @@ def test_referrer_cycles_through_cosign_tags_end(registry: LocalRegistry, tmp_pa
     assert copied.referrers == [sbom_digest]
     mirrored = supply.list_referrers(f"{registry.host}/mirror:v1", options=options(tmp_path))
     assert [r.descriptor.digest for r in mirrored] == [sbom_digest]
+
+
+def test_copy_where_listing_tags_is_denied_still_finds_cosign_objects(
+    registry: LocalRegistry, tmp_path: Path, fault_proxy: Callable[..., FaultProxy]
+) -> None:
+    """A pull-only role (ECR without ecr:ListImages) may read manifests but not list tags: `copy`, which carries
+    referrers by default, must still work, and find cosign's tags by name. The proxy gives the 403 the registry would
+    give such a role (distribution has no per-action policies)."""
+    from ocipush.referrers import cosign_tag
+    from ocipush.sign.keys import generate_key_pair
+
+    source, image = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
+    keys = tmp_path / "keys"
+    generate_key_pair(str(keys), b"pw")
+    signed = supply.sign_image(ref, str(keys / "cosign.key"), password=lambda: b"pw", options=options(tmp_path))
+    proxy = fault_proxy(registry.url)
+    body = b'{"errors":[{"code":"DENIED","message":"not authorized to perform: ecr:ListImages"}]}'
+    denied = proxy.add_fault("GET", r"/tags/list", Respond(403, body, (("Content-Type", "application/json"),)),
+                             times=None)  # fmt: skip
+    copied = api.copy(f"{proxy.host}/app:v1", f"{registry.host}/mirror:v1", options=options(tmp_path))
+    assert denied.applied >= 1
+    assert copied.digest == image.digest and copied.referrers == [signed.signature_manifest]
+    listed = supply.list_referrers(f"{proxy.host}/mirror:v1", options=options(tmp_path))
+    assert [(r.descriptor.digest, r.tag) for r in listed] == [(signed.signature_manifest, cosign_tag(image.digest))]
