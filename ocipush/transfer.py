@@ -375,6 +375,9 @@ def _collect_attached(
         for referrer in source.attached(queue.pop(0)):
             if referrer.descriptor.digest in seen:
                 continue
+            if len(seen) >= MAX_MANIFESTS:  # a registry listing referrers without end must not hold us for ever
+                raise RegistryError(f"{source.name}: more than {MAX_MANIFESTS} manifests with their referrers "
+                                    "(copy --no-referrers leaves them behind)")  # fmt: skip
             seen.add(referrer.descriptor.digest)
             documents, found = _collect(source, source.manifest(referrer.descriptor))
             for digest, descriptor in found.items():

@@ -262,3 +262,23 @@ def test_copy_where_listing_tags_is_denied_still_finds_cosign_objects(
     assert copied.digest == image.digest and copied.referrers == [signed.signature_manifest]
     listed = supply.list_referrers(f"{proxy.host}/mirror:v1", options=options(tmp_path))
     assert [(r.descriptor.digest, r.tag) for r in listed] == [(signed.signature_manifest, cosign_tag(image.digest))]
+
+
+def test_referrers_beyond_the_graph_bound_stop_the_copy(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subject with more referrers than the graph bound (lowered here from 4096 to 3, so that four attached
+    notes exceed it) stops `copy` with one error instead of walking a registry's endless list."""
+    import ocipush.transfer
+
+    source, image = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
+    _, note = _files(tmp_path)
+    for n in range(4):
+        supply.attach(ref, NOTE_TYPE, [str(note)], annotations={"n": str(n)}, options=options(tmp_path))
+    monkeypatch.setattr(ocipush.transfer, "MAX_MANIFESTS", 3)
+    with pytest.raises(RegistryError, match="more than 3 manifests with their referrers"):
+        api.copy(ref, f"{registry.host}/mirror:v1", options=options(tmp_path))
+    bare = api.copy(ref, f"{registry.host}/mirror:v1", referrers=False, options=options(tmp_path))
+    assert bare.digest == image.digest
