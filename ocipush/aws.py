@@ -44,9 +44,9 @@ def ecr_public_client(profile: str | None = None) -> ECRPublicClient:
     return client
 
 
-def kms_client(region: str | None = None, profile: str | None = None) -> Any:
-    """A cached KMS client (signatures with `awskms://` keys)."""
-    return _client("kms", region, profile, MAX_ATTEMPTS)
+def kms_client(region: str | None = None, profile: str | None = None, endpoint_url: str | None = None) -> Any:
+    """A cached KMS client (signatures with `awskms://` keys; `awskms://ENDPOINT/…` names its endpoint)."""
+    return _client("kms", region, profile, MAX_ATTEMPTS, endpoint_url)
 
 
 def clear_client_cache() -> None:
@@ -55,7 +55,9 @@ def clear_client_cache() -> None:
         _clients.clear()
 
 
-def _client(service: str, region: str | None, profile: str | None, attempts: int) -> Any:
+def _client(
+    service: str, region: str | None, profile: str | None, attempts: int, endpoint_url: str | None = None
+) -> Any:
     # The environment boto3 reads is part of the key: a process that switches Region, profile or endpoint
     # (a test, a Lambda reconfigured between invocations) never reuses a stale client.
     env = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL")
@@ -65,17 +67,18 @@ def _client(service: str, region: str | None, profile: str | None, attempts: int
         region or "",
         profile or "",
         str(attempts),
+        endpoint_url or "",
         *(os.environ.get(name, "") for name in (*env, endpoint)),
     )
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _new_client(service, region, profile, attempts)
+            client = _new_client(service, region, profile, attempts, endpoint_url)
             _clients[key] = client
         return client
 
 
-def _new_client(service: str, region: str | None, profile: str | None, attempts: int) -> Any:
+def _new_client(service: str, region: str | None, profile: str | None, attempts: int, endpoint_url: str | None) -> Any:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
@@ -87,7 +90,7 @@ def _new_client(service: str, region: str | None, profile: str | None, attempts:
     if not session.region_name:
         raise UsageError(NO_REGION).hinted("pass --region")
     config = Config(retries={"mode": "adaptive", "total_max_attempts": attempts}, user_agent_extra="ocipush")
-    return session.client(service, config=config)  # type: ignore[call-overload]
+    return session.client(service, config=config, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 # AWS error codes grouped by what the user has to do about them.

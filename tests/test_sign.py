@@ -355,3 +355,17 @@ def test_copy_merges_signatures_the_destination_already_has(registry: LocalRegis
         again = api.copy(ref, moved, options=opts)  # merging again adds nothing
         assert json.loads(api.fetch_manifest(f"{other.host}/app:{cosign_tag(digest)}").raw)["layers"] == layers
         assert again.digest == digest
+
+
+def test_kms_key_with_an_endpoint_and_no_region_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`awskms://ENDPOINT/KEY` goes through the same client set-up as the other KMS keys: without a Region that
+    is the usage error (exit 2) the others give, not botocore's traceback."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "none")}
+    for command in ("verify", "sign"):
+        done = run_cli(command, "127.0.0.1:1/app:v1", "--key", "awskms://localhost:4566/alias/x", env=env)
+        assert done.returncode == 2 and "no AWS Region configured" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

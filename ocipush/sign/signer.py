@@ -87,13 +87,8 @@ class KmsSigner:
 def _kms(region: str | None, profile: str | None, endpoint: str | None) -> Any:
     from ocipush.aws import kms_client
 
-    if endpoint is None:
-        return kms_client(region, profile)
-    import boto3
-
-    return boto3.session.Session(profile_name=profile, region_name=region).client(
-        "kms", endpoint_url=f"https://{endpoint}"
-    )
+    # cosign reaches `awskms://ENDPOINT/…` over HTTPS too.
+    return kms_client(region, profile, f"https://{endpoint}" if endpoint else None)
 
 
 def open_signer(key: str, password: PasswordSource = env_password, profile: str | None = None) -> Signer:
