@@ -151,3 +151,8 @@ def test_untag_on_ecr_deletes_only_the_tag(ecr_registry: RegistryHandle, tmp_pat
     done = run_cli("untag", f"{host}/untag/app:nope", "--cache-dir", str(tmp_path / "cache"))
     assert done.returncode == 3
     assert_one_line_error(done, "ImageNotFound")
+    # v2 is now the image's last tag: ECR (and moto) would delete the image with it, so untag refuses.
+    last = run_cli("untag", f"{host}/untag/app:v2", "--cache-dir", str(tmp_path / "cache"))
+    assert last.returncode == 2
+    assert_one_line_error(last, "last tag", "ocipush delete")
+    assert [i.get("imageTag") for i in ecr.list_images(repositoryName="untag/app")["imageIds"]] == ["v2"]

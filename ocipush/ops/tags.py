@@ -39,12 +39,23 @@ def untag(reference: str, *, options: RegistryOptions | None = None) -> None:
                 f"{target.registry} cannot remove a tag without deleting the manifest (the registry API has no "
                 f"untag); `ocipush delete {target}` deletes the manifest and every tag on it"
             )
-        from ocipush.ecr_admin.images import batch_delete_image
+        from ocipush.ecr_admin.images import batch_delete_image, describe_images
         from ocipush.ecr_admin.models import ImageId
 
-        answer = batch_delete_image(
-            target.repository, [ImageId(tag=target.tag)], region=ecr_host.region, profile=session.options.aws_profile
-        )
+        region, profile = ecr_host.region, session.options.aws_profile
+        try:
+            [image] = describe_images(target.repository, image_ids=[ImageId(tag=target.tag)], region=region,
+                                      profile=profile)  # fmt: skip
+        except NotFoundError:
+            image = None  # BatchDeleteImage says so below, as ImageNotFound
+        # ECR deletes an image with its last tag: untag promises to keep the manifest, so it refuses. (Another
+        # client removing the other tags between these two calls is not seen.)
+        if image is not None and set(image.tags) <= {target.tag}:
+            raise UsageError(
+                f"{target.tag} is the last tag of {image.digest} in {target.repository}: ECR would delete the image "
+                f"with it; `ocipush delete {target}` does that if it is what you want"
+            )
+        answer = batch_delete_image(target.repository, [ImageId(tag=target.tag)], region=region, profile=profile)
     if answer.failures:
         failure = answer.failures[0]
         error = NotFoundError if failure.code == "ImageNotFound" else RegistryError
