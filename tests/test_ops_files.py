@@ -82,6 +82,9 @@ def test_cat_reads_files_down_to_the_bottom_layer(pushed: str, tmp_path: Path) -
     through = io.BytesIO()
     cat(pushed, "lib/app.so", through, options=options(tmp_path))  # lib -> usr/lib, written through the link
     assert through.getvalue() == b"app"
+    real = io.BytesIO()
+    cat(pushed, "usr/lib/app.so", real, options=options(tmp_path))  # the same file by its real path
+    assert real.getvalue() == b"app"
     done = run_cli("cat", pushed, "/bin/tool", "--cache-dir", str(tmp_path / "cache"))
     assert done.returncode == 0 and done.stdout == "#!/bin/sh\n"
     cases = [

@@ -55,10 +55,12 @@ def cat(
         current = _normal(path)
         for _ in range(MAX_LINKS):
             found = _find(image, current, out)
+            if found is None:
+                return _resolved(image, current, out)
             if isinstance(found, int):
                 return found
             current = found
-        raise UsageError(f"{path}: too many levels of symbolic links in {reference}")
+        raise UsageError(f"{path}: too many levels of symbolic links in {image.source.name}")
 
 
 def _normal(path: str) -> str:
@@ -68,16 +70,22 @@ def _normal(path: str) -> str:
     return normal
 
 
-def _find(image: Image, path: str, out: BinaryIO) -> int | str:
-    """The file's size once copied into `out`, or the path to look up instead (a symbolic link was met)."""
+def _find(image: Image, path: str, out: BinaryIO) -> int | str | None:
+    """The file's size once copied into `out`, the path to look up instead (a symbolic link was met), or None when
+    the answer needs the whole image: a higher layer wrote a file of the same name in another directory, which
+    may be this path reached through a symbolic link of a lower layer (`lib/x` where a lower `lib -> usr/lib`)."""
     ancestors = {"/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)}
+    basename = path.rpartition("/")[2]
+    aliased = False  # seen in a higher layer: an entry that may be this path under another name
     for layer in reversed(image.manifest.layers):
         redirect: str | None = None
-        gone = False
+        gone = maybe = False
         with open_layer(image.source, layer) as (tar, reader):
             for member in tar:
                 name = member_path(member)
                 parent, _, base = name.rpartition("/")
+                if base == basename and name != path and (member.isreg() or member.islnk()):
+                    maybe = True
                 if base.startswith(WHITEOUT):
                     # Hides the lower layers' copy of the path when it names the path or a directory above it.
                     victim = parent if base == OPAQUE else f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/")
@@ -85,6 +93,8 @@ def _find(image: Image, path: str, out: BinaryIO) -> int | str:
                     gone = gone or inside or path.startswith(victim + "/")
                     continue
                 if name == path:
+                    if aliased:
+                        return None
                     if member.issym():
                         return _normal(posixpath.join(posixpath.dirname("/" + path), member.linkname))
                     if member.islnk():
@@ -101,9 +111,41 @@ def _find(image: Image, path: str, out: BinaryIO) -> int | str:
             reader.verify(f"layer {layer.digest}")
         if redirect is not None:
             return redirect
+        aliased = aliased or maybe
         if gone:
             break
+    if aliased:
+        return None
     raise NotFoundError(f"{path} is not in the filesystem of {image.source.name}")
+
+
+def _resolved(image: Image, path: str, out: BinaryIO) -> int:
+    """`path` found as `flatten` finds it: every layer's headers read, links inside the image followed, then the
+    entry that supplies the file copied from its layer."""
+    from ocipush.ops.flatten import layer_tree
+
+    layers = image.manifest.layers
+    tree = layer_tree(image.source, layers)
+    current = path
+    for _ in range(MAX_LINKS):
+        found = tree.lookup(current)
+        if found is None:
+            raise NotFoundError(f"{path} is not in the filesystem of {image.source.name}")
+        real, node = found
+        if node.symlink is not None:
+            current = _normal(posixpath.join(posixpath.dirname("/" + real), node.symlink))
+            continue
+        key = node.hardlink[1] if node.hardlink is not None else node.key
+        if node.is_dir or key is None:
+            raise UsageError(f"{path} is not a regular file in {image.source.name}")
+        with open_layer(image.source, layers[key[0]]) as (tar, reader):
+            for position, member in enumerate(tar):
+                if position == key[1]:
+                    size = _copy(tar.extractfile(member), out)
+                    reader.verify(f"layer {layers[key[0]].digest}")
+                    return size
+        raise NotFoundError(f"{path}: entry {key[1]} of layer {layers[key[0]].digest[:19]} is gone")
+    raise UsageError(f"{path}: too many levels of symbolic links in {image.source.name}")
 
 
 def _linked(image: Image, layer: Descriptor, target: str, out: BinaryIO) -> int:

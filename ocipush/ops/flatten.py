@@ -80,6 +80,16 @@ class _Tree:
         self._remove(path)
         self._add(path, _Node(layer, key, member.isdir(), member.linkname if member.issym() else None, hardlink))
 
+    def lookup(self, path: str) -> tuple[str, _Node] | None:
+        """The real path (parents' symbolic links followed) and the node of `path` in the final filesystem."""
+        *parent, base = split_path(path, "path")
+        directory = self._resolve(parent, path, -1, create=False)
+        if directory is None:
+            return None
+        real = _join(directory, base)
+        node = self.nodes.get(real)
+        return (real, node) if node is not None else None
+
     def chosen(self) -> dict[Key, str]:
         """Entry -> the path it ends up at, for every entry still visible."""
         return {node.key: path for path, node in self.nodes.items() if node.key is not None}
@@ -152,19 +162,25 @@ def _join(directory: str, name: str) -> str:
     return f"{directory}/{name}" if directory else name
 
 
-def write_flat_tar(source: ImageSource, layers: Sequence[Descriptor], out: Writable) -> int:
-    """Write the filesystem `layers` make as one tar stream into `out`; returns the number of entries written.
-
-    Two passes over the layers: the first (headers only) works out which entry supplies each path, the second
-    copies those entries, bottom layer first, so that parents and hard-link targets come before what needs them."""
+def layer_tree(source: ImageSource, layers: Sequence[Descriptor]) -> _Tree:
+    """Which entry supplies each path of the filesystem `layers` make, from their headers (contents skipped)."""
     tree = _Tree()
     for index, layer in enumerate(layers):
         reader = BlobReader(source.blob(layer))
         try:
             for position, member in enumerate(layer_members(reader, layer.digest, layer.media_type)):
-                tree.apply(member, (index, position))  # headers only: contents are skipped
+                tree.apply(member, (index, position))
         finally:
             reader.close()
+    return tree
+
+
+def write_flat_tar(source: ImageSource, layers: Sequence[Descriptor], out: Writable) -> int:
+    """Write the filesystem `layers` make as one tar stream into `out`; returns the number of entries written.
+
+    Two passes over the layers: the first (headers only) works out which entry supplies each path, the second
+    copies those entries, bottom layer first, so that parents and hard-link targets come before what needs them."""
+    tree = layer_tree(source, layers)
     chosen = tree.chosen()
     written = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as output:  # type: ignore[call-overload]
