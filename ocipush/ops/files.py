@@ -72,8 +72,10 @@ def _normal(path: str) -> str:
 
 def _find(image: Image, path: str, out: BinaryIO) -> int | str | None:
     """The file's size once copied into `out`, the path to look up instead (a symbolic link was met), or None when
-    the answer needs the whole image: a higher layer wrote a file of the same name in another directory, which
-    may be this path reached through a symbolic link of a lower layer (`lib/x` where a lower `lib -> usr/lib`)."""
+    no layer has the path by name but a layer wrote a file of the same name in another directory, which may be
+    this path reached through a lower layer's symbolic link (`lib/x` over `lib -> usr/lib`): the whole image
+    answers then. A file found by name is taken from the first layer that has it, even if a higher layer wrote
+    it through such a link (rare; `export` has the exact filesystem)."""
     ancestors = {"/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)}
     basename = path.rpartition("/")[2]
     aliased = False  # seen in a higher layer: an entry that may be this path under another name
@@ -93,8 +95,6 @@ def _find(image: Image, path: str, out: BinaryIO) -> int | str | None:
                     gone = gone or inside or path.startswith(victim + "/")
                     continue
                 if name == path:
-                    if aliased:
-                        return None
                     if member.issym():
                         return _normal(posixpath.join(posixpath.dirname("/" + path), member.linkname))
                     if member.islnk():
