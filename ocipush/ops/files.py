@@ -4,6 +4,8 @@ layers top-down and stops at the layer that has the file, following symbolic lin
 from __future__ import annotations
 
 import posixpath
+import tarfile
+from collections.abc import Callable
 from typing import IO, BinaryIO
 
 from ocipush.digest import validate_digest
@@ -138,26 +140,35 @@ def _resolved(image: Image, path: str, out: BinaryIO) -> int:
         key = node.hardlink[1] if node.hardlink is not None else node.key
         if node.is_dir or key is None:
             raise UsageError(f"{path} is not a regular file in {image.source.name}")
-        with open_layer(image.source, layers[key[0]]) as (tar, reader):
-            for position, member in enumerate(tar):
-                if position == key[1]:
-                    size = _copy(tar.extractfile(member), out)
-                    reader.verify(f"layer {layers[key[0]].digest}")
-                    return size
-        raise NotFoundError(f"{path}: entry {key[1]} of layer {layers[key[0]].digest[:19]} is gone")
+        index, entry = key
+        # The lambda runs inside this call, before the loop goes on (what B023 warns of cannot happen).
+        size = _copy_entry(image, layers[index], lambda position, _: position == entry, out)  # noqa: B023
+        if size is None:
+            raise NotFoundError(f"{path}: entry {entry} of layer {layers[index].digest[:19]} is gone")
+        return size
     raise UsageError(f"{path}: too many levels of symbolic links in {image.source.name}")
 
 
 def _linked(image: Image, layer: Descriptor, target: str, out: BinaryIO) -> int:
     """The file a hard link in `layer` shares: the entry of that name earlier in the same layer (a later layer's
     file of that name is another file, so the path is not looked up again from the top)."""
+    size = _copy_entry(image, layer, lambda _, member: member.isreg() and member_path(member) == target, out)
+    if size is None:
+        raise UsageError(f"a hard link in layer {layer.digest[:19]} names {target}, which that layer has no file at")
+    return size
+
+
+def _copy_entry(
+    image: Image, layer: Descriptor, wanted: Callable[[int, tarfile.TarInfo], bool], out: BinaryIO
+) -> int | None:
+    """Copy the first entry of `layer` that `wanted(position, member)` picks into `out` (its size; None if none)."""
     with open_layer(image.source, layer) as (tar, reader):
-        for member in tar:
-            if member.isreg() and member_path(member) == target:
+        for position, member in enumerate(tar):
+            if wanted(position, member):
                 size = _copy(tar.extractfile(member), out)
                 reader.verify(f"layer {layer.digest}")
                 return size
-    raise UsageError(f"a hard link in layer {layer.digest[:19]} names {target}, which that layer has no file at")
+    return None
 
 
 def _copy(source: IO[bytes] | None, out: BinaryIO) -> int:
