@@ -85,6 +85,9 @@ def _new_client(service: str, region: str | None, profile: str | None, attempts:
 
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
+        if not session.region_name and os.environ.get("AWS_REGION"):
+            # botocore reads AWS_DEFAULT_REGION and the profile's, not AWS_REGION (which other SDKs read).
+            session = boto3.session.Session(profile_name=profile, region_name=os.environ["AWS_REGION"])
     except BotoCoreError as exc:  # ProfileNotFound and friends
         raise aws_error(exc, action="configure AWS", repository=None, region=region) from exc
     if not session.region_name:

@@ -369,3 +369,17 @@ def test_kms_key_with_an_endpoint_and_no_region_is_a_one_line_error(
         done = run_cli(command, "127.0.0.1:1/app:v1", "--key", "awskms://localhost:4566/alias/x", env=env)
         assert done.returncode == 2 and "no AWS Region configured" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_kms_region_from_aws_region_alone(
+    registry: LocalRegistry, tmp_path: Path, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error without a Region says "set AWS_REGION": with only that variable set (botocore itself reads
+    AWS_DEFAULT_REGION), signing with a KMS key works."""
+    kms = boto3.client("kms")
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", aws_env["AWS_DEFAULT_REGION"])
+    ref, digest = _image(registry, tmp_path)
+    assert supply.sign_image(ref, f"awskms:///{key_id}", options=options(tmp_path)).digest == digest
+    assert supply.verify_image(ref, f"awskms:///{key_id}", options=options(tmp_path)).valid
