@@ -50,17 +50,22 @@ def list_referrers(
         subject = subject_descriptor(session, reference)
         finder = RegistryReferrers(session.client(reference))
 
-        def walk(digest: str, seen: frozenset[str]) -> list[Referrer]:
+        # Each manifest's referrers are listed once: one reached again (a cycle through cosign tags, or shared
+        # by two parents) appears without its children, so the walk is linear in the manifests, never exponential.
+        expanded = {subject.digest}
+
+        def walk(digest: str) -> list[Referrer]:
             found = finder.find(digest, artifact_type if digest == subject.digest else None)
             if not recursive:
                 return found
-            return [
-                Referrer(r.descriptor, r.via, r.tag, walk(r.descriptor.digest, seen | {digest}))
-                if r.descriptor.digest not in seen else r
-                for r in found
-            ]  # fmt: skip
+            tree = []
+            for r in found:
+                first = r.descriptor.digest not in expanded
+                expanded.add(r.descriptor.digest)
+                tree.append(Referrer(r.descriptor, r.via, r.tag, walk(r.descriptor.digest)) if first else r)
+            return tree
 
-        return walk(subject.digest, frozenset())
+        return walk(subject.digest)
 
 
 def attach(

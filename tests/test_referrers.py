@@ -6,6 +6,7 @@ against it. The API path runs against `support.referrers_api.ReferrersApiRegistr
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from ocipush import api, supply
 from ocipush.errors import RegistryError
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
-from ocipush.referrers import referrers_tag
+from ocipush.referrers import Referrer, referrers_tag
 
 SBOM_TYPE = "application/spdx+json"
 NOTE_TYPE = "application/vnd.example.note"
@@ -282,3 +283,40 @@ def test_referrers_beyond_the_graph_bound_stop_the_copy(
         api.copy(ref, f"{registry.host}/mirror:v1", options=options(tmp_path))
     bare = api.copy(ref, f"{registry.host}/mirror:v1", referrers=False, options=options(tmp_path))
     assert bare.digest == image.digest
+
+
+def test_referrers_tree_lists_a_shared_referrer_once(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three levels of two manifests, each level the `.sig` and `.att` of every manifest above it (cosign tags can
+    name anything): `referrers --tree` asks for each manifest's referrers once (7), not once a path (15), which
+    grows exponentially with the depth."""
+    from ocipush.ops.tags import tag
+    from ocipush.referrers import RegistryReferrers, cosign_tag
+
+    digests = []
+    for seed in range(1, 8):
+        source, image = make_image(tmp_path / f"src{seed}", seed=seed)
+        api.push(f"oci:{source.path}:v1", f"{registry.host}/app:m{seed}", options=options(tmp_path))
+        digests.append(image.digest)
+    levels = [digests[0:1], digests[1:3], digests[3:5], digests[5:7]]
+    for upper, lower in itertools.pairwise(levels):
+        for parent in upper:
+            for suffix, child in zip((".sig", ".att"), lower, strict=True):
+                tag(f"{registry.host}/app@{child}", [cosign_tag(parent, suffix)], options=options(tmp_path))
+    asked: list[str] = []
+    find = RegistryReferrers.find
+
+    def counting(self: RegistryReferrers, digest: str, wanted_type: str | None = None) -> list[Referrer]:
+        asked.append(digest)
+        return find(self, digest, wanted_type)
+
+    monkeypatch.setattr(RegistryReferrers, "find", counting)
+    tree = supply.list_referrers(f"{registry.host}/app:m1", recursive=True, options=options(tmp_path))
+    assert sorted(asked) == sorted(digests)
+    first, second = tree
+    assert [c.descriptor.digest for c in first.children] == [c.descriptor.digest for c in second.children] == levels[2]
+    # Each manifest's referrers once: under the first path that reaches it; elsewhere it is listed without them.
+    assert [[d.descriptor.digest for d in c.children] for c in first.children] == [levels[3], levels[3]]
+    assert [len(d.children) for c in first.children for d in c.children] == [0, 0, 0, 0]
+    assert [len(c.children) for c in second.children] == [0, 0]
