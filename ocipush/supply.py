@@ -263,5 +263,8 @@ def sbom(
             if not cosign:
                 raise NotFoundError(f"{reference}: no SBOM attached to {subject.digest}")
             manifest = client.get_manifest(cosign[0].descriptor.digest).manifest
-        layer = manifest.layers[0]
+        # The document is the first layer that is not the empty descriptor an artifact without files holds.
+        layer = next((x for x in manifest.layers if x.media_type != mt.OCI_EMPTY), None)
+        if layer is None:
+            raise NotFoundError(f"{reference}: the SBOM attached to {subject.digest} holds no document")
         return client.fetch_blob_bytes(layer.digest, limit=max(layer.size, 1))

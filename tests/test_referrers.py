@@ -320,3 +320,22 @@ def test_referrers_tree_lists_a_shared_referrer_once(
     assert [[d.descriptor.digest for d in c.children] for c in first.children] == [levels[3], levels[3]]
     assert [len(d.children) for c in first.children for d in c.children] == [0, 0, 0, 0]
     assert [len(c.children) for c in second.children] == [0, 0]
+
+
+def test_sbom_of_an_spdx_referrer_without_a_document_is_not_found(registry: LocalRegistry, tmp_path: Path) -> None:
+    """An SPDX referrer with no file (another tool's empty artifact: its one layer is the empty descriptor) is
+    reported, not returned as the SBOM `{}`."""
+    from ocipush.artifact import artifact_manifest, push_artifact
+    from ocipush.blobsource import BlobSource
+    from ocipush.errors import NotFoundError
+    from ocipush.registry.session import RegistrySession
+
+    source, image = make_image(tmp_path / "src")
+    ref = f"{registry.host}/app:v1"
+    api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
+    blobs: dict[str, BlobSource] = {}
+    with RegistrySession(options(tmp_path)) as session:
+        push_artifact(session, api._reference(ref), artifact_manifest(SBOM_TYPE, [], image, blobs=blobs), blobs)
+    assert [r.descriptor.artifact_type for r in supply.list_referrers(ref, options=options(tmp_path))] == [SBOM_TYPE]
+    with pytest.raises(NotFoundError, match="holds no document"):
+        supply.sbom(ref, options=options(tmp_path))
