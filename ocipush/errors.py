@@ -42,6 +42,10 @@ class RegistryError(OcipushError):
         self.code = code
 
 
+class InvalidManifestError(RegistryError):
+    """A manifest or index is not valid JSON of its kind (a registry's answer or a layout's blob)."""
+
+
 class TransportError(OcipushError):
     """The network failed and retries were exhausted."""
 

@@ -36,6 +36,8 @@ class _Partial:
                 while data := f.read(READ_SIZE):
                     self.hasher.update(data)
                     self.size += len(data)
+        else:
+            open(path, "ab").close()  # a zero-byte blob has no data to append, but must still be committed
 
     def restart(self) -> None:
         self.hasher = new_hasher(f"{self.algorithm}:")
