@@ -10,6 +10,7 @@ from ocipush.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
     from ocipush.api import (
+        Inspection,
         build_push,
         build_to,
         catalog,
@@ -24,8 +25,27 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         push,
         resolve_digest,
     )
-    from ocipush.errors import OcipushError
+    from ocipush.build import BuildResult, BuildSpec
+    from ocipush.errors import (
+        AuthError,
+        AwsError,
+        BuildError,
+        DigestMismatchError,
+        InvalidManifestError,
+        InvalidReferenceError,
+        LayoutError,
+        NotFoundError,
+        OcipushError,
+        RegistryError,
+        TransportError,
+        UnsafeArchiveError,
+        UsageError,
+    )
+    from ocipush.models import Platform
+    from ocipush.progress import ProgressEvent
+    from ocipush.reference import ArchiveLocation, LayoutLocation, Reference
     from ocipush.registry.options import RegistryOptions
+    from ocipush.transfer import TransferResult
 
 __version__ = "0.1.0"
 
@@ -44,12 +64,56 @@ _API = {
     "build_to": "ocipush.api",
     "fetch_manifest": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
+    # result, event and value types
+    "TransferResult": "ocipush.transfer",
+    "Inspection": "ocipush.api",
+    "BuildResult": "ocipush.build",
+    "BuildSpec": "ocipush.build",
+    "ProgressEvent": "ocipush.progress",
+    "Platform": "ocipush.models",
+    "Reference": "ocipush.reference",
+    "LayoutLocation": "ocipush.reference",
+    "ArchiveLocation": "ocipush.reference",
+    # errors
     "OcipushError": "ocipush.errors",
+    "UsageError": "ocipush.errors",
+    "InvalidReferenceError": "ocipush.errors",
+    "NotFoundError": "ocipush.errors",
+    "AuthError": "ocipush.errors",
+    "RegistryError": "ocipush.errors",
+    "InvalidManifestError": "ocipush.errors",
+    "TransportError": "ocipush.errors",
+    "DigestMismatchError": "ocipush.errors",
+    "UnsafeArchiveError": "ocipush.errors",
+    "LayoutError": "ocipush.errors",
+    "BuildError": "ocipush.errors",
+    "AwsError": "ocipush.errors",
 }
 
 __all__ = [
+    "ArchiveLocation",
+    "AuthError",
+    "AwsError",
+    "BuildError",
+    "BuildResult",
+    "BuildSpec",
+    "DigestMismatchError",
+    "Inspection",
+    "InvalidManifestError",
+    "InvalidReferenceError",
+    "LayoutError",
+    "LayoutLocation",
+    "NotFoundError",
     "OcipushError",
+    "Platform",
+    "ProgressEvent",
+    "Reference",
+    "RegistryError",
     "RegistryOptions",
+    "TransferResult",
+    "TransportError",
+    "UnsafeArchiveError",
+    "UsageError",
     "__version__",
     "build_push",
     "build_to",
@@ -68,3 +132,8 @@ __all__ = [
 
 
 __getattr__ = lazy_attributes(__name__, _API)
+
+
+def __dir__() -> list[str]:
+    """Completion (and `dir(ocipush)`) sees the lazily loaded names too."""
+    return sorted({*globals(), *__all__})

@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ocipush import arguments as check
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, sha256_of
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
-from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
+from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference
 from ocipush.registry.client import list_catalog
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
@@ -33,7 +34,6 @@ from ocipush.transfer import (
     TransferResult,
     select_platform,
     transfer,
-    validate_tags,
 )
 
 if TYPE_CHECKING:
@@ -42,17 +42,6 @@ if TYPE_CHECKING:
     from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
-
-
-def _location(value: LocationLike) -> Location:
-    return parse_location(value) if isinstance(value, str) else value
-
-
-def _reference(value: LocationLike) -> Reference:
-    location = _location(value)
-    if not isinstance(location, Reference):
-        raise UsageError(f"{value} is not a registry reference")
-    return location
 
 
 @contextlib.contextmanager
@@ -93,9 +82,12 @@ def copy(
     create_repository: Callable[[], bool] | None = None,
 ) -> TransferResult:
     """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
-    src, dst = _location(source), _location(target)
-    wanted = _platform(platform)
-    extra_tags = validate_tags(tags)
+    src, dst = check.location(source, "source"), check.location(target, "target")
+    wanted = check.platform(platform)
+    extra_tags = check.tags(tags)
+    options = check.options(options)
+    check.callback(progress, "progress")
+    check.callback(create_repository, "create_repository")
     with RegistrySession(options) as session, _open_source(session, src) as image:
         jobs = session.options.jobs
         if isinstance(dst, Reference):
@@ -158,14 +150,6 @@ def _to_archive(
     return result
 
 
-def _platform(platform: Platform | str | None) -> Platform | None:
-    if isinstance(platform, str):
-        from ocipush.models import parse_platform
-
-        return parse_platform(platform)
-    return platform
-
-
 def push(
     source: LocationLike,
     target: LocationLike,
@@ -190,9 +174,9 @@ def pull(
 ) -> TransferResult:
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
     (default: this machine's) unless `all_platforms`."""
-    if all_platforms and isinstance(_location(target), ArchiveLocation):
+    if check.flag(all_platforms, "all_platforms") and isinstance(check.location(target, "target"), ArchiveLocation):
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
-    wanted = None if all_platforms else (_platform(platform) or host_platform())
+    wanted = None if all_platforms else (check.platform(platform) or host_platform())
     return copy(source, target, platform=wanted, options=options, progress=progress)
 
 
@@ -214,15 +198,16 @@ def pull_rootfs(
     from ocipush.extract import extract_layers
     from ocipush.fsutil import staged_directory
 
+    check.text(directory, "directory")
+    wanted = check.platform(platform) or host_platform()
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"{directory} exists and is not a directory")
     if os.path.isdir(directory) and os.listdir(directory):
         raise UsageError(f"{directory} is not empty: unpack into a new or empty directory")
-    options = options or RegistryOptions.from_env()
-    wanted = _platform(platform) or host_platform()
+    options = check.options(options)
     with (
         RegistrySession(options) as session,
-        _open_source(session, _location(source)) as image,
+        _open_source(session, check.location(source, "source")) as image,
         _scratch_dir(options) as scratch,
     ):
         layout, result = _to_scratch(image, wanted, session, progress, scratch)
@@ -247,11 +232,14 @@ def build_to(
     them from the base's registry, as build-push does.
     A new layout is removed again when the build fails, an archive appears only once complete; the previous image
     of an existing layout tag is reused."""
-    from ocipush.build import build_image, previous_manifests
+    from ocipush.build import BuildSpec, build_image, previous_manifests
     from ocipush.transfer import complete_layout
 
-    target = _location(output)
-    options = options or RegistryOptions.from_env()
+    spec = check.instance(spec, BuildSpec, "spec")
+    target = check.location(output, "output")
+    check.flag(base_layers, "base_layers")
+    options = check.options(options)
+    check.callback(progress, "progress")
     spec = _with_cache_dir(spec, options)
     if isinstance(target, LayoutLocation):
         if target.digest:
@@ -304,12 +292,16 @@ def build_push(
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
     and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never stored
     (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`)."""
-    from ocipush.build import build_image
+    from ocipush.build import BuildSpec, build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
 
-    reference = _reference(target)
-    options = options or RegistryOptions.from_env()
+    spec = check.instance(spec, BuildSpec, "spec")
+    reference = check.reference(target, "target")
+    tags = check.tags(tags)
+    options = check.options(options)
+    check.callback(progress, "progress")
+    check.callback(create_repository, "create_repository")
     spec = _with_cache_dir(spec, options)
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options, store)
@@ -382,16 +374,19 @@ def fetch_manifest(
     location: LocationLike, platform: Platform | None = None, options: RegistryOptions | None = None
 ) -> ManifestDocument:
     """The manifest or index at `location`; with `platform`, the platform's image manifest from an index."""
-    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
         root = image.root()
-        if platform is not None and root.is_index:
-            return select_platform(image, root, platform)
+        if wanted is not None and root.is_index:
+            return select_platform(image, root, wanted)
         return root
 
 
 def fetch_blob_bytes(location: LocationLike, digest: str, options: RegistryOptions | None = None) -> bytes:
     """A small blob (a config) of the repository at `location`, verified."""
-    loc = _location(location)
+    loc = check.location(location, "location")
+    check.digest(digest, "digest")
+    options = check.options(options)
     if isinstance(loc, LayoutLocation):
         return OCILayout(loc.path).read_blob(digest)
     if not isinstance(loc, Reference):
@@ -427,10 +422,9 @@ def inspect(
     location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
 ) -> Inspection:
     """Manifest, digest and (for an image) config of `location`."""
-    loc = _location(location)
-    with RegistrySession(options) as session, _open_source(session, loc) as image:
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
         root = image.root()
-        wanted = _platform(platform)
         document = select_platform(image, root, wanted) if wanted and root.is_index else root
         config = None
         if not document.is_index:
@@ -446,7 +440,8 @@ def inspect(
 
 def resolve_digest(location: LocationLike, options: RegistryOptions | None = None) -> str:
     """The digest of the manifest or index at `location` (a HEAD when the registry sends one)."""
-    loc = _location(location)
+    loc = check.location(location, "location")
+    options = check.options(options)
     if isinstance(loc, Reference):
         if loc.digest:
             return loc.digest
@@ -459,14 +454,15 @@ def resolve_digest(location: LocationLike, options: RegistryOptions | None = Non
 
 
 def list_tags(repository: str | Reference, options: RegistryOptions | None = None) -> list[str]:
-    reference = _reference(repository)
-    with RegistrySession(options) as session:
+    reference = check.reference(repository, "repository")
+    with RegistrySession(check.options(options)) as session:
         return session.client(reference).list_tags()
 
 
 def catalog(registry: str, options: RegistryOptions | None = None) -> list[str]:
     """Repositories of a registry (the `_catalog` API; ECR serves its own through the ECR API instead)."""
-    with RegistrySession(options) as session:
+    check.text(registry, "registry")
+    with RegistrySession(check.options(options)) as session:
         return list_catalog(session.transport(registry))
 
 
@@ -474,8 +470,8 @@ def delete(location: str | Reference, options: RegistryOptions | None = None) ->
     """Delete the manifest a tag or digest names (all its tags go with it). Returns the deleted digest.
 
     On ECR, where the v2 DELETE may be refused, the image is deleted through the ECR API instead."""
-    reference = _reference(location)
-    with RegistrySession(options) as session:
+    reference = check.reference(location, "location")
+    with RegistrySession(check.options(options)) as session:
         client = session.client(reference)
         digest = reference.digest
         if digest is None:
@@ -510,6 +506,7 @@ def lambda_check(
     """Every reason AWS Lambda would refuse the image at `location` (an empty list when it would take it)."""
     from ocipush.lambda_rules import check_image
 
-    options = options or RegistryOptions.from_env()
-    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
-        return check_image(image, _platform(platform), options.cache_dir)
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    options = check.options(options)
+    with RegistrySession(options) as session, _open_source(session, loc) as image:
+        return check_image(image, wanted, options.cache_dir)

@@ -13,7 +13,7 @@ from typing import Protocol
 from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
-from ocipush.errors import NotFoundError, TransferStopped, UsageError
+from ocipush.errors import NotFoundError, TransferStopped
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -359,13 +359,3 @@ def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:
     from ocipush.cachedir import cache_subdir
 
     return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True)
-
-
-def validate_tags(tags: Iterable[str]) -> list[str]:
-    from ocipush.reference import is_valid_tag
-
-    tags = list(tags)
-    for tag in tags:
-        if not is_valid_tag(tag):
-            raise UsageError(f"invalid tag {tag!r}")
-    return tags

@@ -1,0 +1,99 @@
+"""Checks of the arguments the public functions take: one helper per kind of argument, shared by every function,
+so that a wrong type or value is a `UsageError` naming the argument instead of an AttributeError deep inside."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from ocipush.digest import is_digest
+from ocipush.errors import UsageError
+from ocipush.models import Platform, parse_platform
+from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, is_valid_tag, parse_location
+from ocipush.registry.options import RegistryOptions
+
+T = TypeVar("T")
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def location(value: object, name: str, default_tag: str | None = "latest") -> Location:
+    """A location string (`REF`, `oci:DIR`, …) parsed, or a parsed `Location` as it is."""
+    if isinstance(value, str):
+        return parse_location(value, default_tag)
+    if isinstance(value, Reference | LayoutLocation | ArchiveLocation):
+        return value
+    raise UsageError(f"{name}: expected a location string such as 'registry/repo:tag' or 'oci:DIR', got {_kind(value)}")
+
+
+def reference(value: object, name: str) -> Reference:
+    found = location(value, name)
+    if not isinstance(found, Reference):
+        raise UsageError(f"{name}: {value} is not a registry reference")
+    return found
+
+
+def tags(value: object) -> list[str]:
+    """Extra tags: a list (or other iterable) of valid tag strings. A lone string is refused, not split."""
+    if isinstance(value, str | bytes):
+        raise UsageError(f"tags: expected a list of tags, got the string {value!r} (write tags=[{value!r}])")
+    if not isinstance(value, Iterable):
+        raise UsageError(f"tags: expected a list of tags, got {_kind(value)}")
+    found = list(value)
+    for tag in found:
+        if not isinstance(tag, str):
+            raise UsageError(f"tags: expected strings, got {_kind(tag)} {tag!r}")
+        if not is_valid_tag(tag):
+            raise UsageError(f"invalid tag {tag!r}")
+    return found
+
+
+def platform(value: object) -> Platform | None:
+    """`os/arch[/variant]` or a `Platform`; None for "not given"."""
+    if value is None or isinstance(value, Platform):
+        return value
+    if isinstance(value, str):
+        return parse_platform(value)
+    raise UsageError(f"platform: expected 'os/arch[/variant]' or a Platform, got {_kind(value)}")
+
+
+def options(value: object) -> RegistryOptions:
+    """The options to use: those given (checked), or a default `RegistryOptions()` (which reads OCIPUSH_*)."""
+    if value is None:
+        return RegistryOptions()
+    if not isinstance(value, RegistryOptions):
+        raise UsageError(f"options: expected RegistryOptions, got {_kind(value)}")
+    value.check()
+    return value
+
+
+def callback(value: T | None, name: str) -> T | None:
+    if value is not None and not callable(value):
+        raise UsageError(f"{name}: expected a function, got {_kind(value)}")
+    return value
+
+
+def digest(value: object, name: str) -> str:
+    if not isinstance(value, str) or not is_digest(value):
+        raise UsageError(f"{name}: expected a digest such as 'sha256:<64 hex digits>', got {value!r}")
+    return value
+
+
+def flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name}: expected True or False, got {_kind(value)}")
+    return value
+
+
+def text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{name}: expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def instance(value: object, cls: type[T], name: str) -> T:
+    if not isinstance(value, cls):
+        raise UsageError(f"{name}: expected {cls.__name__}, got {_kind(value)}")
+    return value
