@@ -129,7 +129,9 @@ class ImageTarget(Protocol):
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str: ...
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None: ...
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
+        """Store a manifest; `top` is False for the children of an index (stored, never named on their own)."""
+        ...
 
     def current_digest(self, reference: str) -> str | None:
         """The digest a tag (or digest) names at the target now, None when it names nothing."""
@@ -153,7 +155,7 @@ class RegistryTarget:
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
         return self.uploader.upload(source.blob(descriptor), source.mount_from(descriptor, self.client.transport.host))
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for reference in tags or [document.digest]:
             self.client.put_manifest(reference, document)
 
@@ -194,8 +196,11 @@ class LayoutTarget:
                     out.write(data)
         return "uploaded"
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
-        self.layout.add_manifest(document, tags)
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
+        if top:
+            self.layout.add_manifest(document, tags)
+        else:  # only the root belongs in index.json: tools read one entry per image
+            self.layout.write_blob(document.raw, document.digest)
 
     def current_digest(self, reference: str) -> str | None:
         try:
@@ -298,7 +303,7 @@ def transfer(
             raise
         move_all()
     for document in documents[:-1]:
-        target.put_manifest(document, [])
+        target.put_manifest(document, [], top=False)
     target.put_manifest(root, tags)
     return result
 
