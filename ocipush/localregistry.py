@@ -98,7 +98,8 @@ class LocalRegistry:
     """A `docker-registry serve` process on 127.0.0.1; use as a context manager.
 
     With neither `storage_dir` nor `s3`, blobs go to a directory inside the registry's temp dir.
-    `htpasswd` is an existing file or a mapping user -> password. `log_path` (default: in the temp dir,
+    `htpasswd` is an existing file or a mapping user -> password. `catalog_max_entries` caps `_catalog` pages
+    (distribution's `catalog.maxentries`, default 1000). `log_path` (default: in the temp dir,
     removed on exit) receives the registry's stdout and stderr, access log included; the attribute of that
     name is final once started.
     """
@@ -117,6 +118,7 @@ class LocalRegistry:
         log_path: Path | None = None,
         binary: str = "docker-registry",
         start_timeout: float = 30.0,
+        catalog_max_entries: int | None = None,
     ) -> None:
         if storage_dir is not None and s3 is not None:
             raise LocalRegistryError("choose either storage_dir or s3, not both")
@@ -134,6 +136,7 @@ class LocalRegistry:
         self._log_path_option = log_path
         self._binary = binary
         self._start_timeout = start_timeout
+        self._catalog_max_entries = catalog_max_entries
         self._tmp: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port = 0
@@ -278,6 +281,8 @@ class LocalRegistry:
             "storage": storage,
             "http": http_section,
         }
+        if self._catalog_max_entries is not None:
+            config["catalog"] = {"maxentries": self._catalog_max_entries}  # larger `n` is refused with 400
         auth = self._auth(tmp)
         if auth:
             config["auth"] = auth

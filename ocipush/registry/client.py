@@ -14,7 +14,7 @@ from ocipush.digest import sha256_of
 from ocipush.errors import DigestMismatchError, RegistryError
 from ocipush.models import ManifestDocument, sniff_media_type
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
-from ocipush.registry.errors import registry_error
+from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
@@ -237,12 +237,12 @@ class RegistryClient:
         url: str | None = path
         while url:
             response = self.transport.request("GET", url, scopes=scopes)
+            if url == path and "?n=" in path and _page_size_refused(response):
+                url = path.split("?", 1)[0]  # a registry with a smaller page cap: let it choose the page size
+                continue
             if response.status_code != 200:
                 raise registry_error(response, what)
-            try:
-                items.extend(response.json().get(key) or [])
-            except (ValueError, AttributeError, TypeError):
-                raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list") from None
+            items.extend(_string_list(response, key, what))
             match = _LINK_RE.search(response.headers.get("link", ""))
             url = self.absolute(response, match.group(1)) if match else None
         return items
@@ -253,6 +253,24 @@ def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
     return client._paginate(
         f"/v2/_catalog?n={page_size}", "repositories", (CATALOG_SCOPE,), f"list repositories of {transport.host}"
     )
+
+
+def _page_size_refused(response: httpx.Response) -> bool:
+    return response.status_code == 400 and any(c == "PAGINATION_NUMBER_INVALID" for c, _ in error_codes(response))
+
+
+def _string_list(response: httpx.Response, key: str, what: str) -> list[str]:
+    """`{key: [str, ...]}` from a listing page; a missing or null list is an empty page."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    value = data.get(key) if isinstance(data, dict) else 0
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list of strings")
+    return value
 
 
 def _range_end(value: str | None) -> int | None:
