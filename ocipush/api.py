@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ocipush import arguments as check
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, sha256_of
-from ocipush.errors import NotFoundError, RegistryError, UsageError
+from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -88,11 +88,13 @@ def copy(
     options = check.options(options)
     check.callback(progress, "progress")
     check.callback(create_repository, "create_repository")
+    if isinstance(dst, ArchiveLocation) and os.path.isdir(dst.path):
+        raise LayoutError(f"{dst.path} is a directory, not a docker archive")
     with RegistrySession(options) as session, _open_source(session, src) as image:
         jobs = session.options.jobs
+        if not isinstance(dst, ArchiveLocation) and dst.digest:
+            _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
         if isinstance(dst, Reference):
-            if dst.digest and dst.digest != image.root().digest and wanted is None:
-                raise UsageError(f"{target} names digest {dst.digest}, but {source} is {image.root().digest}")
             all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
             registry_target: ImageTarget = RegistryTarget(session, dst, progress)
             return transfer(
@@ -136,6 +138,14 @@ def _to_scratch(
         image, LayoutTarget(layout, progress), [], platform=platform, jobs=session.options.jobs, progress=progress
     )
     return layout, result
+
+
+def _check_target_digest(image: ImageSource, wanted: Platform | None, digest: str, what: str) -> None:
+    """A target that names a digest gets that image or nothing: refused when the source holds another."""
+    root = image.root()
+    chosen = select_platform(image, root, wanted) if wanted is not None and root.is_index else root
+    if chosen.digest != digest:
+        raise UsageError(f"{what}: the target names digest {digest}, but the image copied is {chosen.digest}")
 
 
 def _to_archive(

@@ -129,6 +129,8 @@ class OCILayout:
                 raw = f.read()
         except FileNotFoundError:
             raise LayoutError(f"{self.path} has no index.json") from None
+        except IsADirectoryError:
+            raise LayoutError(f"{self._index_path} is a directory, not a file") from None
         try:
             return Index.model_validate_json(raw)
         except ValueError as exc:

@@ -68,6 +68,9 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> Reference:
         registry, remainder = first, rest
         if not _HOST_RE.match(registry):
             raise InvalidReferenceError(f"invalid reference {original!r}: bad registry host {registry!r}")
+        port = registry.rsplit(":", 1)[1] if registry.rfind(":") > registry.rfind("]") else None
+        if port is not None and not 0 < int(port) < 65536:
+            raise InvalidReferenceError(f"invalid reference {original!r}: port {port} is not in 1-65535")
     else:
         registry, remainder = DOCKER_HUB, text
     tag = None

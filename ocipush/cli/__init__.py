@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ocipush import __version__
@@ -70,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from ocipush.errors import OcipushError
 
+    _first_interrupt_unwinds()
     try:
         code: int = args.handler(args)
         return code
@@ -95,3 +98,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"ocipush: error: network failure ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 6
+
+
+def _first_interrupt_unwinds() -> None:
+    """The first Ctrl-C raises KeyboardInterrupt, so that the command stops its workers and says so; a second one
+    (while that shutdown waits for requests in flight) leaves at once, never with a traceback."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, _leave_now)
+        raise KeyboardInterrupt
+
+    # Not when SIGINT is ignored (nohup, a background job) or main() runs off the main thread (tests, embedders).
+    if (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGINT, interrupted)
+
+
+def _leave_now(signum: int, frame: object) -> None:
+    os.write(2, b"\nocipush: interrupted again: leaving now (run the same command again to resume)\n")
+    os._exit(130)
