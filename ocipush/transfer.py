@@ -14,6 +14,7 @@ from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
 from ocipush.errors import NotFoundError, TransferStopped
+from ocipush.fsutil import naming_full_disk
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -126,6 +127,7 @@ def _registry_base(annotations: dict[str, str] | None) -> Reference | None:
 class ImageTarget(Protocol):
     name: str
     stop: threading.Event  # set when one blob failed: the others end at their next piece
+    needs_foreign_layers: bool  # a local copy is complete only with them; a registry keeps just their descriptors
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str: ...
 
@@ -144,6 +146,7 @@ class RegistryTarget:
         self.client = session.client(reference)
         self.name = f"{reference.registry}/{reference.repository}"
         self.stop = threading.Event()
+        self.needs_foreign_layers = False
         self.uploader = BlobUploader(
             self.client,
             UploadJournal(session.options.cache_dir),
@@ -181,26 +184,37 @@ class LayoutTarget:
         self.progress = progress
         self.name = f"oci:{layout.path}"
         self.stop = threading.Event()
+        self.needs_foreign_layers = True
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
         if self.layout.has_blob(descriptor.digest, descriptor.size):
             return "exists"
         blob = source.blob(descriptor)
-        if isinstance(blob, RegistryBlobSource):
-            download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
-        else:
-            with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
-                for data in blob.read_range(0, descriptor.size):
-                    if self.stop.is_set():
-                        raise TransferStopped
-                    out.write(data)
+        try:
+            with naming_full_disk(self.layout.path):
+                if isinstance(blob, RegistryBlobSource):
+                    download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
+                else:
+                    with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
+                        for data in blob.read_range(0, descriptor.size):
+                            if self.stop.is_set():
+                                raise TransferStopped
+                            out.write(data)
+        except NotFoundError:
+            if not is_foreign(descriptor):
+                raise
+            raise NotFoundError(
+                f"foreign layer {descriptor.digest} is not served by {source.name}, and a local copy needs it "
+                f"(ocipush does not fetch from a manifest's urls: {', '.join(descriptor.urls or []) or 'none'})"
+            ) from None
         return "uploaded"
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
-        if top:
-            self.layout.add_manifest(document, tags)
-        else:  # only the root belongs in index.json: tools read one entry per image
-            self.layout.write_blob(document.raw, document.digest)
+        with naming_full_disk(self.layout.path):
+            if top:
+                self.layout.add_manifest(document, tags)
+            else:  # only the root belongs in index.json: tools read one entry per image
+                self.layout.write_blob(document.raw, document.digest)
 
     def current_digest(self, reference: str) -> str | None:
         try:
@@ -249,8 +263,16 @@ def select_platform(source: ImageSource, index: ManifestDocument, platform: Plat
     raise NotFoundError(f"{source.name} has no image for platform {platform} (available: {available})")
 
 
-def _collect(source: ImageSource, root: ManifestDocument) -> tuple[list[ManifestDocument], dict[str, Descriptor]]:
-    """Image manifests under `root` (children first, root last) and the blobs they reference."""
+def is_foreign(blob: Descriptor) -> bool:
+    """A layer that registries need not hold (it names where it lives; Windows base layers)."""
+    return blob.media_type in mt.FOREIGN_LAYERS or bool(blob.urls)
+
+
+def _collect(
+    source: ImageSource, root: ManifestDocument, foreign: bool = True
+) -> tuple[list[ManifestDocument], dict[str, Descriptor]]:
+    """Image manifests under `root` (children first, root last) and the blobs they reference (foreign layers
+    only with `foreign`)."""
     documents: list[ManifestDocument] = []
     blobs: dict[str, Descriptor] = {}
 
@@ -262,8 +284,8 @@ def _collect(source: ImageSource, root: ManifestDocument) -> tuple[list[Manifest
         else:
             manifest = document.manifest
             for blob in [manifest.config, *manifest.layers]:
-                if blob.media_type == mt.DOCKER_FOREIGN_LAYER or blob.urls:
-                    continue  # foreign layers live elsewhere by design
+                if not foreign and is_foreign(blob):
+                    continue  # a registry target keeps their descriptors; the bytes live elsewhere by design
                 blobs.setdefault(blob.digest, blob)
         documents.append(document)
 
@@ -286,7 +308,7 @@ def transfer(
     root = source.root()
     if platform is not None and root.is_index:
         root = select_platform(source, root, platform)
-    documents, blobs = _collect(source, root)
+    documents, blobs = _collect(source, root, target.needs_foreign_layers)
     result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
     if all(target.current_digest(reference) == root.digest for reference in tags or [root.digest]):
         # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
