@@ -20,7 +20,7 @@ from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
-from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference
+from ocipush.reference import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation, Reference
 from ocipush.registry.client import list_catalog
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
@@ -61,6 +61,13 @@ def _open_source(session: RegistrySession, location: Location) -> Iterator[Image
         yield RegistrySource(session, location)
     elif isinstance(location, LayoutLocation):
         yield LayoutSource(session, OCILayout(location.path), location.tag, location.digest)
+    elif isinstance(location, OciArchiveLocation):
+        from ocipush.ociarchive import read_oci_archive
+
+        with _scratch_dir(session.options) as scratch:
+            layout = OCILayout(scratch, create=True)
+            read_oci_archive(location.path, layout)
+            yield LayoutSource(session, layout, location.tag, None)
     else:
         from ocipush.archive import read_docker_archive
 
@@ -88,11 +95,11 @@ def copy(
     options = check.options(options)
     check.callback(progress, "progress")
     check.callback(create_repository, "create_repository")
-    if isinstance(dst, ArchiveLocation) and os.path.isdir(dst.path):
-        raise LayoutError(f"{dst.path} is a directory, not a docker archive")
+    if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
+        raise LayoutError(f"{dst.path} is a directory, not an archive file")
     with RegistrySession(options) as session, _open_source(session, src) as image:
         jobs = session.options.jobs
-        if not isinstance(dst, ArchiveLocation) and dst.digest:
+        if isinstance(dst, Reference | LayoutLocation) and dst.digest:
             _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
         if isinstance(dst, Reference):
             all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
@@ -113,6 +120,8 @@ def copy(
                 return transfer(
                     image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
                 )
+        if isinstance(dst, OciArchiveLocation):
+            return _to_oci_archive(image, dst, extra_tags, wanted, session, progress)
         return _to_archive(image, dst, wanted or host_platform(), session, progress)
 
 
@@ -146,6 +155,27 @@ def _check_target_digest(image: ImageSource, wanted: Platform | None, digest: st
     chosen = select_platform(image, root, wanted) if wanted is not None and root.is_index else root
     if chosen.digest != digest:
         raise UsageError(f"{what}: the target names digest {digest}, but the image copied is {chosen.digest}")
+
+
+def _to_oci_archive(
+    image: ImageSource,
+    dst: OciArchiveLocation,
+    tags: list[str],
+    platform: Platform | None,
+    session: RegistrySession,
+    progress: ProgressCallback,
+) -> TransferResult:
+    from ocipush.ociarchive import write_oci_archive
+
+    with _scratch_dir(session.options) as scratch:
+        layout = OCILayout(scratch, create=True)
+        all_tags = ([dst.tag] if dst.tag else []) + tags
+        jobs = session.options.jobs
+        result = transfer(
+            image, LayoutTarget(layout, progress), all_tags, platform=platform, jobs=jobs, progress=progress
+        )
+        write_oci_archive(layout, dst.path)
+    return result
 
 
 def _to_archive(

@@ -9,7 +9,15 @@ from typing import TypeVar
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
 from ocipush.models import Platform, parse_platform
-from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, is_valid_tag, parse_location
+from ocipush.reference import (
+    ArchiveLocation,
+    LayoutLocation,
+    Location,
+    OciArchiveLocation,
+    Reference,
+    is_valid_tag,
+    parse_location,
+)
 from ocipush.registry.options import RegistryOptions
 
 T = TypeVar("T")
@@ -23,7 +31,7 @@ def location(value: object, name: str, default_tag: str | None = "latest") -> Lo
     """A location string (`REF`, `oci:DIR`, …) parsed, or a parsed `Location` as it is."""
     if isinstance(value, str):
         return parse_location(value, default_tag)
-    if isinstance(value, Reference | LayoutLocation | ArchiveLocation):
+    if isinstance(value, Reference | LayoutLocation | ArchiveLocation | OciArchiveLocation):
         return value
     raise UsageError(f"{name}: expected a location string such as 'registry/repo:tag' or 'oci:DIR', got {_kind(value)}")
 

@@ -159,9 +159,11 @@ def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def local_location(path: str) -> str:
-    """crane's habit: a directory is an OCI layout, a file a docker archive; prefixed locations pass through;
-    anything else is a missing path."""
-    if path.startswith(("oci:", "docker-archive:", "docker://")):
+    """crane's habit: a directory is an OCI layout, a file a docker archive; prefixed locations pass through (an
+    unknown prefix is refused when parsed); anything else is a missing path."""
+    from ocipush.reference import has_prefix
+
+    if has_prefix(path):
         return path
     if os.path.isdir(path):
         return f"oci:{path}"
