@@ -38,6 +38,7 @@ from ocipush.transfer import (
 
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
+    from ocipush.build.compress import Compression
     from ocipush.lambda_rules import LambdaProblem
     from ocipush.spool import GrowingBlob
 
@@ -87,17 +88,27 @@ def copy(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    compression: Compression | None = None,
 ) -> TransferResult:
-    """Copy an image between any two locations. With `platform`, only that image of an index is copied."""
+    """Copy an image between any two locations. With `platform`, only that image of an index is copied.
+
+    Layers keep their compression, except a docker archive's plain ones (gzip-compressed on the way);
+    `compression` ("gzip", "zstd" or "none") converts every layer that is not in it (new layer and manifest
+    digests; the config and diff_ids stay)."""
     src, dst = check.location(source, "source"), check.location(target, "target")
     wanted = check.platform(platform)
     extra_tags = check.tags(tags)
     options = check.options(options)
     check.callback(progress, "progress")
     check.callback(create_repository, "create_repository")
+    wanted_compression = check.compression(compression)
     if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
         raise LayoutError(f"{dst.path} is a directory, not an archive file")
-    with RegistrySession(options) as session, _open_source(session, src) as image:
+    with (
+        RegistrySession(options) as session,
+        _open_source(session, src) as opened,
+        _compressed(opened, src, dst, wanted_compression, wanted, session) as image,
+    ):
         jobs = session.options.jobs
         if isinstance(dst, Reference | LayoutLocation) and dst.digest:
             _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
@@ -149,6 +160,30 @@ def _to_scratch(
     return layout, result
 
 
+@contextlib.contextmanager
+def _compressed(
+    image: ImageSource,
+    src: Location,
+    dst: Location,
+    compression: Compression | None,
+    platform: Platform | None,
+    session: RegistrySession,
+) -> Iterator[ImageSource]:
+    """`image` with its layers compressed as asked (see `copy`); itself when nothing is to change. A docker archive
+    target holds plain layers whatever the source has, so nothing is compressed for one."""
+    if isinstance(dst, ArchiveLocation) or (compression is None and not isinstance(src, ArchiveLocation)):
+        yield image
+        return
+    from ocipush.recompress import RecompressedSource
+
+    with _scratch_dir(session.options) as scratch:
+        store = OCILayout(scratch, create=True)
+        if compression:
+            yield RecompressedSource(image, store, compression, "all", platform)
+        else:
+            yield RecompressedSource(image, store, "gzip", "plain", platform)
+
+
 def _check_target_digest(image: ImageSource, wanted: Platform | None, digest: str, what: str) -> None:
     """A target that names a digest gets that image or nothing: refused when the source holds another."""
     root = image.root()
@@ -198,9 +233,19 @@ def push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    compression: Compression | None = None,
 ) -> TransferResult:
-    """Push an image from a layout or docker archive to a registry (every platform of an index)."""
-    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    """Push an image from a layout or archive to a registry (every platform of an index); a docker archive's plain
+    layers are gzip-compressed, and `compression` converts layers as in `copy`."""
+    return copy(
+        source,
+        target,
+        tags=tags,
+        options=options,
+        progress=progress,
+        create_repository=create_repository,
+        compression=compression,
+    )
 
 
 def pull(

@@ -4,7 +4,7 @@ so that a wrong type or value is a `UsageError` naming the argument instead of a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
@@ -19,6 +19,9 @@ from ocipush.reference import (
     parse_location,
 )
 from ocipush.registry.options import RegistryOptions
+
+if TYPE_CHECKING:
+    from ocipush.build.compress import Compression
 
 T = TypeVar("T")
 
@@ -87,6 +90,13 @@ def digest(value: object, name: str) -> str:
     if not isinstance(value, str) or not is_digest(value):
         raise UsageError(f"{name}: expected a digest such as 'sha256:<64 hex digits>', got {value!r}")
     return value
+
+
+def compression(value: object) -> Compression | None:
+    """gzip, zstd, none, or None for "as the source has it"."""
+    if value is None or value == "gzip" or value == "zstd" or value == "none":
+        return value
+    raise UsageError(f"compression: expected 'gzip', 'zstd' or 'none', got {value!r}")
 
 
 def flag(value: object, name: str) -> bool:

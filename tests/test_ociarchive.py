@@ -86,7 +86,7 @@ def test_a_tampered_archive_is_refused(tmp_path: Path) -> None:
         api.push(f"oci-archive:{tmp_path / 'bad.tar'}:v1", "127.0.0.1:1/x:v1", options=options(tmp_path))
     assert not (tmp_path / "escaped").exists()
     (tmp_path / "plain.tar").write_bytes(b"not a tar at all" * 100)
-    with pytest.raises(LayoutError, match="not a readable oci-archive|not an oci-archive"):
+    with pytest.raises(LayoutError, match=r"not a readable oci-archive|not an oci-archive"):
         api.push(f"oci-archive:{tmp_path / 'plain.tar'}", "127.0.0.1:1/x:v1", options=options(tmp_path))
 
 

@@ -37,6 +37,7 @@ def register(subparsers: Any) -> None:
     )
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
+    _add_compression(push)
     _add_create_repo(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
     copy.add_argument("source")
     copy.add_argument("target")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
+    _add_compression(copy)
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     _add_create_repo(copy)
 
@@ -77,6 +79,15 @@ def register(subparsers: Any) -> None:
 
     digest = command("digest", _digest, "print the digest of the manifest a reference names")
     digest.add_argument("reference")
+
+
+def _add_compression(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compression",
+        choices=("gzip", "zstd", "none"),
+        help="convert every layer not in this compression (default: keep layers as they are, but gzip a docker "
+        "archive's plain ones)",
+    )
 
 
 def _add_create_repo(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +156,7 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
             options=options,
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
+            compression=args.compression,
         )
     finally:
         printer.finish()
