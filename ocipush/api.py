@@ -103,7 +103,8 @@ def copy(
     check.callback(create_repository, "create_repository")
     wanted_compression = check.compression(compression)
     if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
-        raise LayoutError(f"{dst.path} is a directory, not an archive file")
+        kind = "a docker archive" if isinstance(dst, ArchiveLocation) else "an oci-archive"
+        raise LayoutError(f"{dst.path} is a directory, not {kind}")
     with (
         RegistrySession(options) as session,
         _open_source(session, src) as opened,
