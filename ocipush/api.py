@@ -286,6 +286,9 @@ def pull_rootfs(
 
     check.text(directory, "directory")
     wanted = check.platform(platform) or host_platform()
+    if allow_devices is not None:
+        check.flag(allow_devices, "allow_devices")
+    check.callback(progress, "progress")
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"{directory} exists and is not a directory")
     if os.path.isdir(directory) and os.listdir(directory):

@@ -111,6 +111,7 @@ def test_a_string_of_tags_is_refused_not_split(registry: LocalRegistry, tmp_path
         (lambda o: api.copy("oci:x", "localhost:5000/x", tags=[1], options=o), "tags: expected strings, got int"),
         (lambda o: api.copy("oci:x", "localhost:5000/x", progress=3, options=o), "progress: expected a function"),
         (lambda o: api.pull_rootfs("localhost:5000/x:v1", None, options=o), "directory: expected"),
+        (lambda o: api.pull_rootfs("localhost:5000/x:v1", "d", allow_devices="no", options=o), "allow_devices"),
         (lambda o: api.list_tags(["a"], options=o), "repository: expected a location string"),
         (lambda o: api.catalog(5000, options=o), "registry: expected a non-empty string"),
         (lambda o: api.fetch_blob_bytes("localhost:5000/x", "md5:1", options=o), "digest: expected a digest"),
