@@ -106,3 +106,13 @@ def test_references_that_look_like_prefixes_stay_references() -> None:
     for text in ("alpine:3", "docker:24-dind", "registry:2", "localhost:5000/app", "my-app:v1.2"):
         assert not isinstance(parse_location(text), OciArchiveLocation)
         assert parse_location(text).__class__.__name__ == "Reference"
+
+
+def test_an_archive_base_is_refused_by_build(tmp_path: Path) -> None:
+    from ocipush.build import BuildSpec
+    from ocipush.errors import BuildError
+
+    with pytest.raises(BuildError, match="archive bases are not supported"):
+        api.build_to(BuildSpec(base=f"oci-archive:{tmp_path / 'base.tar'}"), f"oci:{tmp_path / 'out'}",
+                     options=options(tmp_path))  # fmt: skip
+    assert not (tmp_path / "out").exists()
