@@ -159,23 +159,39 @@ def test_a_non_ascii_token_is_an_auth_error(non_ascii_token: BackgroundServer) -
 
 
 def test_a_second_ctrl_c_during_shutdown_leaves_without_a_traceback(tmp_path: Path) -> None:
-    # A server that accepts and never answers keeps the pull busy until the Ctrl-Cs arrive.
+    # A server that accepts and never answers keeps the pull busy until the first Ctrl-C. The child's stderr is a
+    # pipe filled to the brim beforehand, so the shutdown that Ctrl-C starts blocks on writing its message: the
+    # second Ctrl-C lands in the middle of that shutdown, every time.
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
     threading.Thread(target=lambda: [held.append(listener.accept()[0]) for _ in range(8)], daemon=True).start()
     port = listener.getsockname()[1]
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    filler = 0
+    try:
+        while True:
+            filler += os.write(write_end, b"f" * 4096)
+    except BlockingIOError:
+        pass
+    os.set_blocking(write_end, True)
     child = subprocess.Popen(
         [sys.executable, "-m", "ocipush.cli", "pull", f"127.0.0.1:{port}/app:v1", str(tmp_path / "o"),
          *_cache(tmp_path)],
-        stderr=subprocess.PIPE, text=True,
+        stderr=write_end,
     )  # fmt: skip
+    os.close(write_end)
     deadline = time.monotonic() + 30
     while not held and time.monotonic() < deadline:
         time.sleep(0.05)
     assert held, "the pull never connected"
     child.send_signal(signal.SIGINT)
+    time.sleep(1.0)  # the shutdown is now blocked writing "interrupted" into the full pipe
+    assert child.poll() is None
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    with os.fdopen(read_end, "rb") as pipe:
+        err = pipe.read()[filler:].decode()
+    child.wait(timeout=60)
     listener.close()
-    assert child.returncode == 130
-    assert "Traceback" not in err and "interrupted" in err
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "interrupted again: leaving now" in err
