@@ -217,11 +217,13 @@ class LayoutTarget:
                 self.layout.write_blob(document.raw, document.digest)
 
     def current_digest(self, reference: str) -> str | None:
+        if is_digest(reference):
+            # Only index.json entries count: a manifest kept as an index's child is not an image there of its own.
+            return reference if any(e.digest == reference for e in self.layout.read_index().manifests) else None
         try:
-            entry = self.layout.resolve(digest=reference) if is_digest(reference) else self.layout.resolve(reference)
+            return self.layout.resolve(reference).digest
         except NotFoundError:
             return None
-        return entry.digest
 
 
 # --- the walk --------------------------------------------------------------------------------------------------------

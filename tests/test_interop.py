@@ -84,3 +84,8 @@ def test_all_platforms_layout_has_only_the_index_at_the_top(registry: LocalRegis
         assert OCILayout(f"{tmp_path / name}-sk").resolve("x").digest == index.digest
         pushed = api.push(f"oci:{pulled.path}", f"{registry.host}/again-{name}:1", options=options(tmp_path))
         assert pushed.digest == index.digest
+    # one platform's image pulled into the same layout becomes an entry of its own, though its manifest is there
+    api.pull(f"{registry.host}/multi:1", f"oci:{tmp_path / 'untagged'}", platform="linux/arm64",
+             options=options(tmp_path))  # fmt: skip
+    entries = OCILayout(str(tmp_path / "untagged")).read_index().manifests
+    assert [entry.digest for entry in entries] == [index.digest, arm.digest]
