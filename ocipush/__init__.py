@@ -42,8 +42,15 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         UsageError,
     )
     from ocipush.models import Platform
+    from ocipush.ops.convert import Conversion
+    from ocipush.ops.files import cat, get_blob
+    from ocipush.ops.flatten import export, flatten
+    from ocipush.ops.index import append_index, create_index, filter_index, remove_from_index
+    from ocipush.ops.mutate import mutate
+    from ocipush.ops.rebase import rebase
+    from ocipush.ops.tags import tag, untag
     from ocipush.progress import ProgressEvent
-    from ocipush.reference import ArchiveLocation, LayoutLocation, Reference
+    from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, Reference
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import TransferResult
 
@@ -74,6 +81,7 @@ _API = {
     "Reference": "ocipush.reference",
     "LayoutLocation": "ocipush.reference",
     "ArchiveLocation": "ocipush.reference",
+    "OciArchiveLocation": "ocipush.reference",
     # errors
     "OcipushError": "ocipush.errors",
     "UsageError": "ocipush.errors",
@@ -88,6 +96,20 @@ _API = {
     "LayoutError": "ocipush.errors",
     "BuildError": "ocipush.errors",
     "AwsError": "ocipush.errors",
+    # image operations
+    "Conversion": "ocipush.ops.convert",
+    "create_index": "ocipush.ops.index",
+    "append_index": "ocipush.ops.index",
+    "filter_index": "ocipush.ops.index",
+    "remove_from_index": "ocipush.ops.index",
+    "tag": "ocipush.ops.tags",
+    "untag": "ocipush.ops.tags",
+    "mutate": "ocipush.ops.mutate",
+    "rebase": "ocipush.ops.rebase",
+    "flatten": "ocipush.ops.flatten",
+    "export": "ocipush.ops.flatten",
+    "cat": "ocipush.ops.files",
+    "get_blob": "ocipush.ops.files",
 }
 
 __all__ = [
@@ -97,6 +119,7 @@ __all__ = [
     "BuildError",
     "BuildResult",
     "BuildSpec",
+    "Conversion",
     "DigestMismatchError",
     "Inspection",
     "InvalidManifestError",
@@ -104,6 +127,7 @@ __all__ = [
     "LayoutError",
     "LayoutLocation",
     "NotFoundError",
+    "OciArchiveLocation",
     "OcipushError",
     "Platform",
     "ProgressEvent",
@@ -115,19 +139,31 @@ __all__ = [
     "UnsafeArchiveError",
     "UsageError",
     "__version__",
+    "append_index",
     "build_push",
     "build_to",
+    "cat",
     "catalog",
     "copy",
+    "create_index",
     "delete",
+    "export",
     "fetch_manifest",
+    "filter_index",
+    "flatten",
+    "get_blob",
     "inspect",
     "lambda_check",
     "list_tags",
+    "mutate",
     "pull",
     "pull_rootfs",
     "push",
+    "rebase",
+    "remove_from_index",
     "resolve_digest",
+    "tag",
+    "untag",
 ]
 
 

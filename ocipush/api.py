@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,22 +36,17 @@ from ocipush.transfer import (
 
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
-    from ocipush.build.compress import Compression
     from ocipush.lambda_rules import LambdaProblem
+    from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
 LocationLike = str | Location
 
 
-@contextlib.contextmanager
-def _scratch_dir(options: RegistryOptions) -> Iterator[str]:
-    from ocipush.cachedir import cache_subdir
+def _scratch_dir(options: RegistryOptions) -> contextlib.AbstractContextManager[str]:
+    from ocipush.cachedir import scratch_dir
 
-    path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", options.cache_dir))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    return scratch_dir(options.cache_dir)
 
 
 @contextlib.contextmanager
@@ -79,6 +72,19 @@ def _open_source(session: RegistrySession, location: Location) -> Iterator[Image
             yield LayoutSource(session, layout, None, descriptor.digest)
 
 
+@contextlib.contextmanager
+def _converted(
+    session: RegistrySession, image: ImageSource, conversion: Conversion | None, platform: Platform | None
+) -> Iterator[ImageSource]:
+    if conversion is None or conversion.changes_nothing:
+        yield image
+        return
+    from ocipush.ops.convert import convert
+
+    with _scratch_dir(session.options) as scratch:
+        yield convert(image, conversion, scratch, platform=platform, jobs=session.options.jobs)
+
+
 def copy(
     source: LocationLike,
     target: LocationLike,
@@ -88,28 +94,50 @@ def copy(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
-    compression: Compression | None = None,
+    conversion: Conversion | None = None,
 ) -> TransferResult:
-    """Copy an image between any two locations. With `platform`, only that image of an index is copied.
-
-    Layers keep their compression, except a docker archive's plain ones (gzip-compressed on the way);
-    `compression` ("gzip", "zstd" or "none") converts every layer that is not in it (new layer and manifest
-    digests; the config and diff_ids stay)."""
+    """Copy an image between any two locations. With `platform`, only that image of an index is copied. With
+    `conversion`, layers are recompressed and/or manifests rewritten in the other format: the digests change.
+    Without one, a docker archive's plain layers are gzip-compressed on the way (a registry would otherwise store
+    and serve them uncompressed); `Conversion(compression="keep")` pushes them as they are."""
     src, dst = check.location(source, "source"), check.location(target, "target")
     wanted = check.platform(platform)
     extra_tags = check.tags(tags)
     options = check.options(options)
     check.callback(progress, "progress")
     check.callback(create_repository, "create_repository")
-    wanted_compression = check.compression(compression)
+    conversion = check.conversion(conversion)
     if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
         kind = "a docker archive" if isinstance(dst, ArchiveLocation) else "an oci-archive"
         raise LayoutError(f"{dst.path} is a directory, not {kind}")
-    with (
-        RegistrySession(options) as session,
-        _open_source(session, src) as opened,
-        _compressed(opened, src, dst, wanted_compression, wanted, session) as image,
-    ):
+    if conversion is None and isinstance(src, ArchiveLocation) and not isinstance(dst, ArchiveLocation):
+        from ocipush.ops.convert import Conversion
+
+        conversion = Conversion(compression="gzip")  # gzip layers keep their digests; plain ones are compressed
+    with RegistrySession(options) as session, _open_source(session, src) as opened:
+        result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
+                            conversion)  # fmt: skip
+        if conversion is not None and not conversion.changes_nothing:
+            root = opened.root()
+            original = select_platform(opened, root, wanted) if wanted and root.is_index else root
+            if original.digest != result.digest:
+                result.converted_from = original.digest
+        return result
+
+
+def _copy_from(
+    session: RegistrySession,
+    opened: ImageSource,
+    source: LocationLike,
+    target: LocationLike,
+    dst: Location,
+    wanted: Platform | None,
+    extra_tags: list[str],
+    progress: ProgressCallback,
+    create_repository: Callable[[], bool] | None,
+    conversion: Conversion | None,
+) -> TransferResult:
+    with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
         if isinstance(dst, Reference | LayoutLocation) and dst.digest:
             _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
@@ -161,30 +189,6 @@ def _to_scratch(
     return layout, result
 
 
-@contextlib.contextmanager
-def _compressed(
-    image: ImageSource,
-    src: Location,
-    dst: Location,
-    compression: Compression | None,
-    platform: Platform | None,
-    session: RegistrySession,
-) -> Iterator[ImageSource]:
-    """`image` with its layers compressed as asked (see `copy`); itself when nothing is to change. A docker archive
-    target holds plain layers whatever the source has, so nothing is compressed for one."""
-    if isinstance(dst, ArchiveLocation) or (compression is None and not isinstance(src, ArchiveLocation)):
-        yield image
-        return
-    from ocipush.recompress import RecompressedSource
-
-    with _scratch_dir(session.options) as scratch:
-        store = OCILayout(scratch, create=True)
-        if compression:
-            yield RecompressedSource(image, store, compression, "all", platform)
-        else:
-            yield RecompressedSource(image, store, "gzip", "plain", platform)
-
-
 def _check_target_digest(image: ImageSource, wanted: Platform | None, digest: str, what: str) -> None:
     """A target that names a digest gets that image or nothing: refused when the source holds another."""
     root = image.root()
@@ -234,19 +238,12 @@ def push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
-    compression: Compression | None = None,
+    conversion: Conversion | None = None,
 ) -> TransferResult:
-    """Push an image from a layout or archive to a registry (every platform of an index); a docker archive's plain
-    layers are gzip-compressed, and `compression` converts layers as in `copy`."""
-    return copy(
-        source,
-        target,
-        tags=tags,
-        options=options,
-        progress=progress,
-        create_repository=create_repository,
-        compression=compression,
-    )
+    """Push an image from a layout or archive to a registry (every platform of an index); `conversion` as in
+    `copy` (a docker archive's plain layers are gzip-compressed unless it says otherwise)."""
+    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
+                conversion=conversion)  # fmt: skip
 
 
 def pull(

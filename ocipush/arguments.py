@@ -21,7 +21,7 @@ from ocipush.reference import (
 from ocipush.registry.options import RegistryOptions
 
 if TYPE_CHECKING:
-    from ocipush.build.compress import Compression
+    from ocipush.ops.convert import Conversion
 
 T = TypeVar("T")
 
@@ -92,11 +92,13 @@ def digest(value: object, name: str) -> str:
     return value
 
 
-def compression(value: object) -> Compression | None:
-    """gzip, zstd, none, or None for "as the source has it"."""
-    if value is None or value == "gzip" or value == "zstd" or value == "none":
+def conversion(value: object) -> Conversion | None:
+    """A `Conversion` (layer compression, manifest format), or None for the default."""
+    from ocipush.ops.convert import Conversion
+
+    if value is None or isinstance(value, Conversion):
         return value
-    raise UsageError(f"compression: expected 'gzip', 'zstd' or 'none', got {value!r}")
+    raise UsageError(f"conversion: expected ocipush.Conversion(compression=..., format=...), got {_kind(value)}")
 
 
 def flag(value: object, name: str) -> bool:

@@ -84,3 +84,15 @@ class MissingBlobSource:
 
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
         raise NotFoundError(f"blob {self.digest} is missing from {self.where} and from the destination")
+
+
+@dataclass
+class BytesBlobSource:
+    """A small blob made in memory (a config an operation wrote)."""
+
+    data: bytes
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        yield self.data[offset : offset + length]

@@ -5,9 +5,12 @@ read-only HOME) a directory under the system temp dir (`/tmp` on Lambda)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 
 
 def _writable(path: str) -> bool:
@@ -43,3 +46,13 @@ def cache_subdir(name: str, override: str | None = None) -> str:
     path = os.path.join(cache_dir(override), name)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def scratch_dir(override: str | None = None) -> Iterator[str]:
+    """A private work directory under the cache dir (same file system as the stores), removed afterwards."""
+    path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", override))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -178,7 +178,7 @@ def device_refusal(allow_devices: bool | None) -> dict[str, str]:
     return {}
 
 
-def _split(name: str, what: str) -> list[str]:
+def split_path(name: str, what: str) -> list[str]:
     """Path components of a tar name: leading '/' and '.' dropped; any '..' refused."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
@@ -261,7 +261,7 @@ class _Applier:
     # --- entries -------------------------------------------------------------------------------------------
 
     def apply(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
-        parts = _split(member.name, "entry")
+        parts = split_path(member.name, "entry")
         if not parts:
             return  # the root directory itself: the target's own attributes are the caller's
         *parent, base = parts
@@ -298,7 +298,7 @@ class _Applier:
                 self._whiteout(fd, victim, "/".join([*resolved, victim]))
 
     def _link_source(self, member: tarfile.TarInfo) -> list[str]:
-        parts = _split(member.linkname, "hardlink target of")
+        parts = split_path(member.linkname, "hardlink target of")
         if not parts:
             raise UnsafeArchiveError(f"refusing hardlink {member.name!r}: it points at the root directory")
         *parent, base = parts

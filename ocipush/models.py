@@ -107,7 +107,7 @@ class ImageConfig(_Model):
 
     @property
     def platform(self) -> Platform:
-        return Platform(architecture=self.architecture, os=self.os, variant=self.variant)
+        return Platform(architecture=self.architecture, os=self.os, os_version=self.os_version, variant=self.variant)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ocipush import mediatypes as mt
+from ocipush.baseinfo import BASE_NAME
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
 from ocipush.errors import NotFoundError, TransferStopped
@@ -26,9 +27,6 @@ from ocipush.registry.journal import UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
-
-BASE_NAME = "org.opencontainers.image.base.name"
-
 
 # --- sources ---------------------------------------------------------------------------------------------------------
 
@@ -239,6 +237,7 @@ class TransferResult:
     size: int
     tags: list[str]
     blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
+    converted_from: str | None = None  # the source's digest when a conversion made a new document
 
     @property
     def counts(self) -> dict[str, int]:

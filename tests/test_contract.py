@@ -110,6 +110,7 @@ def test_a_string_of_tags_is_refused_not_split(registry: LocalRegistry, tmp_path
         (lambda o: api.pull("localhost:5000/x:v1", "oci:x", all_platforms="yes", options=o), "all_platforms"),
         (lambda o: api.copy("oci:x", "localhost:5000/x", tags=[1], options=o), "tags: expected strings, got int"),
         (lambda o: api.copy("oci:x", "localhost:5000/x", progress=3, options=o), "progress: expected a function"),
+        (lambda o: api.copy("oci:x", "localhost:5000/x", conversion="gzip", options=o), "conversion: expected"),
         (lambda o: api.pull_rootfs("localhost:5000/x:v1", None, options=o), "directory: expected"),
         (lambda o: api.pull_rootfs("localhost:5000/x:v1", "d", allow_devices="no", options=o), "allow_devices"),
         (lambda o: api.list_tags(["a"], options=o), "repository: expected a location string"),

@@ -70,3 +70,24 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
     assert "Traceback" not in done.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+def push_two_platform_index(host: str, tmp_path: Path, repo: str = "multi", arm_compression: str = "gzip") -> str:
+    """An index of a linux/amd64 and a linux/arm64 image (one small layer each), pushed to host/repo:1."""
+    layout = OCILayout(str(tmp_path / f"index-{repo}"), create=True)
+    amd = ih.build_image(layout, [([ih.file("a", "amd")], "gzip")], tag=None, arch="amd64")
+    arm = ih.build_image(layout, [([ih.file("a", "arm")], arm_compression)], tag=None, arch="arm64")
+    ih.build_index(layout, [amd, arm], "multi")
+    reference = f"{host}/{repo}:1"
+    from ocipush import api
+
+    api.push(f"oci:{layout.path}:multi", reference, options=options(tmp_path))
+    return reference
+
+
+def assert_cli_errors(cases: list[tuple[list[str], int, str]], *extra: str) -> None:
+    """Each (arguments, exit code, message fragment): the command fails with that code and a one-line error."""
+    for args, code, message in cases:
+        done = run_cli(*args, *extra)
+        assert done.returncode == code, (args, done.stderr)
+        assert_one_line_error(done, message)

@@ -20,14 +20,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                        "symlinks; the base's directories keep their mode and owner; repeat for more layers")
     group.add_argument("--layer-tar", action="append", default=[], metavar="FILE",
                        help="an existing tar (plain, gzip or zstd) as a layer, taken as it is, after the --layer ones")
-    group.add_argument("--entrypoint", metavar="CMD", help='entrypoint: a JSON array or a shell-like string')
-    group.add_argument("--cmd", metavar="CMD", help="default arguments: a JSON array or a shell-like string")
-    group.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable")
-    group.add_argument("--workdir", metavar="DIR", help="working directory (absolute)")
-    group.add_argument("--user", metavar="USER", help="user[:group] the container runs as")
-    group.add_argument("--label", action="append", default=[], metavar="K=V", help="config label")
-    group.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]", help="exposed port")
-    group.add_argument("--annotation", action="append", default=[], metavar="K=V", help="manifest annotation")
+    add_config_arguments(group)
     group.add_argument("--platform", action="append", default=[], metavar="OS/ARCH[,...]",
                        help="platform(s) to build; several need a multi-platform base (or scratch)")
     group.add_argument("--chown", metavar="UID[:GID]",
@@ -62,6 +55,34 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="check what AWS Lambda requires of the image before writing or pushing it")
 
 
+def add_config_arguments(group: argparse._ArgumentGroup) -> None:
+    """The image-config flags (shared with `mutate`)."""
+    group.add_argument("--entrypoint", metavar="CMD", help='entrypoint: a JSON array or a shell-like string')
+    group.add_argument("--cmd", metavar="CMD", help="default arguments: a JSON array or a shell-like string")
+    group.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable")
+    group.add_argument("--workdir", metavar="DIR", help="working directory (absolute)")
+    group.add_argument("--user", metavar="USER", help="user[:group] the container runs as")
+    group.add_argument("--label", action="append", default=[], metavar="K=V", help="config label")
+    group.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]", help="exposed port")
+    group.add_argument("--annotation", action="append", default=[], metavar="K=V", help="manifest annotation")
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """BuildSpec fields from the flags of `add_config_arguments` (None or empty where not given)."""
+    from ocipush.build.spec import parse_command, parse_pair
+
+    return {
+        "entrypoint": parse_command(args.entrypoint) if args.entrypoint is not None else None,
+        "cmd": parse_command(args.cmd) if args.cmd is not None else None,
+        "env": dict(parse_pair(e, "--env") for e in args.env),
+        "workdir": args.workdir,
+        "user": args.user,
+        "labels": dict(parse_pair(e, "--label") for e in args.label),
+        "expose": args.expose,
+        "annotations": dict(parse_pair(e, "--annotation") for e in args.annotation),
+    }
+
+
 def spec_from_args(args: argparse.Namespace) -> BuildSpec:
     """The BuildSpec of the build file (if any) overridden by the flags in `args`."""
     from ocipush.build.spec import (
@@ -70,9 +91,7 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
         load_build_file,
         make_spec,
         parse_chown,
-        parse_command,
         parse_layer,
-        parse_pair,
         parse_platforms,
         source_date_epoch,
     )
@@ -84,14 +103,7 @@ def spec_from_args(args: argparse.Namespace) -> BuildSpec:
     overrides: dict[str, Any] = {
         "base": args.base,
         "layers": [layer.model_copy(update={"source": os.path.abspath(layer.source)}) for layer in layers],
-        "entrypoint": parse_command(args.entrypoint) if args.entrypoint is not None else None,
-        "cmd": parse_command(args.cmd) if args.cmd is not None else None,
-        "env": dict(parse_pair(e, "--env") for e in args.env),
-        "workdir": args.workdir,
-        "user": args.user,
-        "labels": dict(parse_pair(e, "--label") for e in args.label),
-        "expose": args.expose,
-        "annotations": dict(parse_pair(e, "--annotation") for e in args.annotation),
+        **config_overrides(args),
         "platforms": parse_platforms(args.platform),
         "chown": parse_chown(args.chown) if args.chown else None,
         "ignore_file": os.path.abspath(args.ignore_file) if args.ignore_file else None,

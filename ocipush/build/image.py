@@ -20,16 +20,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
+from ocipush.baseinfo import BASE_DIGEST, BASE_NAME, record_base
 from ocipush.build.base import BaseImage, Bases, copy_base_layers, resolve_bases
 from ocipush.build.cache import LayerCache
 from ocipush.build.compress import BlobWatcher
+from ocipush.build.config import edit_container_config
 from ocipush.build.destination import BasePlacer
 from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResult, build_layer, check_source
 from ocipush.build.spec import BuildSpec
 from ocipush.build.tarstream import Ownership, Placement
 from ocipush.layout import OCILayout
 from ocipush.models import (
-    ContainerConfig,
     Descriptor,
     History,
     ImageConfig,
@@ -44,9 +45,7 @@ if TYPE_CHECKING:
     from ocipush.build.python import DependencyLayer, Placer
 
 log = logging.getLogger("ocipush.build")
-BASE_NAME = "org.opencontainers.image.base.name"
-BASE_DIGEST = "org.opencontainers.image.base.digest"
-_LAYER_TYPES = {
+LAYER_TYPES = {
     (False, "gzip"): mt.OCI_LAYER_GZIP,
     (False, "zstd"): mt.OCI_LAYER_ZSTD,
     (False, "none"): mt.OCI_LAYER,
@@ -231,7 +230,7 @@ def _candidates(
 
 
 def _descriptor(layer: LayerResult, docker: bool) -> Descriptor:
-    return Descriptor(media_type=_LAYER_TYPES[(docker, layer.compression)], digest=layer.digest, size=layer.size)
+    return Descriptor(media_type=LAYER_TYPES[(docker, layer.compression)], digest=layer.digest, size=layer.size)
 
 
 def _write_manifest(
@@ -245,12 +244,11 @@ def _write_manifest(
     config = _edit_config(spec, image, layers, dep)
     if dep is not None:
         layers = [dep.layer, *layers]
-    config_raw = config.to_json_bytes()
-    config_digest = store.write_blob(config_raw)
     annotations = dict(spec.annotations)
     if image.manifest is not None and image.name:
-        annotations[BASE_NAME] = image.name
-        annotations[BASE_DIGEST] = image.manifest.digest
+        record_base({BASE_NAME: image.name, BASE_DIGEST: image.manifest.digest}, docker, annotations, config)
+    config_raw = config.to_json_bytes()
+    config_digest = store.write_blob(config_raw)
     base_layers = image.layers
     if not docker:  # a Docker base's layers under their OCI names: the same bytes
         base_layers = [
@@ -274,26 +272,7 @@ def _edit_config(
     created = rfc3339(spec.source_date_epoch)
     platform = image.platform
     config = image.config or ImageConfig(architecture=platform.architecture, os=platform.os, variant=platform.variant)
-    container = config.config or ContainerConfig()
-    wanted_env = {**(dep.env if dep else {}), **spec.env}
-    if wanted_env:
-        env = [e for e in container.env or [] if e.split("=", 1)[0] not in wanted_env]
-        container.env = env + [f"{k}={v}" for k, v in wanted_env.items()]
-    if spec.entrypoint is not None:
-        container.entrypoint = spec.entrypoint
-        # As in a Dockerfile: a new entrypoint drops the base's command unless one is given.
-        container.cmd = spec.cmd
-    elif spec.cmd is not None:
-        container.cmd = spec.cmd
-    if spec.workdir is not None:
-        container.working_dir = spec.workdir
-    if spec.user is not None:
-        container.user = spec.user
-    if spec.labels:
-        container.labels = {**(container.labels or {}), **spec.labels}
-    if spec.expose:
-        container.exposed_ports = {**(container.exposed_ports or {}), **{p: {} for p in spec.expose}}
-    config.config = container
+    edit_container_config(config, spec, dep.env if dep else None)
     config.created = created
     config.rootfs.diff_ids = list(config.rootfs.diff_ids) + [layer.diff_id for layer in layers]
     history = list(config.history or [])

@@ -37,6 +37,15 @@ COMMAND_HOMES = {
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
     "lambda-check": "ocipush.cli.lambdacheck",
+    "index": "ocipush.cli.index",
+    "tag": "ocipush.cli.ops",
+    "untag": "ocipush.cli.ops",
+    "mutate": "ocipush.cli.ops",
+    "rebase": "ocipush.cli.ops",
+    "flatten": "ocipush.cli.ops",
+    "blob": "ocipush.cli.files",
+    "cat": "ocipush.cli.files",
+    "export": "ocipush.cli.files",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

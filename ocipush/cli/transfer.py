@@ -18,6 +18,7 @@ from ocipush.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from ocipush.ops.convert import Conversion
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import TransferResult
 
@@ -37,8 +38,8 @@ def register(subparsers: Any) -> None:
     )
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
-    _add_compression(push)
     _add_create_repo(push)
+    add_conversion_arguments(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
     pull.add_argument("source", help="registry reference (or oci:/oci-archive:/docker-archive: location)")
@@ -58,9 +59,9 @@ def register(subparsers: Any) -> None:
     copy.add_argument("source")
     copy.add_argument("target")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
-    _add_compression(copy)
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     _add_create_repo(copy)
+    add_conversion_arguments(copy)
 
     delete = command("delete", _delete, "delete the manifest a tag or digest names")
     delete.add_argument("reference")
@@ -81,13 +82,22 @@ def register(subparsers: Any) -> None:
     digest.add_argument("reference")
 
 
-def _add_compression(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--compression",
-        choices=("gzip", "zstd", "none"),
-        help="convert every layer not in this compression (default: keep layers as they are, but gzip a docker "
-        "archive's plain ones)",
-    )
+def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("conversion (the converted image has new digests)")
+    group.add_argument("--compression", choices=("gzip", "zstd", "keep"),
+                       help="recompress the layers; keep: as they are (default: keep, except that a docker "
+                       "archive's plain layers are gzip-compressed)")  # fmt: skip
+    group.add_argument("--format", dest="manifest_format", choices=("oci", "docker"),
+                       help="write OCI or Docker v2.2 manifests (default: as the source has them)")  # fmt: skip
+
+
+def conversion_from_args(args: argparse.Namespace) -> Conversion | None:
+    """The conversion asked for; None when no flag was given, so that the library's default applies."""
+    from ocipush.ops.convert import Conversion
+
+    if args.compression is None and args.manifest_format is None:
+        return None
+    return Conversion(args.compression or "keep", args.manifest_format)
 
 
 def _add_create_repo(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +130,7 @@ def create_repository_callback(
     return create
 
 
-def _report(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
+def report_transfer(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
     counts = result.counts
     data = {
         "target": target,
@@ -130,6 +140,10 @@ def _report(args: argparse.Namespace, verb: str, target: str, result: TransferRe
         "tags": result.tags,
         "blobs": counts,
     }
+    if result.converted_from:
+        data["convertedFrom"] = result.converted_from
+        if not args.quiet and not args.json:
+            print(f"note: converted, so the digest is new (the source is {result.converted_from})", file=sys.stderr)
     emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
     return 0
 
@@ -156,11 +170,11 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
             options=options,
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
-            compression=args.compression,
+            conversion=conversion_from_args(args),
         )
     finally:
         printer.finish()
-    return _report(args, verb, args.target, result)
+    return report_transfer(args, verb, args.target, result)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -193,7 +207,7 @@ def _pull(args: argparse.Namespace) -> int:
             )
     finally:
         printer.finish()
-    return _report(args, "pulled", target, result)
+    return report_transfer(args, "pulled", target, result)
 
 
 def _delete(args: argparse.Namespace) -> int:

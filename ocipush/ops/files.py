@@ -1,0 +1,114 @@
+"""One blob or one file of an image, streamed: `get_blob` copies a blob (verified) to a writer; `cat` reads the
+layers top-down and stops at the layer that has the file, following symbolic links inside the image."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import IO, BinaryIO
+
+from ocipush.digest import validate_digest
+from ocipush.errors import NotFoundError, UsageError
+from ocipush.extract import COPY_SIZE, OPAQUE, WHITEOUT
+from ocipush.models import Descriptor, Platform, parse_platform
+from ocipush.ops.layers import BlobReader, member_path, open_layer
+from ocipush.ops.source import Image, open_image
+from ocipush.reference import parse_reference
+from ocipush.registry.options import RegistryOptions
+from ocipush.registry.session import RegistrySession
+from ocipush.transfer import RegistrySource
+
+MAX_LINKS = 40
+
+
+def get_blob(reference: str, digest: str, out: BinaryIO, *, options: RegistryOptions | None = None) -> int:
+    """Copy blob `digest` of the repository `reference` names into `out`; raises if it does not match its digest
+    (`out` then holds unverified bytes: write to a temporary file and keep it only on success). Returns the size."""
+    validate_digest(digest)
+    with RegistrySession(options) as session:
+        source = RegistrySource(session, parse_reference(reference))
+        size = source.client.blob_size(digest)
+        if size is None:
+            raise NotFoundError(f"blob {digest} is not in {source.name}")
+        reader = BlobReader(source.blob(Descriptor(media_type="application/octet-stream", digest=digest, size=size)))
+        try:
+            while data := reader.read(COPY_SIZE):
+                out.write(data)
+            reader.verify(f"blob {digest} from {source.name}")
+        finally:
+            reader.close()
+        return reader.size
+
+
+def cat(
+    reference: str,
+    path: str,
+    out: BinaryIO,
+    *,
+    platform: Platform | str | None = None,
+    options: RegistryOptions | None = None,
+) -> int:
+    """Copy the regular file at `path` in the image's filesystem into `out`; returns its size. Symbolic links (the
+    file's or a parent directory's) are followed inside the image; a directory or a missing path is an error."""
+    wanted = parse_platform(platform) if isinstance(platform, str) else platform
+    with RegistrySession(options) as session:
+        image = open_image(session, parse_reference(reference), wanted)
+        current = _normal(path)
+        for _ in range(MAX_LINKS):
+            found = _find(image, current, out)
+            if isinstance(found, int):
+                return found
+            current = found
+        raise UsageError(f"{path}: too many levels of symbolic links in {reference}")
+
+
+def _normal(path: str) -> str:
+    normal = posixpath.normpath("/" + path).lstrip("/")
+    if not normal:
+        raise UsageError(f"{path} is the root directory, not a file")
+    return normal
+
+
+def _find(image: Image, path: str, out: BinaryIO) -> int | str:
+    """The file's size once copied into `out`, or the path to look up instead (a symbolic link was met)."""
+    ancestors = {"/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)}
+    for layer in reversed(image.manifest.layers):
+        redirect: str | None = None
+        gone = False
+        with open_layer(image.source, layer) as (tar, reader):
+            for member in tar:
+                name = member_path(member)
+                parent, _, base = name.rpartition("/")
+                if base.startswith(WHITEOUT):
+                    # Hides the lower layers' copy of the path when it names the path or a directory above it.
+                    victim = parent if base == OPAQUE else f"{parent}/{base[len(WHITEOUT) :]}".lstrip("/")
+                    inside = victim == "" if base == OPAQUE else victim == path
+                    gone = gone or inside or path.startswith(victim + "/")
+                    continue
+                if name == path:
+                    if member.issym():
+                        return _normal(posixpath.join(posixpath.dirname("/" + path), member.linkname))
+                    if member.islnk():
+                        return _normal(member.linkname)
+                    if not member.isreg():
+                        raise UsageError(f"{path} is not a regular file in {image.source.name}")
+                    size = _copy(tar.extractfile(member), out)
+                    reader.verify(f"layer {layer.digest}")
+                    return size
+                if name in ancestors and member.issym() and redirect is None:
+                    # A parent directory is a link (usr-merged /bin -> usr/bin): look the path up through it.
+                    target = posixpath.join(posixpath.dirname("/" + name), member.linkname)
+                    redirect = _normal(target + path[len(name) :])
+            reader.verify(f"layer {layer.digest}")
+        if redirect is not None:
+            return redirect
+        if gone:
+            break
+    raise NotFoundError(f"{path} is not in the filesystem of {image.source.name}")
+
+
+def _copy(source: IO[bytes] | None, out: BinaryIO) -> int:
+    size = 0
+    while source is not None and (data := source.read(COPY_SIZE)):
+        out.write(data)
+        size += len(data)
+    return size
