@@ -1,10 +1,14 @@
 """Checks of the arguments the public functions take: one helper per kind of argument, shared by every function,
-so that a wrong type or value is a `UsageError` naming the argument instead of an AttributeError deep inside."""
+so that a wrong type or value is a `UsageError` naming the argument instead of an AttributeError deep inside.
+
+Functions that use the values as given (the image operations) are wrapped with `@checked`, which applies the helper
+named by each parameter's name; `ocipush.api` calls the helpers itself because it uses what they return."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypeVar
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from ocipush.ops.convert import Conversion
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _kind(value: object) -> str:
@@ -88,7 +93,7 @@ def callback(value: T | None, name: str) -> T | None:
 
 def digest(value: object, name: str) -> str:
     if not isinstance(value, str) or not is_digest(value):
-        raise UsageError(f"{name}: expected a digest such as 'sha256:<64 hex digits>', got {value!r}")
+        raise UsageError(f"{name}: invalid digest {value!r}: expected 'sha256:<64 hex digits>'")
     return value
 
 
@@ -117,3 +122,83 @@ def instance(value: object, cls: type[T], name: str) -> T:
     if not isinstance(value, cls):
         raise UsageError(f"{name}: expected {cls.__name__}, got {_kind(value)}")
     return value
+
+
+def strings(value: object, name: str) -> list[str]:
+    """A list of non-empty strings (a lone string is refused, not split into characters)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise UsageError(f"{name}: expected a list of strings, got {_kind(value)}")
+    found = list(value)
+    for item in found:
+        text(item, name)
+    return found
+
+
+def _platforms(value: object, name: str) -> None:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise UsageError(f"{name}: expected a list of platforms, got {_kind(value)}")
+    for item in value:
+        platform(item)
+
+
+def _annotations(value: object, name: str) -> None:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise UsageError(f"{name}: expected a mapping of strings to strings, got {_kind(value)}")
+
+
+def _writable(value: object, name: str) -> None:
+    if not callable(getattr(value, "write", None)):
+        raise UsageError(f"{name}: expected a binary file open for writing, got {_kind(value)}")
+
+
+def _build_spec(value: object, name: str) -> None:
+    from ocipush.build import BuildSpec
+
+    instance(value, BuildSpec, name)
+
+
+def _layer_compression(value: object, name: str) -> None:
+    if value not in ("gzip", "zstd", "none"):
+        raise UsageError(f"{name}: expected 'gzip', 'zstd' or 'none', got {value!r}")
+
+
+# The check for each parameter name the public functions use. None is always let through for a parameter whose
+# default is None.
+_BY_NAME: dict[str, Callable[[Any, str], object]] = {
+    "options": lambda value, name: options(value),
+    "progress": callback,
+    "platform": lambda value, name: platform(value),
+    "set_platform": lambda value, name: platform(value),
+    "tags": lambda value, name: tags(value),
+    "platforms": _platforms,
+    "manifests": strings,
+    "digests": strings,
+    "annotations": _annotations,
+    "digest": digest,
+    "out": _writable,
+    "spec": _build_spec,
+    "compression": _layer_compression,
+    **{name: text for name in ("reference", "target", "new_base", "old_base", "output", "path")},
+}
+
+
+def checked(function: F) -> F:
+    """`function` with each argument checked by the helper its parameter name calls for (see `_BY_NAME`)."""
+    import inspect
+
+    signature = inspect.signature(function)
+    optional = {name for name, p in signature.parameters.items() if p.default is None}
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise UsageError(f"{function.__name__}: {exc}") from None
+        for name, value in bound.arguments.items():
+            check = _BY_NAME.get(name)
+            if check is not None and not (value is None and name in optional):
+                check(value, name)
+        return function(*args, **kwargs)
+
+    return cast(F, wrapper)

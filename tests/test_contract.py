@@ -3,6 +3,7 @@ checks, options from the environment, and pulls that fail without leaving a layo
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from transferhelpers import make_image, options
 
+import ocipush
 from ocipush import api
 from ocipush import mediatypes as mt
 from ocipush.build import BuildSpec
@@ -115,7 +117,7 @@ def test_a_string_of_tags_is_refused_not_split(registry: LocalRegistry, tmp_path
         (lambda o: api.pull_rootfs("localhost:5000/x:v1", "d", allow_devices="no", options=o), "allow_devices"),
         (lambda o: api.list_tags(["a"], options=o), "repository: expected a location string"),
         (lambda o: api.catalog(5000, options=o), "registry: expected a non-empty string"),
-        (lambda o: api.fetch_blob_bytes("localhost:5000/x", "md5:1", options=o), "digest: expected a digest"),
+        (lambda o: api.fetch_blob_bytes("localhost:5000/x", "md5:1", options=o), "digest: invalid digest"),
         (lambda o: api.inspect("localhost:5000/x", options="fast"), "options: expected RegistryOptions"),
         (lambda o: api.delete("oci:x", options=o), "location: oci:x is not a registry reference"),
         (lambda o: api.build_push({"context": "."}, "localhost:5000/x", options=o), "spec: expected BuildSpec"),
@@ -131,6 +133,29 @@ def test_bad_arguments_are_usage_errors(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         call(options(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ocipush.tag("localhost:5000/x:v1", "prod"), "tags: expected a list of tags"),
+        (lambda: ocipush.untag(None), "reference: expected a non-empty string"),
+        (lambda: ocipush.create_index("localhost:5000/x:v1", "localhost:5000/x:a"), "manifests: expected a list"),
+        (lambda: ocipush.filter_index("localhost:5000/x:v1", [42]), "platform: expected"),
+        (lambda: ocipush.remove_from_index("localhost:5000/x:v1", digests=[""]), "digests: expected a non-empty"),
+        (lambda: ocipush.append_index("localhost:5000/x:v1", [], annotations={"a": 1}), "annotations: expected"),
+        (lambda: ocipush.mutate("localhost:5000/x:v1", "localhost:5000/x:v2", {}), "spec: expected BuildSpec"),
+        (lambda: ocipush.rebase("localhost:5000/x:v1", 3, "localhost:5000/x:v2"), "new_base: expected"),
+        (lambda: ocipush.flatten("localhost:5000/x:v1", "localhost:5000/x:v2", compression="lz4"), "compression"),
+        (lambda: ocipush.export("localhost:5000/x:v1", "out.tar"), "out: expected a binary file"),
+        (lambda: ocipush.get_blob("localhost:5000/x", "sha256:abc", io.BytesIO()), "digest: invalid digest"),
+        (lambda: ocipush.cat("localhost:5000/x:v1", "/etc/os-release", io.BytesIO(), options={}), "options:"),
+        (lambda: ocipush.tag("localhost:5000/x:v1", ["a"], colour="red"), "unexpected keyword argument"),
+    ],
+)
+def test_image_operations_check_their_arguments(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        call()
 
 
 def test_jobs_zero_in_build_push_is_a_usage_error(tmp_path: Path) -> None:
