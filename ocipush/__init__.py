@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.progress import ProgressEvent
     from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, Reference
     from ocipush.registry.options import RegistryOptions
+    from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
     from ocipush.transfer import TransferResult
 
 __version__ = "0.1.0"
@@ -110,6 +111,12 @@ _API = {
     "export": "ocipush.ops.flatten",
     "cat": "ocipush.ops.files",
     "get_blob": "ocipush.ops.files",
+    "list_referrers": "ocipush.supply",
+    "attach": "ocipush.supply",
+    "sign_image": "ocipush.supply",
+    "sbom": "ocipush.supply",
+    "verify_image": "ocipush.supply",
+    "generate_key_pair": "ocipush.supply",
 }
 
 __all__ = [
@@ -140,6 +147,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "append_index",
+    "attach",
     "build_push",
     "build_to",
     "cat",
@@ -151,9 +159,11 @@ __all__ = [
     "fetch_manifest",
     "filter_index",
     "flatten",
+    "generate_key_pair",
     "get_blob",
     "inspect",
     "lambda_check",
+    "list_referrers",
     "list_tags",
     "mutate",
     "pull",
@@ -162,8 +172,11 @@ __all__ = [
     "rebase",
     "remove_from_index",
     "resolve_digest",
+    "sbom",
+    "sign_image",
     "tag",
     "untag",
+    "verify_image",
 ]
 
 

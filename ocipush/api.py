@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
+log = logging.getLogger("ocipush.api")
 LocationLike = str | Location
 
 
@@ -95,11 +97,14 @@ def copy(
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
     conversion: Conversion | None = None,
+    referrers: bool = True,
 ) -> TransferResult:
     """Copy an image between any two locations. With `platform`, only that image of an index is copied. With
-    `conversion`, layers are recompressed and/or manifests rewritten in the other format: the digests change.
-    Without one, a docker archive's plain layers are gzip-compressed on the way (a registry would otherwise store
-    and serve them uncompressed); `Conversion(compression="keep")` pushes them as they are."""
+    `referrers` (the default, except to a docker archive, which cannot hold them) its signatures, SBOMs and
+    other referrers come along, recursively, digests unchanged. With `conversion`, layers are recompressed and/or
+    manifests rewritten in the other format: the digests change, so referrers (which name the old digests) stay
+    behind. Without a conversion, a docker archive's plain layers are gzip-compressed on the way (a registry would
+    otherwise store and serve them uncompressed); `Conversion(compression="keep")` pushes them as they are."""
     src, dst = check.location(source, "source"), check.location(target, "target")
     wanted = check.platform(platform)
     extra_tags = check.tags(tags)
@@ -107,6 +112,7 @@ def copy(
     check.callback(progress, "progress")
     check.callback(create_repository, "create_repository")
     conversion = check.conversion(conversion)
+    check.flag(referrers, "referrers")
     if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
         kind = "a docker archive" if isinstance(dst, ArchiveLocation) else "an oci-archive"
         raise LayoutError(f"{dst.path} is a directory, not {kind}")
@@ -114,9 +120,12 @@ def copy(
         from ocipush.ops.convert import Conversion
 
         conversion = Conversion(compression="gzip")  # gzip layers keep their digests; plain ones are compressed
+    converting = conversion is not None and not conversion.changes_nothing
+    if converting and referrers and not isinstance(src, ArchiveLocation):
+        log.info("converting: referrers name the source's digests and are not copied")
     with RegistrySession(options) as session, _open_source(session, src) as opened:
         result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
-                            conversion)  # fmt: skip
+                            conversion, referrers and not converting)  # fmt: skip
         if conversion is not None and not conversion.changes_nothing:
             root = opened.root()
             original = select_platform(opened, root, wanted) if wanted and root.is_index else root
@@ -136,6 +145,7 @@ def _copy_from(
     progress: ProgressCallback,
     create_repository: Callable[[], bool] | None,
     conversion: Conversion | None,
+    referrers: bool,
 ) -> TransferResult:
     with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
@@ -152,16 +162,18 @@ def _copy_from(
                 jobs=jobs,
                 progress=progress,
                 on_missing_repository=create_repository,
+                referrers=referrers,
             )
         if isinstance(dst, LayoutLocation):
             layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
             with _layout_dir(dst.path) as path:
                 layout = OCILayout(path, create=True)
                 return transfer(
-                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress
-                )
+                    image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
+                    referrers=referrers,
+                )  # fmt: skip
         if isinstance(dst, OciArchiveLocation):
-            return _to_oci_archive(image, dst, extra_tags, wanted, session, progress)
+            return _to_oci_archive(image, dst, extra_tags, wanted, session, progress, referrers)
         return _to_archive(image, dst, wanted or host_platform(), session, progress)
 
 
@@ -204,6 +216,7 @@ def _to_oci_archive(
     platform: Platform | None,
     session: RegistrySession,
     progress: ProgressCallback,
+    referrers: bool,
 ) -> TransferResult:
     from ocipush.ociarchive import write_oci_archive
 
@@ -211,8 +224,9 @@ def _to_oci_archive(
         layout = OCILayout(scratch, create=True)
         all_tags = ([dst.tag] if dst.tag else []) + tags
         jobs = session.options.jobs
+        target = LayoutTarget(layout, progress)
         result = transfer(
-            image, LayoutTarget(layout, progress), all_tags, platform=platform, jobs=jobs, progress=progress
+            image, target, all_tags, platform=platform, jobs=jobs, progress=progress, referrers=referrers
         )
         write_oci_archive(layout, dst.path)
     return result
@@ -239,11 +253,15 @@ def push(
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
     conversion: Conversion | None = None,
+    referrers: bool = False,
 ) -> TransferResult:
     """Push an image from a layout or archive to a registry (every platform of an index); `conversion` as in
-    `copy` (a docker archive's plain layers are gzip-compressed unless it says otherwise)."""
-    return copy(source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
-                conversion=conversion)  # fmt: skip
+    `copy` (a docker archive's plain layers are gzip-compressed unless it says otherwise); with `referrers`, the
+    referrers the layout holds for it too."""
+    return copy(
+        source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        conversion=conversion, referrers=referrers,
+    )  # fmt: skip
 
 
 def pull(
@@ -254,13 +272,18 @@ def pull(
     all_platforms: bool = False,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
+    referrers: bool = False,
 ) -> TransferResult:
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
-    (default: this machine's) unless `all_platforms`."""
-    if check.flag(all_platforms, "all_platforms") and isinstance(check.location(target, "target"), ArchiveLocation):
+    (default: this machine's) unless `all_platforms`. With `referrers`, an `oci:` layout keeps the image's
+    referrers and cosign objects too (as skopeo and oras do)."""
+    archive = isinstance(check.location(target, "target"), ArchiveLocation)
+    if check.flag(all_platforms, "all_platforms") and archive:
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
+    if check.flag(referrers, "referrers") and archive:
+        raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
     wanted = None if all_platforms else (check.platform(platform) or host_platform())
-    return copy(source, target, platform=wanted, options=options, progress=progress)
+    return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
 def pull_rootfs(
@@ -374,10 +397,13 @@ def build_push(
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
     create_repository: Callable[[], bool] | None = None,
+    sbom: bool = False,
 ) -> tuple[BuildResult, TransferResult]:
     """Build `spec` into the local store (the cache dir's build layout, so a failed push can be retried or resumed
     and unchanged layers are reused) and push it to `target`. Base layers are mounted or streamed, never stored
-    (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`)."""
+    (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`).
+    With `sbom`, an SPDX document of the built layers is attached to each pushed image manifest (as a referrer,
+    its digest in the result's `referrers`)."""
     from ocipush.build import BuildSpec, build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
@@ -418,7 +444,15 @@ def build_push(
         return built, TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags],
                                      blobs)  # fmt: skip
     source = LayoutLocation(store.path, None, built.descriptor.digest)
-    pushed = copy(source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository)
+    pushed = copy(
+        source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
+        referrers=False,
+    )  # fmt: skip
+    if sbom:
+        from ocipush.supply import push_sboms
+
+        with RegistrySession(options) as session:
+            pushed.referrers = push_sboms(session, reference, store, built, spec.source_date_epoch)
     return built, pushed
 
 

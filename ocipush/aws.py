@@ -44,6 +44,11 @@ def ecr_public_client(profile: str | None = None) -> ECRPublicClient:
     return client
 
 
+def kms_client(region: str | None = None, profile: str | None = None) -> Any:
+    """A cached KMS client (signatures with `awskms://` keys)."""
+    return _client("kms", region, profile, MAX_ATTEMPTS)
+
+
 def clear_client_cache() -> None:
     """Forget cached clients (after credentials or endpoints change inside one process)."""
     with _lock:

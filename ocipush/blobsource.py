@@ -43,6 +43,18 @@ class FileBlobSource:
 
 
 @dataclass
+class BytesBlobSource:
+    """A small blob made in memory (an artifact's config, a signature payload, an SBOM, a rewritten config)."""
+
+    data: bytes
+    digest: str
+    size: int
+
+    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
+        yield self.data[offset : offset + length]
+
+
+@dataclass
 class RegistryBlobSource:
     """A blob in another repository or registry; each range is a streamed GET with a Range header."""
 
@@ -85,14 +97,3 @@ class MissingBlobSource:
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
         raise NotFoundError(f"blob {self.digest} is missing from {self.where} and from the destination")
 
-
-@dataclass
-class BytesBlobSource:
-    """A small blob made in memory (a config an operation wrote)."""
-
-    data: bytes
-    digest: str
-    size: int
-
-    def read_range(self, offset: int, length: int) -> Iterator[bytes]:
-        yield self.data[offset : offset + length]

@@ -81,9 +81,18 @@ class AwsError(OcipushError):
 
 
 class CheckFailedError(OcipushError):
-    """A check that gates a pipeline found problems (for example `lambda-check`); the message lists them all."""
+    """A check that gates a pipeline found problems (`lambda-check`, `verify`, a scan's `--fail-on`); the message
+    says what. Exit code 11, the one code CI scripts test for "the gate said no"."""
 
     exit_code = 11
+
+
+class VerificationError(CheckFailedError):
+    """No signature of the image verified (none found, or none valid for the key and the claims asked for)."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report  # the Verification, for a caller that shows what was checked
 
 
 class TransferStopped(OcipushError):

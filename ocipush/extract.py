@@ -100,7 +100,8 @@ class ChunkReader:
 
 
 # tarfile's stream mode copies the rest of its buffer on every header read: small enough to be cheap, large
-# enough that skipping file contents takes few reads (measured on a 121 MB layer: 1 MiB 1.3 s, 64 KiB 0.7 s).
+# enough that skipping file contents takes few reads (CPU time for a 121 MB Debian layer: 1 MiB 0.48 s,
+# 64 KiB 0.33 s, of which decompressing and hashing is 0.20 s).
 _HEADER_BUFFER = 1 << 16
 
 

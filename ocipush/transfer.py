@@ -1,8 +1,11 @@
 """Push, pull and copy as one graph walk: resolve the root, move the blobs the destination lacks in parallel,
-then manifests children-first (image manifests before their index), tags last."""
+then manifests children-first (image manifests before their index), tags last. With `referrers`, the walk goes on
+into what is attached to each manifest (OCI referrers and cosign's tag-scheme objects, recursively: the signature
+of an SBOM too), which lands after its subject, bytes and digests unchanged."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -14,12 +17,13 @@ from ocipush import mediatypes as mt
 from ocipush.baseinfo import BASE_NAME
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
-from ocipush.errors import NotFoundError, TransferStopped
+from ocipush.errors import NotFoundError, RegistryError, TransferStopped
 from ocipush.fsutil import naming_full_disk
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
+from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.download import download_blob
 from ocipush.registry.ecr import is_ecr
@@ -27,6 +31,9 @@ from ocipush.registry.journal import UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
+
+log = logging.getLogger("ocipush.transfer")
+
 
 # --- sources ---------------------------------------------------------------------------------------------------------
 
@@ -44,6 +51,10 @@ class ImageSource(Protocol):
         """Repositories on registry `host` that already hold the blob (for a cross-repository mount)."""
         ...
 
+    def attached(self, digest: str) -> list[Referrer]:
+        """What is attached to manifest `digest`: its referrers and cosign's tag-scheme objects."""
+        ...
+
 
 class RegistrySource:
     def __init__(self, session: RegistrySession, reference: Reference) -> None:
@@ -51,6 +62,7 @@ class RegistrySource:
         self.client = session.client(reference)
         self.name = str(reference)
         self._root: ManifestDocument | None = None
+        self.referrers = RegistryReferrers(self.client)
 
     def root(self) -> ManifestDocument:
         # Fetched once: a tag could move between two GETs, and one copy must see one image.
@@ -67,6 +79,9 @@ class RegistrySource:
     def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
         return [self.reference.repository] if host == self.reference.api_host else []
 
+    def attached(self, digest: str) -> list[Referrer]:
+        return self.referrers.find(digest)
+
 
 class LayoutSource:
     """An image in an OCI layout. Blobs missing on disk (base layers a build never downloaded) are taken from the
@@ -79,6 +94,7 @@ class LayoutSource:
         self.name = f"oci:{layout.path}" + (f":{tag}" if tag else "")
         self._base: dict[str, Reference] = {}
         self._root_base: Reference | None = None
+        self.referrers = LayoutReferrers(layout)
 
     def root(self) -> ManifestDocument:
         entry = self.layout.resolve(self.tag, self.digest)
@@ -111,6 +127,9 @@ class LayoutSource:
         base = self._base_of(descriptor.digest)
         return [base.repository] if base is not None and base.api_host == host else []
 
+    def attached(self, digest: str) -> list[Referrer]:
+        return self.referrers.find(digest)
+
 
 def _registry_base(annotations: dict[str, str] | None) -> Reference | None:
     """The registry image named by a base.name annotation (a layout base, `oci:…`, is not one)."""
@@ -137,6 +156,10 @@ class ImageTarget(Protocol):
         """The digest a tag (or digest) names at the target now, None when it names nothing."""
         ...
 
+    def index_referrers(self, documents: list[ManifestDocument]) -> None:
+        """Make the target list these manifests (each has a `subject`) as referrers of their subjects."""
+        ...
+
 
 class RegistryTarget:
     def __init__(self, session: RegistrySession, reference: Reference, progress: ProgressCallback) -> None:
@@ -145,6 +168,7 @@ class RegistryTarget:
         self.name = f"{reference.registry}/{reference.repository}"
         self.stop = threading.Event()
         self.needs_foreign_layers = False
+        self.referrers = RegistryReferrers(self.client)
         self.uploader = BlobUploader(
             self.client,
             UploadJournal(session.options.cache_dir),
@@ -158,7 +182,39 @@ class RegistryTarget:
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for reference in tags or [document.digest]:
-            self.client.put_manifest(reference, document)
+            wanted = self._merged(reference, document) if reference.endswith(APPENDED_SUFFIXES) else document
+            try:
+                self.client.put_manifest(reference, wanted)
+            except RegistryError as exc:
+                raise explain_refusal(exc, wanted, self.name) from None
+
+    def _merged(self, tag: str, document: ManifestDocument) -> ManifestDocument:
+        """A cosign `.sig`/`.att` arriving where the tag already names other signatures: both sets, merged."""
+        from ocipush.sign.store import merge_signature_manifests
+
+        try:
+            existing = self.client.get_manifest(tag)
+        except NotFoundError:
+            return document
+        if existing.digest == document.digest or existing.is_index or document.is_index:
+            return document
+        blobs: dict[str, BlobSource] = {}
+        merged = merge_signature_manifests(existing, document, blobs)
+        for blob in blobs.values():
+            self.uploader.upload(blob)
+        log.info("%s:%s held other entries: merged into %s", self.name, tag, merged.digest)
+        return merged
+
+    def index_referrers(self, documents: list[ManifestDocument]) -> None:
+        # A registry with the referrers API indexes on its own; the others need the referrers tag schema.
+        by_subject: dict[str, list[ManifestDocument]] = {}
+        for document in documents:
+            subject = document.parsed.subject
+            if subject is not None:
+                by_subject.setdefault(subject.digest, []).append(document)
+        for subject_digest, referrers in by_subject.items():
+            if not self.referrers.has_api(subject_digest):
+                self.referrers.add_to_index(subject_digest, referrers)
 
     def current_digest(self, reference: str) -> str | None:
         try:
@@ -214,6 +270,9 @@ class LayoutTarget:
             else:  # only the root belongs in index.json: tools read one entry per image
                 self.layout.write_blob(document.raw, document.digest)
 
+    def index_referrers(self, documents: list[ManifestDocument]) -> None:
+        """Nothing to do: a layout's referrers are found by their subject field (LayoutReferrers)."""
+
     def current_digest(self, reference: str) -> str | None:
         if is_digest(reference):
             # Only index.json entries count: a manifest kept as an index's child is not an image there of its own.
@@ -238,6 +297,7 @@ class TransferResult:
     tags: list[str]
     blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
     converted_from: str | None = None  # the source's digest when a conversion made a new document
+    referrers: list[str] = field(default_factory=list)  # digests of the attached manifests carried along
 
     @property
     def counts(self) -> dict[str, int]:
@@ -294,6 +354,29 @@ def _collect(
     return documents, blobs
 
 
+def _collect_attached(
+    source: ImageSource, subjects: list[ManifestDocument]
+) -> tuple[list[tuple[ManifestDocument, list[str]]], dict[str, Descriptor]]:
+    """Everything attached to `subjects`, recursively, in push order (a referrer after its subject, an attached
+    index after its children), each with the tags it lives under (cosign's), and the blobs they reference."""
+    order: list[tuple[ManifestDocument, list[str]]] = []
+    blobs: dict[str, Descriptor] = {}
+    seen = {document.digest for document in subjects}
+    queue = [document.digest for document in subjects]
+    while queue:
+        for referrer in source.attached(queue.pop(0)):
+            if referrer.descriptor.digest in seen:
+                continue
+            seen.add(referrer.descriptor.digest)
+            documents, found = _collect(source, source.manifest(referrer.descriptor))
+            for digest, descriptor in found.items():
+                blobs.setdefault(digest, descriptor)
+            order.extend((document, []) for document in documents[:-1])
+            order.append((documents[-1], [referrer.tag] if referrer.tag else []))
+            queue.extend(document.digest for document in documents)
+    return order, blobs
+
+
 def transfer(
     source: ImageSource,
     target: ImageTarget,
@@ -303,21 +386,32 @@ def transfer(
     jobs: int = 4,
     progress: ProgressCallback = ignore_progress,
     on_missing_repository: Callable[[], bool] | None = None,
+    referrers: bool = False,
 ) -> TransferResult:
-    """Copy the image (or, with `platform`, the one image of an index) from `source` to `target`."""
+    """Copy the image (or, with `platform`, the one image of an index) from `source` to `target`; with
+    `referrers`, what is attached to it too."""
     tags = list(tags)
     root = source.root()
     if platform is not None and root.is_index:
         root = select_platform(source, root, platform)
     documents, blobs = _collect(source, root, target.needs_foreign_layers)
     result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
-    if all(target.current_digest(reference) == root.digest for reference in tags or [root.digest]):
-        # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
+    attached, attached_blobs = _collect_attached(source, documents) if referrers else ([], {})
+    result.referrers = [document.digest for document, _ in attached]
+    missing = [(d, t) for d, t in attached if _absent(target, d, t)]
+    image_there = all(target.current_digest(reference) == root.digest for reference in tags or [root.digest])
+    # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
+    pending = {} if image_there else dict(blobs)
+    if image_there:
         result.blobs = dict.fromkeys(blobs, "exists")
+    if missing:
+        pending.update((digest, d) for digest, d in attached_blobs.items() if digest not in pending)
+    if image_there and not missing:
+        _index_referrers(target, [root, *(d for d, _ in attached)])
         return result
 
     def move_all() -> None:
-        result.blobs.update(move_blobs(source, target, blobs.values(), jobs))
+        result.blobs.update(move_blobs(source, target, pending.values(), jobs))
 
     try:
         move_all()
@@ -325,9 +419,13 @@ def transfer(
         if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
             raise
         move_all()
-    for document in documents[:-1]:
-        target.put_manifest(document, [], top=False)
-    target.put_manifest(root, tags)
+    if not image_there:
+        for document in documents[:-1]:
+            target.put_manifest(document, [], top=False)
+        target.put_manifest(root, tags)
+    for document, document_tags in missing:
+        target.put_manifest(document, document_tags)
+    _index_referrers(target, [root, *(d for d, _ in attached)])
     return result
 
 
@@ -381,6 +479,26 @@ def complete_layout(
     _, blobs = _collect(source, root)
     missing = [d for d in blobs.values() if not layout.has_blob(d.digest, d.size)]
     return move_blobs(source, LayoutTarget(layout, progress), missing, session.options.jobs)
+
+
+def _absent(target: ImageTarget, document: ManifestDocument, tags: list[str]) -> bool:
+    """Whether an attached manifest (under its tags) is not at the target yet. A cosign `.sbom` tag there that
+    names something else is replaced, and that is logged (`.sig`/`.att` are merged by the registry target)."""
+    absent = False
+    for reference in tags or [document.digest]:
+        current = target.current_digest(reference)
+        if current != document.digest:
+            absent = True
+            if current is not None and not reference.endswith(APPENDED_SUFFIXES):
+                log.warning("%s:%s named %s; it now names the source's %s", target.name, reference, current,
+                            document.digest)  # fmt: skip
+    return absent
+
+
+def _index_referrers(target: ImageTarget, documents: list[ManifestDocument]) -> None:
+    with_subject = [d for d in documents if d.media_type in mt.MANIFESTS and d.parsed.subject is not None]
+    if with_subject:
+        target.index_referrers(with_subject)
 
 
 def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:

@@ -239,7 +239,9 @@ def test_a_registry_base_is_read_through_one_session(registry: LocalRegistry, tm
     start = len(registry.log_path.read_text().splitlines())
     src = tmp_path / "src"
     src.mkdir()
-    spec = BuildSpec(base=f"{registry.host}/base:1", layers=[LayerSpec(source=str(src), dest="/opt/x")])
+    spec = BuildSpec(
+        base=f"{registry.host}/base:1", layers=[LayerSpec(source=str(src), dest="/opt/x")], cache_dir=opts.cache_dir
+    )
     build_image(spec, OCILayout(str(tmp_path / "out"), create=True), "v1", fetch_options=opts)
     requests = [line.split('"')[1] for line in registry.log_path.read_text().splitlines()[start:] if '"GET ' in line]
     first_layer = next(i for i, r in enumerate(requests) if layers[-1].digest in r)

@@ -18,8 +18,8 @@ from ocipush import __version__
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
-  9 bad local layout 10 AWS API error       11 a check found problems (lambda-check, build --lambda)
-  1 other error      130 interrupted"""
+  9 bad local layout 10 AWS API error       11 a gate said no (lambda-check, verify, scan --fail-on)
+  12 partly failed (some items of a batch)   1 other error      130 interrupted"""
 
 
 # Which module registers which command, so that running one command loads only its module.
@@ -46,6 +46,12 @@ COMMAND_HOMES = {
     "blob": "ocipush.cli.files",
     "cat": "ocipush.cli.files",
     "export": "ocipush.cli.files",
+    "referrers": "ocipush.cli.supply",
+    "attach": "ocipush.cli.supply",
+    "sbom": "ocipush.cli.supply",
+    "generate-key-pair": "ocipush.cli.sign",
+    "sign": "ocipush.cli.sign",
+    "verify": "ocipush.cli.sign",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="oci: output only: leave a registry base's layers out of the layout (they are not "
                         "downloaded; a push of the layout mounts or streams them from the base's registry)")
     add_registry_arguments(parser)
+    parser.add_argument("--sbom", action="store_true",
+                        help="oci: output only: keep an SPDX 2.3 SBOM of the built layers, as a referrer")  # fmt: skip
     add_build_arguments(parser)
     parser.set_defaults(handler=run_build)
 
@@ -32,12 +34,22 @@ def run_build(args: argparse.Namespace) -> int:
     from ocipush import api
     from ocipush.build import spec_from_args
     from ocipush.cli.common import registry_options
+    from ocipush.reference import LayoutLocation, parse_location
 
     spec = spec_from_args(args)
+    output = parse_location(args.output, default_tag=None)
+    if args.sbom and not isinstance(output, LayoutLocation):
+        raise UsageError("--sbom: only an oci: layout can hold the SBOM (a referrer); build to oci:DIR")
     if not args.output.startswith(("oci:", "docker-archive:")):
         raise UsageError(f"--output {args.output}: build writes oci:DIR[:tag] or docker-archive:FILE; "
                          "use build-push for a registry")  # fmt: skip
     result = api.build_to(spec, args.output, base_layers=not args.no_base_layers, options=registry_options(args))
+    if args.sbom and isinstance(output, LayoutLocation):
+        from ocipush.layout import OCILayout
+        from ocipush.supply import add_sboms_to_layout
+
+        for digest in add_sboms_to_layout(OCILayout(output.path), result, spec.source_date_epoch):
+            print(f"sbom {digest}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.quiet:

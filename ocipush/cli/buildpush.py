@@ -27,6 +27,11 @@ def register(subparsers: Any) -> None:
     add_build_arguments(parser)
     add_registry_arguments(parser)
     add_create_repo_arguments(parser)
+    from ocipush.cli.sign import add_sign_arguments
+
+    add_sign_arguments(parser)
+    parser.add_argument("--sbom", action="store_true",
+                        help="attach an SPDX 2.3 SBOM of the built layers (signed too with --sign-key)")  # fmt: skip
     parser.set_defaults(handler=run_build_push)
 
 
@@ -54,7 +59,7 @@ def run_build_push(args: argparse.Namespace) -> int:
     try:
         built, pushed = api.build_push(
             spec, target, tags=extra_tags, options=options, progress=progress,
-            create_repository=create_repository_callback(args, str(target), options),
+            create_repository=create_repository_callback(args, str(target), options), sbom=args.sbom,
         )  # fmt: skip
     finally:
         printer.finish()
@@ -64,9 +69,13 @@ def run_build_push(args: argparse.Namespace) -> int:
         for layer in built.layers:
             state = "reused" if layer.reused else "built "
             print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
+    from ocipush.cli.sign import sign_pushed
+
+    for digest in [pushed.digest, *pushed.referrers]:
+        sign_pushed(args, str(target), digest, options)
     counts = pushed.counts
     data = {"target": str(target), "digest": pushed.digest, "mediaType": pushed.media_type,
-            "tags": pushed.tags, "blobs": counts,
+            "tags": pushed.tags, "blobs": counts, "sboms": pushed.referrers,
             "layers": [{"digest": x.digest, "diffId": x.diff_id, "size": x.size, "reused": x.reused}
                        for x in built.layers]}  # fmt: skip
     emit(args, data, pushed.digest if args.quiet else f"pushed {target}@{pushed.digest} ({blob_summary(counts)})")

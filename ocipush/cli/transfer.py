@@ -38,6 +38,8 @@ def register(subparsers: Any) -> None:
     )
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
+    push.add_argument("--referrers", action="store_true", help="also push the referrers the layout holds for it")
+    _add_sign(push)
     _add_create_repo(push)
     add_conversion_arguments(push)
 
@@ -54,12 +56,17 @@ def register(subparsers: Any) -> None:
     pull.add_argument("--no-devices", action="store_true",
                       help="rootfs: refuse device nodes and fifos (created by default when running as root; "
                       "without root, device nodes are always refused)")  # fmt: skip
+    pull.add_argument("--referrers", action="store_true",
+                      help="keep its signatures, SBOMs and other referrers (oci format only)")  # fmt: skip
 
     copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
     copy.add_argument("source")
     copy.add_argument("target")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
+    copy.add_argument("--no-referrers", dest="referrers", action="store_false",
+                      help="leave signatures, SBOMs and other referrers behind (default: copied)")  # fmt: skip
+    _add_sign(copy)
     _add_create_repo(copy)
     add_conversion_arguments(copy)
 
@@ -98,6 +105,12 @@ def conversion_from_args(args: argparse.Namespace) -> Conversion | None:
     if args.compression is None and args.manifest_format is None:
         return None
     return Conversion(args.compression or "keep", args.manifest_format)
+
+
+def _add_sign(parser: argparse.ArgumentParser) -> None:
+    from ocipush.cli.sign import add_sign_arguments
+
+    add_sign_arguments(parser)
 
 
 def _add_create_repo(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +152,7 @@ def report_transfer(args: argparse.Namespace, verb: str, target: str, result: Tr
         "size": result.size,
         "tags": result.tags,
         "blobs": counts,
+        "referrers": result.referrers,
     }
     if result.converted_from:
         data["convertedFrom"] = result.converted_from
@@ -153,12 +167,18 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _copy(args: argparse.Namespace) -> int:
+    # A docker archive cannot hold referrers: there, the default quietly means "none".
+    args.referrers = args.referrers and not args.target.startswith("docker-archive:")
     return _copy_to(args, "copied", args.source, platform=args.platform)
 
 
 def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | None) -> int:
     from ocipush import api
+    from ocipush.errors import UsageError
+    from ocipush.reference import Reference, parse_location
 
+    if args.sign_key and not isinstance(parse_location(args.target), Reference):
+        raise UsageError("--sign-key signs in a registry: the target must be a registry reference")
     options = registry_options(args)
     progress, printer = progress_for(args)
     try:
@@ -171,9 +191,13 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
             progress=progress,
             create_repository=create_repository_callback(args, args.target, options),
             conversion=conversion_from_args(args),
+            referrers=args.referrers,
         )
     finally:
         printer.finish()
+    from ocipush.cli.sign import sign_pushed
+
+    sign_pushed(args, args.target, result.digest, options)
     return report_transfer(args, verb, args.target, result)
 
 
@@ -204,6 +228,7 @@ def _pull(args: argparse.Namespace) -> int:
                 all_platforms=args.all_platforms,
                 options=options,
                 progress=progress,
+                referrers=args.referrers,
             )
     finally:
         printer.finish()

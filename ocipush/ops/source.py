@@ -21,6 +21,7 @@ from ocipush.errors import NotFoundError, UsageError
 from ocipush.models import Descriptor, ImageConfig, Manifest, ManifestDocument, Platform
 from ocipush.progress import ProgressCallback
 from ocipush.reference import Reference, is_valid_tag, parse_reference
+from ocipush.referrers import Referrer
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import ImageSource, RegistrySource, RegistryTarget, TransferResult, select_platform, transfer
 
@@ -131,6 +132,10 @@ class ComposedSource:
         if descriptor.digest in self._local:
             return []
         return self._origin(descriptor).mount_from(descriptor, host)
+
+    def attached(self, digest: str) -> list[Referrer]:
+        # A composed manifest is new: nothing refers to it yet (the source's referrers name the source's digests).
+        return []
 
     def _origin(self, descriptor: Descriptor) -> ImageSource:
         origin = self._origins.get(descriptor.digest)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
+from pydantic import ValidationError
 
 from ocipush import mediatypes as mt
 from ocipush.digest import sha256_of
-from ocipush.errors import DigestMismatchError, RegistryError
-from ocipush.models import ManifestDocument, sniff_media_type
+from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
+from ocipush.models import Descriptor, ManifestDocument, sniff_media_type
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
@@ -232,8 +234,29 @@ class RegistryClient:
             self._path(f"tags/list?n={page_size}"), "tags", self.pull_scopes, f"list tags of {self.name}"
         )
 
-    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[str]:
-        items: list[str] = []
+    def list_referrers(self, digest: str, artifact_type: str | None = None) -> list[Descriptor] | None:
+        """Descriptors of the manifests whose `subject` is `digest`, from the OCI 1.1 referrers API (every `Link`
+        page), or None when the registry does not serve that API (404, as the spec says such a registry answers;
+        405 or 501 from those that refuse unknown routes otherwise)."""
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        what = f"list referrers of {digest[:19]} in {self.name}"
+        try:
+            path = self._path(f"referrers/{digest}{query}")
+            found = self._paginate(path, "manifests", self.pull_scopes, what, item=dict)
+        except NotFoundError:
+            return None
+        except RegistryError as exc:
+            if exc.status in (405, 501):
+                return None
+            raise
+        try:
+            return [Descriptor.model_validate(item) for item in found]
+        except ValidationError:
+            raise RegistryError(f"{what}: the registry's answer holds a malformed descriptor") from None
+
+    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str, item: type = str) -> list[Any]:
+        """Every `Link` page's `key` list, each entry an `item` (names: str; descriptors: dict)."""
+        items: list[Any] = []
         url: str | None = path
         while url:
             response = self.transport.request("GET", url, scopes=scopes)
@@ -242,7 +265,7 @@ class RegistryClient:
                 continue
             if response.status_code != 200:
                 raise registry_error(response, what)
-            items.extend(_string_list(response, key, what))
+            items.extend(_listed(response, key, what, item))
             match = _LINK_RE.search(response.headers.get("link", ""))
             url = self.absolute(response, match.group(1)) if match else None
         return items
@@ -259,8 +282,8 @@ def _page_size_refused(response: httpx.Response) -> bool:
     return response.status_code == 400 and any(c == "PAGINATION_NUMBER_INVALID" for c, _ in error_codes(response))
 
 
-def _string_list(response: httpx.Response, key: str, what: str) -> list[str]:
-    """`{key: [str, ...]}` from a listing page; a missing or null list is an empty page."""
+def _listed(response: httpx.Response, key: str, what: str, item: type) -> list[Any]:
+    """`{key: [item, ...]}` from a listing page; a missing or null list is an empty page."""
     try:
         data = response.json()
     except ValueError:
@@ -268,8 +291,9 @@ def _string_list(response: httpx.Response, key: str, what: str) -> list[str]:
     value = data.get(key) if isinstance(data, dict) else 0
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list of strings")
+    if not isinstance(value, list) or not all(isinstance(entry, item) for entry in value):
+        kind = "strings" if item is str else "objects"
+        raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list of {kind}")
     return value
 
 
