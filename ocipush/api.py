@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush import arguments as check
 from ocipush import mediatypes as mt
-from ocipush.digest import check_digest, sha256_of
+from ocipush.digest import check_digest, hash_as
 from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.models import ManifestDocument, Platform, host_platform
@@ -292,6 +292,7 @@ def pull_rootfs(
     *,
     platform: Platform | str | None = None,
     allow_devices: bool | None = None,
+    max_size: int | None = None,
     options: RegistryOptions | None = None,
     progress: ProgressCallback = ignore_progress,
 ) -> TransferResult:
@@ -300,7 +301,9 @@ def pull_rootfs(
     renamed into place at the end, and removed on an error.
 
     Device nodes and fifos are created when running as root; `allow_devices=False` refuses them, and without root
-    device nodes are refused (mknod needs root) with an error that says so."""
+    device nodes are refused (mknod needs root) with an error that says so. Each layer is checked against the
+    config's diff_ids; `max_size` caps the bytes the files may hold in all (UnsafeArchiveError past it), and runs
+    of zeros and sparse entries are written as holes."""
     from ocipush.extract import extract_layers
     from ocipush.fsutil import staged_directory
 
@@ -322,7 +325,7 @@ def pull_rootfs(
         layout, result = _to_scratch(image, wanted, session, progress, scratch)
         manifest = layout.read_manifest(layout.resolve(digest=result.digest)).manifest
         with staged_directory(directory) as staging:
-            extract_layers(layout, manifest, staging, allow_devices=allow_devices)
+            extract_layers(layout, manifest, staging, allow_devices=allow_devices, max_size=max_size)
     return result
 
 
@@ -550,7 +553,7 @@ def inspect(
         if not document.is_index:
             descriptor = document.manifest.config
             raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
-            check_digest(descriptor.digest, sha256_of(raw), f"config of {loc}")
+            check_digest(descriptor.digest, hash_as(descriptor.digest, raw), f"config of {loc}")
             try:
                 config = json.loads(raw)
             except ValueError:  # an artifact's config need not be JSON

@@ -23,6 +23,7 @@ from ocipush.errors import LayoutError, NotFoundError, UsageError
 from ocipush.extract import corrupt_stream_errors, decompress_stream
 from ocipush.fsutil import atomic_writer
 from ocipush.layout import OCILayout
+from ocipush.limits import MAX_ARCHIVE_MANIFEST_BYTES, read_limited
 from ocipush.models import (
     Descriptor,
     ImageConfig,
@@ -214,7 +215,10 @@ def _read_entries(tar: tarfile.TarFile, path: str) -> list[ArchiveEntry]:
     if stream is None:
         raise LayoutError(f"{path}: manifest.json is not a file")
     try:
-        return _ENTRIES.validate_json(stream.read())
+        chunks = iter(lambda: stream.read(COPY_SIZE), b"")
+        return _ENTRIES.validate_json(
+            read_limited(chunks, MAX_ARCHIVE_MANIFEST_BYTES, f"{path}: manifest.json", LayoutError)
+        )
     except ValidationError as exc:
         raise LayoutError(f"{path}: manifest.json is malformed: {exc.errors()[0]['msg']}") from None
 

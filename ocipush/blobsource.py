@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ocipush.errors import NotFoundError, RegistryError
-from ocipush.fsutil import pread_range
+from ocipush.fsutil import open_regular, pread_range
 
 if TYPE_CHECKING:
     from ocipush.registry.client import RegistryClient
@@ -33,7 +33,7 @@ class FileBlobSource:
     size: int
 
     def read_range(self, offset: int, length: int) -> Iterator[bytes]:
-        fd = os.open(self.path, os.O_RDONLY)
+        fd = open_regular(self.path)  # a FIFO posing as a blob must not hang the push
         try:
             yield from pread_range(fd, offset, length)
         except EOFError:
@@ -70,7 +70,7 @@ class RegistryBlobSource:
                 raise RegistryError(f"{self.client.name} answered another range than bytes {offset}- of a blob")
             skip = offset if response.status_code == 200 else 0  # the source ignored Range
             remaining = length
-            for data in response.iter_raw():
+            for data in self.client.blob_chunks(response):
                 if skip:
                     cut = min(skip, len(data))
                     data, skip = data[cut:], skip - cut

@@ -37,6 +37,13 @@ def sha256_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def hash_as(digest: str, data: bytes) -> str:
+    """The digest of `data` with the algorithm of `digest` (sha256 or sha512), for comparing with it."""
+    hasher = new_hasher(digest)
+    hasher.update(data)
+    return f"{hasher.name}:{hasher.hexdigest()}"
+
+
 def hex_part(digest: str) -> str:
     return digest.split(":", 1)[1]
 

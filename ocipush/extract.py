@@ -18,13 +18,14 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol, cast
+from typing import IO, Any, BinaryIO, Protocol, cast
 
 from ocipush.digest import HashingReader, check_digest
-from ocipush.errors import UnsafeArchiveError, UsageError
+from ocipush.errors import DigestMismatchError, NotFoundError, UnsafeArchiveError, UsageError
+from ocipush.fsutil import write_all
 from ocipush.layout import OCILayout
 from ocipush.mediatypes import layer_compression
-from ocipush.models import Manifest
+from ocipush.models import ImageConfig, Manifest
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -127,39 +128,59 @@ def extract_layers(
     *,
     allow_devices: bool | None = None,
     overwrite: bool = False,
+    max_size: int | None = None,
 ) -> None:
     """Unpack the layers in order into `target_dir` (created if missing; must be empty unless `overwrite`).
+
+    Each layer is checked against its digest and, uncompressed, against the diff_id the image config lists for
+    it. `max_size` caps the bytes all files may hold together (apparent sizes; refused before writing past it).
 
     Device nodes and fifos: see `device_refusal`. Not atomic: on an error the directory holds what was applied
     so far (`ocipush.api.pull_rootfs` extracts into a sibling directory and renames it at the end)."""
     os.makedirs(target_dir, exist_ok=True)
     if not overwrite and os.listdir(target_dir):
         raise UsageError(f"{target_dir} is not empty; extract into an empty directory or pass overwrite=True")
-    for layer in manifest.layers:
+    budget = SizeBudget(max_size) if max_size is not None else None
+    for layer, diff_id in zip(manifest.layers, _diff_ids(layout, manifest), strict=True):
         with layout.open_blob(layer.digest) as blob:
             reader = HashingReader(blob, layer.digest.split(":", 1)[0])
-            apply_layer(reader, layer.media_type, target_dir, allow_devices=allow_devices)
+            apply_layer(
+                reader, layer.media_type, target_dir, allow_devices=allow_devices, diff_id=diff_id, budget=budget
+            )
             while reader.read(COPY_SIZE):  # the tar end may leave padding unread: hash all of it
                 pass
         check_digest(layer.digest, reader.digest, f"layer {layer.digest}")
 
 
 def apply_layer(
-    stream: Reader, media_type: str, target_dir: str, *, allow_devices: bool | None = None
+    stream: Reader,
+    media_type: str,
+    target_dir: str,
+    *,
+    allow_devices: bool | None = None,
+    diff_id: str | None = None,
+    budget: SizeBudget | None = None,
 ) -> None:
-    """Apply one layer changeset (compressed per `media_type`) on top of what `target_dir` already holds.
+    """Apply one layer changeset (compressed per `media_type`) on top of what `target_dir` already holds; with
+    `diff_id`, the uncompressed stream must hash to it. Files are charged to `budget` when given.
 
     Device nodes and fifos: see `device_refusal`."""
     root_fd = os.open(target_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
-        applier = _Applier(root_fd, refusal=device_refusal(allow_devices))
+        applier = _Applier(root_fd, refusal=device_refusal(allow_devices), budget=budget)
         data = decompress_stream(stream, layer_compression(media_type))
+        hashed = HashingReader(data, diff_id.split(":", 1)[0]) if diff_id else None
+        tar_bytes = cast(BinaryIO, hashed) if hashed is not None else data
         try:
-            with tarfile.open(fileobj=data, mode="r|") as tar:
+            with tarfile.open(fileobj=tar_bytes, mode="r|") as tar:
                 for member in tar:
                     applier.apply(member, tar)
+            while tar_bytes.read(COPY_SIZE):  # the padding after the end marker is part of the diff_id
+                pass
         except corrupt_stream_errors() as exc:
             raise UsageError(f"layer is damaged or not a {media_type} stream: {exc}") from None
+        if hashed is not None and diff_id:
+            check_digest(diff_id, hashed.digest, "uncompressed layer (the diff_id its image config lists)")
         applier.finish()
     finally:
         os.close(root_fd)
@@ -179,6 +200,36 @@ def device_refusal(allow_devices: bool | None) -> dict[str, str]:
     return {}
 
 
+def _diff_ids(layout: OCILayout, manifest: Manifest) -> list[str | None]:
+    """The diff_id the image config lists for each layer; None for each when the config is not an image's."""
+    try:
+        config = ImageConfig.model_validate_json(layout.read_blob(manifest.config.digest))
+    except (ValueError, NotFoundError):  # an artifact's config, or none at hand: nothing to check against
+        return [None] * len(manifest.layers)
+    listed = config.rootfs.diff_ids
+    if not listed:
+        return [None] * len(manifest.layers)
+    if len(listed) != len(manifest.layers):
+        raise DigestMismatchError(
+            f"the image config lists {len(listed)} diff_ids for {len(manifest.layers)} layers"
+        )
+    return list(listed)
+
+
+@dataclass
+class SizeBudget:
+    """Bytes the files of an extraction may still hold (a 2 MB gzip layer can expand to gigabytes)."""
+
+    left: int
+
+    def take(self, size: int, name: str) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise UnsafeArchiveError(
+                f"refusing {name!r}: the files would hold more than the size limit (max_size, --max-size) allows"
+            )
+
+
 def split_path(name: str, what: str) -> list[str]:
     """Path components of a tar name: leading '/' and '.' dropped; any '..' refused."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -191,6 +242,7 @@ def split_path(name: str, what: str) -> list[str]:
 class _Applier:
     root_fd: int
     refusal: dict[str, str]  # special entry kind -> why it is refused
+    budget: SizeBudget | None = None
     # Paths written by this layer: a whiteout hides only what lower layers put there.
     written: set[str] = field(default_factory=set)
     # Directory metadata is applied last, children first, so that writing children does not disturb it.
@@ -360,10 +412,11 @@ class _Applier:
             base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
         )
         try:
+            if self.budget is not None:
+                self.budget.take(member.size, member.name)
             source = tar.extractfile(member)
             if source is not None:
-                while chunk := source.read(COPY_SIZE):
-                    _write_all(out, chunk)
+                _copy_keeping_holes(source, out, member)
             if self.is_root:
                 os.fchown(out, member.uid, member.gid)
             os.fchmod(out, member.mode & 0o7777)  # after chown, which clears set-uid bits
@@ -408,6 +461,29 @@ class _Applier:
                     self._set_meta(fd, parts[-1], member)
 
 
+_ZEROS = bytes(COPY_SIZE)
+
+
+def _copy_keeping_holes(source: IO[bytes], out: int, member: tarfile.TarInfo) -> None:
+    """Write a file's data and leave holes for the rest: the data regions of a sparse member (GNU or PAX), and
+    whole MiBs of zeros in any file, are skipped with a seek, so a tiny sparse entry or a layer of zeros does not
+    fill the disk. Zeros are checked per MiB read, at the speed of a memory compare."""
+    # tarfile's sparse map is a list of (offset, length) data regions (typeshed says bytes). The buffered reader
+    # cannot seek on a streamed tar; its raw reader can (forward), and reads a hole without touching the stream.
+    regions = cast("list[tuple[int, int]] | None", member.sparse) or [(0, member.size)]
+    raw = cast(IO[bytes], getattr(source, "raw", source))
+    for offset, length in regions:
+        raw.seek(offset)
+        os.lseek(out, offset, os.SEEK_SET)
+        while length > 0 and (chunk := raw.read(min(COPY_SIZE, length))):
+            length -= len(chunk)
+            if len(chunk) == COPY_SIZE and chunk == _ZEROS:
+                os.lseek(out, COPY_SIZE, os.SEEK_CUR)
+            else:
+                write_all(out, chunk)
+    os.ftruncate(out, member.size)  # the holes at the end
+
+
 def _lstat(fd: int, name: str) -> os.stat_result | None:
     try:
         return os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -429,8 +505,3 @@ def _remove(fd: int, name: str, existing: os.stat_result | None) -> None:
 def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

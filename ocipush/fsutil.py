@@ -1,4 +1,6 @@
-"""Atomic file writes: write to a temporary file beside the target, fsync, rename. The same for directories."""
+"""Atomic file writes (a temporary file beside the target, fsync, rename; the same for directories), and opening
+files that someone else could have planted: never through a symlink when writing, never blocking on a FIFO, only
+ever a regular file."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import stat
 import tempfile
 from collections.abc import Generator, Iterator
 from typing import BinaryIO
+
+from ocipush.errors import LayoutError
 
 
 @contextlib.contextmanager
@@ -144,3 +148,46 @@ def _empty(directory: str) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             os.unlink(entry.path)
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, *, follow: bool = True, mode: int = 0o644) -> int:
+    """`os.open` for a file that must be a regular file: O_NONBLOCK so that a FIFO posing as one cannot hang the
+    open, O_NOFOLLOW unless `follow` (writes never go through a planted symlink); anything else is a LayoutError."""
+    extra = os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags | extra, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LayoutError(f"{path} is a symbolic link: refusing to open it") from None
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise LayoutError(f"{path} is not a regular file") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LayoutError(f"{path} is not a regular file")
+    return fd
+
+
+@contextlib.contextmanager
+def locked_file(path: str) -> Iterator[int]:
+    """An exclusive flock on the lock file `path` (created when missing, never through a symlink)."""
+    fd = open_regular(path, os.O_WRONLY | os.O_CREAT, follow=False)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def real_directory(path: str) -> str:
+    """`path`, made when missing; a symlink or anything but a directory there is refused."""
+    os.makedirs(path, exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise LayoutError(f"{path} is not a directory (a symbolic link?): refusing to write into it")
+    return path
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -6,16 +6,15 @@ atomically under a lock, so a crash never leaves a half-written blob or index.""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from ocipush import mediatypes as mt
-from ocipush.digest import HashingWriter, check_digest, hex_part, sha256_of, validate_digest
+from ocipush.digest import HashingWriter, check_digest, hash_as, hex_part, sha256_of, validate_digest
 from ocipush.errors import LayoutError, NotFoundError
-from ocipush.fsutil import atomic_write_bytes, atomic_writer
+from ocipush.fsutil import atomic_write_bytes, atomic_writer, locked_file, open_regular, real_directory
 from ocipush.models import Descriptor, Index, ManifestDocument
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -57,7 +56,7 @@ class OCILayout:
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
-            return open(self.blob_path(digest), "rb")
+            return os.fdopen(open_regular(self.blob_path(digest)), "rb")
         except FileNotFoundError:
             raise NotFoundError(f"blob {digest} is not in layout {self.path}") from None
 
@@ -65,12 +64,12 @@ class OCILayout:
         """Whole blob in memory: for manifests and configs only."""
         with self.open_blob(digest) as f:
             data = f.read()
-        check_digest(digest, sha256_of(data), f"blob in {self.path}")
+        check_digest(digest, hash_as(digest, data), f"blob in {self.path}")
         return data
 
     def write_blob(self, data: bytes, digest: str | None = None) -> str:
         digest = digest or sha256_of(data)
-        check_digest(digest, sha256_of(data), "blob")
+        check_digest(digest, hash_as(digest, data), "blob")
         if not self.has_blob(digest, len(data)):
             atomic_write_bytes(self.blob_path(digest), data)
         return digest
@@ -93,8 +92,7 @@ class OCILayout:
 
     def ingest_path(self, digest: str) -> str:
         """Where a partial download of `digest` lives between attempts (resumed with Range)."""
-        directory = os.path.join(self.path, ".ingest")
-        os.makedirs(directory, exist_ok=True)
+        directory = real_directory(os.path.join(self.path, ".ingest"))
         return os.path.join(directory, hex_part(digest) + ".partial")
 
     def commit_ingest(self, digest: str, size: int | None, actual_digest: str, actual_size: int) -> None:
@@ -116,21 +114,15 @@ class OCILayout:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        with open(os.path.join(self.path, ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with locked_file(os.path.join(self.path, ".lock")):
+            yield
 
     def read_index(self) -> Index:
         try:
-            with open(self._index_path, "rb") as f:
+            with os.fdopen(open_regular(self._index_path), "rb") as f:
                 raw = f.read()
         except FileNotFoundError:
             raise LayoutError(f"{self.path} has no index.json") from None
-        except IsADirectoryError:
-            raise LayoutError(f"{self._index_path} is a directory, not a file") from None
         try:
             return Index.model_validate_json(raw)
         except ValueError as exc:

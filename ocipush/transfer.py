@@ -309,19 +309,38 @@ class TransferResult:
         return self.counts["uploaded"]
 
 
-def select_platform(source: ImageSource, index: ManifestDocument, platform: Platform) -> ManifestDocument:
-    """The image for `platform` from an index (nested indexes followed)."""
+def select_platform(
+    source: ImageSource, index: ManifestDocument, platform: Platform, _depth: int = 0, _seen: set[str] | None = None
+) -> ManifestDocument:
+    """The image for `platform` from an index (nested indexes followed once each, at most MAX_INDEX_DEPTH deep)."""
+    seen = set() if _seen is None else _seen
     for child in index.index.manifests:
         if child.media_type in mt.INDEXES:
-            nested = source.manifest(child)
+            if child.digest in seen:
+                continue
+            seen.add(_within_bounds(source, child, _depth + 1, len(seen)).digest)
             try:
-                return select_platform(source, nested, platform)
+                return select_platform(source, source.manifest(child), platform, _depth + 1, seen)
             except NotFoundError:
                 continue
         if platform_matches(platform, child.platform):
             return source.manifest(child)
     available = ", ".join(str(c.platform) for c in index.index.manifests if c.platform) or "none"
     raise NotFoundError(f"{source.name} has no image for platform {platform} (available: {available})")
+
+
+# A hostile graph must not cost unbounded requests or end in a RecursionError: real images nest indexes two or
+# three deep and hold a few dozen manifests.
+MAX_INDEX_DEPTH = 16
+MAX_MANIFESTS = 4096
+
+
+def _within_bounds(source: ImageSource, child: Descriptor, depth: int, count: int) -> Descriptor:
+    if depth > MAX_INDEX_DEPTH:
+        raise RegistryError(f"{source.name}: indexes nested more than {MAX_INDEX_DEPTH} deep (at {child.digest})")
+    if count >= MAX_MANIFESTS:
+        raise RegistryError(f"{source.name}: the image graph holds more than {MAX_MANIFESTS} manifests")
+    return child
 
 
 def is_foreign(blob: Descriptor) -> bool:
@@ -336,12 +355,14 @@ def _collect(
     only with `foreign`)."""
     documents: list[ManifestDocument] = []
     blobs: dict[str, Descriptor] = {}
+    seen = {root.digest}  # a child reached twice is fetched and stored once
 
-    def visit(document: ManifestDocument) -> None:
+    def visit(document: ManifestDocument, depth: int) -> None:
         if document.is_index:
             for child in document.index.manifests:
-                if child.media_type in mt.MANIFESTS:
-                    visit(source.manifest(child))
+                if child.media_type in mt.MANIFESTS and child.digest not in seen:
+                    seen.add(_within_bounds(source, child, depth + 1, len(seen)).digest)
+                    visit(source.manifest(child), depth + 1)
         else:
             manifest = document.manifest
             for blob in [manifest.config, *manifest.layers]:
@@ -350,7 +371,7 @@ def _collect(
                 blobs.setdefault(blob.digest, blob)
         documents.append(document)
 
-    visit(root)
+    visit(root, 0)
     return documents, blobs
 
 

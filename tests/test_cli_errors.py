@@ -74,7 +74,7 @@ def test_a_directory_where_a_file_should_be_is_a_layout_error(registry: LocalReg
     index.unlink()
     index.mkdir()
     done = run_cli("push", f"oci:{source.path}:v1", f"{registry.host}/app:v1", *_cache(tmp_path))
-    assert_one_line_error(done, "index.json is a directory")
+    assert_one_line_error(done, "index.json is not a regular file")
     assert done.returncode == 9
     (tmp_path / "archive").mkdir()
     done = run_cli("push", f"docker-archive:{tmp_path / 'archive'}", f"{registry.host}/app:v1", *_cache(tmp_path))

@@ -92,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except OcipushError as exc:
-        print(f"ocipush: error: {exc}", file=sys.stderr)
+        from ocipush.cli.common import printable
+
+        # A message may quote a registry's own words: escaped so they cannot drive the terminal.
+        print(f"ocipush: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ocipush: interrupted (run the same command again to resume)", file=sys.stderr)

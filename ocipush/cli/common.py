@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from ocipush.registry.options import RegistryOptions
 
 
+# C0 and C1 controls, DEL, and the bidi overrides that reorder what a terminal shows.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]} | {
+    c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
+
+
+def printable(text: str) -> str:
+    """Text that came from a server (an error message, a tag, a repository name) made safe to print: control
+    characters become visible escapes, so that it can neither drive the terminal nor fake a line of output."""
+    return text.translate(_UNPRINTABLE)
+
+
 def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("registry access")
     group.add_argument("--username", "-u", help="registry user name (password from --password-stdin)")
@@ -35,6 +47,12 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--aws-profile", help="AWS profile for ECR tokens (default: the boto3 default chain)")
     group.add_argument("--jobs", "-j", type=int, default=4, help="blobs transferred in parallel (default 4)")
     group.add_argument("--chunk-size", type=int, metavar="MiB", help="upload chunk size (default 32, minimum 5)")
+    group.add_argument(
+        "--deadline",
+        metavar="SECONDS",
+        help="a registry must answer each request within SECONDS of the last byte sent, and send each MiB of a "
+        "blob within SECONDS (default 300; 0 for none; env OCIPUSH_DEADLINE)",
+    )
     group.add_argument("--cache-dir", help="where journals and work files go (default ~/.cache/ocipush or /tmp)")
     output = parser.add_argument_group("output")
     output.add_argument("--quiet", "-q", action="store_true", help="print only the result")
@@ -42,7 +60,7 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def registry_options(args: argparse.Namespace) -> RegistryOptions:
-    from ocipush.registry.options import MIN_CHUNK_SIZE, RegistryOptions
+    from ocipush.registry.options import MIN_CHUNK_SIZE, RegistryOptions, parse_deadline
 
     endpoints = {}
     for item in args.endpoint:
@@ -69,11 +87,27 @@ def registry_options(args: argparse.Namespace) -> RegistryOptions:
         jobs=args.jobs,
         cache_dir=args.cache_dir,
     )
+    if args.deadline is not None:
+        options.deadline = parse_deadline(args.deadline, "--deadline")
     if args.chunk_size is not None:
         if args.chunk_size * (1 << 20) < MIN_CHUNK_SIZE:
             raise UsageError("--chunk-size must be at least 5 (MiB)")
         options.chunk_size = args.chunk_size << 20
     return options
+
+
+def byte_size(text: str) -> int:
+    """An argparse type: bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    number, unit = text.strip().upper().rstrip("B") or "x", 0
+    if number[-1:] in ("K", "M", "G", "T"):
+        number, unit = number[:-1], "KMGT".index(number[-1]) + 1
+    try:
+        value = int(float(number) * (1 << (10 * unit)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500M, 2G, 1048576)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size must be positive")
+    return value
 
 
 def _size(n: int | None) -> str:
@@ -116,7 +150,7 @@ class ProgressPrinter:
             if self.tty:
                 self._draw(force=event.kind != "progress")
             elif event.kind != "progress":
-                detail = f" ({event.message})" if event.message else ""
+                detail = f" ({printable(event.message)})" if event.message else ""
                 sys.stderr.write(f"{event.kind:8} {event.digest[:19] or '?'}  {_size(event.total)}{detail}\n")
 
     def _draw(self, force: bool) -> None:

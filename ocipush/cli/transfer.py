@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from ocipush.cli.common import (
     add_registry_arguments,
     blob_summary,
+    byte_size,
     emit,
     local_location,
+    printable,
     progress_for,
     registry_options,
 )
@@ -58,6 +60,9 @@ def register(subparsers: Any) -> None:
                       "without root, device nodes are always refused)")  # fmt: skip
     pull.add_argument("--referrers", action="store_true",
                       help="keep its signatures, SBOMs and other referrers (oci format only)")  # fmt: skip
+    pull.add_argument("--max-size", type=byte_size, metavar="SIZE",
+                      help="rootfs: refuse to unpack files holding more than SIZE bytes in all (suffix K, M, G, T: "
+                      "powers of 1024), a guard against layers that expand enormously")  # fmt: skip
 
     copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
     copy.add_argument("source")
@@ -215,6 +220,7 @@ def _pull(args: argparse.Namespace) -> int:
                 target,
                 platform=args.platform,
                 allow_devices=False if args.no_devices else None,
+                max_size=args.max_size,
                 options=options,
                 progress=progress,
             )
@@ -247,7 +253,7 @@ def _tags(args: argparse.Namespace) -> int:
     from ocipush import api
 
     tags = api.list_tags(args.repository, options=registry_options(args))
-    emit(args, {"tags": tags}, "\n".join(tags))
+    emit(args, {"tags": tags}, "\n".join(map(printable, tags)))
     return 0
 
 
@@ -255,7 +261,7 @@ def _catalog(args: argparse.Namespace) -> int:
     from ocipush import api
 
     repositories = api.catalog(args.registry, options=registry_options(args))
-    emit(args, {"repositories": repositories}, "\n".join(repositories))
+    emit(args, {"repositories": repositories}, "\n".join(map(printable, repositories)))
     return 0
 
 

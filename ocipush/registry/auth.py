@@ -9,12 +9,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 
 from ocipush.errors import AuthError, TransportError
+from ocipush.limits import MAX_TOKEN_BYTES, buffered
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
+from ocipush.registry.deadline import deadline
 from ocipush.registry.options import RegistryOptions
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
@@ -54,9 +57,13 @@ def delete_scope(repository: str) -> str:
 CATALOG_SCOPE = "registry:catalog:*"
 
 
+def _basic(creds: Credentials) -> str:
+    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+
+
 @dataclass
 class _Token:
-    value: str
+    value: str = field(repr=False)  # a bearer token is a credential: never in a log line or traceback
     expires: float
 
 
@@ -97,10 +104,7 @@ class Authenticator:
         """The Authorization header value for a request needing `scopes`, from what earlier challenges taught."""
         if self._scheme == "basic":
             creds = self.credentials()
-            if creds is None:
-                return None
-            raw = f"{creds.username}:{creds.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode()
+            return None if creds is None else _basic(creds)
         if self._scheme == "bearer":
             with self._lock:
                 token = self._tokens.get(scopes)
@@ -145,6 +149,30 @@ class Authenticator:
         ecr.ECR_TOKENS.invalidate(self.ecr_host, self.options.aws_profile)
         return True
 
+    def _realm_credentials(self, realm: str) -> Credentials | None:
+        """The credentials that token service `realm` may receive: none over plain HTTP (loopback and --insecure
+        hosts aside), and never an AWS-issued registry password: ECR answers Basic challenges only, so a bearer
+        challenge in its name must not carry its token elsewhere."""
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise AuthError(f"{self.host} named a token service that is not an http(s) URL")
+        explicit = self.options.username is not None
+        not_ecr = AuthError(
+            f"{self.host} asked for a bearer token from {parts.netloc}, which Amazon ECR never does: "
+            "refusing to send it the ECR token"
+        )
+        if self.ecr_host is not None and not explicit:
+            raise not_ecr
+        creds = self.credentials()
+        if creds is not None and not explicit and ecr.is_ecr_public(self.host) and parts.netloc != ecr.ECR_PUBLIC_HOST:
+            raise not_ecr
+        if creds is not None and parts.scheme == "http" and not self.options.may_use_http(parts.netloc):
+            raise AuthError(
+                f"the token service of {self.host} ({parts.netloc}) is plain HTTP: refusing to send credentials "
+                f"over it (--insecure {parts.netloc} allows it)"
+            )
+        return creds
+
     def _fetch_token(
         self, challenge: Challenge, scopes: tuple[str, ...], client_for: Callable[[str], httpx.Client]
     ) -> _Token:
@@ -156,7 +184,7 @@ class Authenticator:
         if challenge.params.get("scope") and challenge.params["scope"] not in wanted:
             wanted.append(challenge.params["scope"])
         service = challenge.params.get("service")
-        creds = self.credentials()
+        creds = self._realm_credentials(realm)
         client = client_for(realm)
         try:
             if creds is not None and creds.is_identity_token:
@@ -165,12 +193,15 @@ class Authenticator:
                     form["service"] = service
                 if wanted:
                     form["scope"] = " ".join(wanted)
-                answer = client.post(realm, data=form)
+                request = client.build_request("POST", realm, data=form)
             else:
                 params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
                 params += [("scope", s) for s in wanted]
-                auth = (creds.username, creds.password) if creds else None
-                answer = client.get(realm, params=params, auth=auth)
+                request = client.build_request("GET", realm, params=params)
+                if creds:
+                    request.headers["Authorization"] = _basic(creds)
+            with deadline(self.options.deadline):
+                answer = buffered(client.send(request, stream=True), MAX_TOKEN_BYTES)
         except httpx.TransportError as exc:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):

@@ -12,15 +12,17 @@ import httpx
 from pydantic import ValidationError
 
 from ocipush import mediatypes as mt
-from ocipush.digest import sha256_of
+from ocipush.digest import hash_as, is_digest
 from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
+from ocipush.limits import MAX_MANIFEST_BYTES, read_limited
 from ocipush.models import Descriptor, ManifestDocument, sniff_media_type
+from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
-MAX_MANIFEST_BYTES = 4 << 20
+MAX_PAGES = 10_000  # ten million tags or repositories at the usual page size
 
 
 class RegistryClient:
@@ -63,23 +65,22 @@ class RegistryClient:
         )
         try:
             if response.status_code not in (200, 206):
-                response.read()
-                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")
+                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")  # read by the transport
             yield response
         finally:
             response.close()
 
+    def blob_chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
+        return deadline.paced(response.iter_raw(), self.transport.options.deadline)
+
     def fetch_blob_bytes(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""
         with self.open_blob(digest) as response:
-            data = bytearray()
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > limit:
-                    raise RegistryError(f"blob {digest} in {self.name} is larger than {limit} bytes")
-        if sha256_of(bytes(data)) != digest:
+            data = read_limited(self.blob_chunks(response), limit, f"blob {digest} in {self.name}")
+        if hash_as(digest, data) != digest:
             raise DigestMismatchError(f"blob {digest} from {self.name} does not match its digest")
-        return bytes(data)
+        return data
 
     def delete_blob(self, digest: str) -> None:
         response = self.transport.request(
@@ -189,23 +190,19 @@ class RegistryClient:
             self._path(f"manifests/{reference}"),
             scopes=self.pull_scopes,
             headers={"Accept": mt.ACCEPT_MANIFESTS},
+            limit=MAX_MANIFEST_BYTES,
         )
         if response.status_code != 200:
             raise registry_error(response, f"get manifest {reference} from {self.name}")
         raw = response.content
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise RegistryError(f"manifest {reference} in {self.name} is larger than 4 MiB")
         document = ManifestDocument(raw, sniff_media_type(raw, response.headers.get("content-type")))
         # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received, and
         # it must match what was asked for, or what the registry announced when it did.
         announced = response.headers.get("docker-content-digest", "")
-        expected = (
-            reference if reference.startswith("sha256:") else announced if announced.startswith("sha256:") else None
-        )
-        if expected and document.digest != expected:
-            raise DigestMismatchError(
-                f"manifest {reference} from {self.name} hashes to {document.digest}, not {expected}"
-            )
+        # Each digest is checked with its own algorithm (sha256 or sha512, the two the OCI spec names).
+        expected = reference if is_digest(reference) else announced if is_digest(announced) else None
+        if expected and (actual := hash_as(expected, raw)) != expected:
+            raise DigestMismatchError(f"manifest {reference} from {self.name} hashes to {actual}, not {expected}")
         return document
 
     def put_manifest(self, reference: str, document: ManifestDocument) -> str:
@@ -258,7 +255,11 @@ class RegistryClient:
         """Every `Link` page's `key` list, each entry an `item` (names: str; descriptors: dict)."""
         items: list[Any] = []
         url: str | None = path
+        seen: set[str] = set()
         while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise RegistryError(f"{what}: the registry's pages do not end (Link: rel=next loops)")
+            seen.add(url)
             response = self.transport.request("GET", url, scopes=scopes)
             if url == path and "?n=" in path and _page_size_refused(response):
                 url = path.split("?", 1)[0]  # a registry with a smaller page cap: let it choose the page size

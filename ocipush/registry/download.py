@@ -4,15 +4,14 @@ by size and digest before it becomes visible."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
-from typing import BinaryIO
 
 import httpx
 
 from ocipush.digest import new_hasher
 from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
+from ocipush.fsutil import locked_file, open_regular, write_all
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -23,31 +22,36 @@ PROGRESS_STEP = 8 << 20
 
 
 class _Partial:
-    """The partial file of one download and the running hash of what it holds."""
+    """The partial file of one download and the running hash of what it holds. Created with O_EXCL, reopened
+    with O_NOFOLLOW: a symlink or FIFO planted in `.ingest` is refused, never written through."""
 
     def __init__(self, path: str, digest: str) -> None:
         self.path = path
         self.algorithm = digest.split(":", 1)[0]
         self.hasher = new_hasher(digest)
         self.size = 0
-        if os.path.exists(path):
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            self.fd = open_regular(path, flags | os.O_CREAT | os.O_EXCL, follow=False)
+        except FileExistsError:
+            self.fd = open_regular(path, flags, follow=False)
             # A download resumed from an earlier attempt or run: hash what is already there, once.
-            with open(path, "rb") as f:
-                while data := f.read(READ_SIZE):
-                    self.hasher.update(data)
-                    self.size += len(data)
-        else:
-            open(path, "ab").close()  # a zero-byte blob has no data to append, but must still be committed
+            while data := os.read(self.fd, READ_SIZE):
+                self.hasher.update(data)
+                self.size += len(data)
 
     def restart(self) -> None:
         self.hasher = new_hasher(f"{self.algorithm}:")
         self.size = 0
-        open(self.path, "wb").close()
+        os.ftruncate(self.fd, 0)
 
-    def append(self, out: BinaryIO, data: bytes) -> None:
-        out.write(data)
+    def append(self, data: bytes) -> None:
+        write_all(self.fd, data)
         self.hasher.update(data)
         self.size += len(data)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
     @property
     def digest(self) -> str:
@@ -69,8 +73,7 @@ def download_blob(
     # Two pulls into one layout must not append to the same partial file: one downloads, the other waits and
     # then finds the blob there.
     lock_path = layout.ingest_path(descriptor.digest) + ".lock"
-    with open(lock_path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked_file(lock_path):
         try:
             if layout.has_blob(descriptor.digest, descriptor.size):
                 progress(ProgressEvent("skip", descriptor.digest, descriptor.size, descriptor.size, "exists"))
@@ -87,6 +90,22 @@ def _download(
 ) -> None:
     digest, size = descriptor.digest, descriptor.size
     partial = _Partial(layout.ingest_path(digest), digest)
+    try:
+        _fill(client, descriptor, partial, progress, stop)
+    finally:
+        partial.close()
+    try:
+        layout.commit_ingest(digest, size, partial.digest, partial.size)
+    except (DigestMismatchError, LayoutError) as exc:
+        raise DigestMismatchError(f"{exc} (from {client.name}); the partial download was removed") from None
+    progress(ProgressEvent("done", digest, size, size))
+
+
+def _fill(
+    client: RegistryClient, descriptor: Descriptor, partial: _Partial, progress: ProgressCallback, stop: threading.Event
+) -> None:
+    """Fetch into the partial file until it holds `descriptor.size` bytes, retrying and resuming with Range."""
+    digest, size = descriptor.digest, descriptor.size
     if partial.size > size:
         partial.restart()
     budget = client.transport.budget()
@@ -103,11 +122,6 @@ def _download(
             if not budget.sleep():
                 raise TransportError(f"download of {digest[:19]} from {client.name} failed: {exc}") from None
             progress(ProgressEvent("retry", digest, size, partial.size, str(exc) or exc.__class__.__name__))
-    try:
-        layout.commit_ingest(digest, size, partial.digest, partial.size)
-    except (DigestMismatchError, LayoutError) as exc:
-        raise DigestMismatchError(f"{exc} (from {client.name}); the partial download was removed") from None
-    progress(ProgressEvent("done", digest, size, size))
 
 
 def _fetch_into(
@@ -121,16 +135,15 @@ def _fetch_into(
         if response.status_code != 206:
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size
-        with open(partial.path, "ab") as out:
-            # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
-            for data in response.iter_raw():
-                if stop.is_set():
-                    raise TransferStopped
-                partial.append(out, data)
-                if partial.size > descriptor.size:
-                    return  # too long: the digest check after it fails and removes the file
-                if partial.size - last_report >= PROGRESS_STEP:
-                    progress(ProgressEvent("progress", descriptor.digest, descriptor.size, partial.size))
-                    last_report = partial.size
+        # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
+        for data in client.blob_chunks(response):
+            if stop.is_set():
+                raise TransferStopped
+            partial.append(data)
+            if partial.size > descriptor.size:
+                return  # too long: the digest check after it fails and removes the file
+            if partial.size - last_report >= PROGRESS_STEP:
+                progress(ProgressEvent("progress", descriptor.digest, descriptor.size, partial.size))
+                last_report = partial.size
     if partial.size < descriptor.size:
         raise TransportError(f"connection closed after {partial.size} of {descriptor.size} bytes")

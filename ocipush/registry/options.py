@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ocipush.errors import UsageError
+
 DEFAULT_CHUNK_SIZE = 32 << 20
 MIN_CHUNK_SIZE = 5 << 20  # ECR rejects smaller non-final parts
+DEFAULT_DEADLINE = 300.0
 
 
 def _env_map(value: str) -> dict[str, str]:
@@ -23,19 +26,23 @@ class RegistryOptions:
     The rule for the environment: every `RegistryOptions` (however made) fills the fields the caller left unset
     from `OCIPUSH_*` when it is created; what the caller gave wins. `OCIPUSH_ENDPOINTS` (`host=url,host=url`) and
     `OCIPUSH_INSECURE` (comma-separated hosts) are merged with the given ones (given ones win for the same host);
-    `OCIPUSH_CA_FILE` fills `ca_file`; `OCIPUSH_USERNAME` + `OCIPUSH_PASSWORD` fill the credentials when no
-    username is given. `environment=False` ignores the environment altogether."""
+    `OCIPUSH_CA_FILE` fills `ca_file`; `OCIPUSH_DEADLINE` fills `deadline` when it is the default;
+    `OCIPUSH_USERNAME` + `OCIPUSH_PASSWORD` fill the credentials when no username is given. `environment=False`
+    ignores the environment altogether."""
 
     insecure: set[str] = field(default_factory=set)
     ca_file: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or traceback
     docker_config: str | None = None
     aws_profile: str | None = None
     jobs: int = 4
     chunk_size: int | None = None  # None: parts of DEFAULT_CHUNK_SIZE on ECR, one streamed request elsewhere
-    timeout: float = 60.0
+    timeout: float = 60.0  # per connect / read / write
+    # Seconds a registry has to answer a request completely (counted from the last byte sent), and to send each
+    # MiB of a blob: a server that trickles bytes ends there. None: no limit. `OCIPUSH_DEADLINE`, `--deadline`.
+    deadline: float | None = DEFAULT_DEADLINE
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cache_dir: str | None = None
@@ -53,6 +60,8 @@ class RegistryOptions:
         if "OCIPUSH_INSECURE" in env:
             self.insecure = self.insecure | {h.strip() for h in env["OCIPUSH_INSECURE"].split(",") if h.strip()}
         self.ca_file = self.ca_file or env.get("OCIPUSH_CA_FILE")
+        if self.deadline == DEFAULT_DEADLINE and env.get("OCIPUSH_DEADLINE"):
+            self.deadline = parse_deadline(env["OCIPUSH_DEADLINE"], "OCIPUSH_DEADLINE")
         if self.username is None and env.get("OCIPUSH_USERNAME"):
             self.username = env["OCIPUSH_USERNAME"]
             self.password = env.get("OCIPUSH_PASSWORD", "")
@@ -64,8 +73,6 @@ class RegistryOptions:
 
     def check(self) -> None:
         """Raise UsageError naming the first field whose type or value cannot work."""
-        from ocipush.errors import UsageError
-
         def whole(name: str, value: object, least: float) -> None:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
                 raise UsageError(f"RegistryOptions.{name} must be a number of at least {least:g}, not {value!r}")
@@ -74,6 +81,8 @@ class RegistryOptions:
         whole("timeout", self.timeout, 0.001)
         whole("max_attempts", self.max_attempts, 1)
         whole("max_retry_seconds", self.max_retry_seconds, 0)
+        if self.deadline is not None:
+            whole("deadline", self.deadline, 0.001)
         if not isinstance(self.jobs, int):
             raise UsageError(f"RegistryOptions.jobs must be a whole number, not {self.jobs!r}")
         if self.chunk_size is not None:
@@ -108,6 +117,19 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
+def parse_deadline(value: str, where: str) -> float | None:
+    """Seconds from text ("0" or "none": no deadline)."""
+    if value.strip().lower() in ("0", "none"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise UsageError(f"{where} {value!r}: expected a number of seconds (0 or none for no deadline)")
+    return seconds
 
 
 def is_loopback(host: str) -> bool:

@@ -12,7 +12,8 @@ import httpx
 from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
-from ocipush.registry import ecr
+from ocipush.limits import MAX_LISTING_BYTES, buffered
+from ocipush.registry import deadline, ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
@@ -64,9 +65,14 @@ class Transport:
             client = self._clients.get(key)
             if client is None:
                 jobs = max(self.options.jobs, 1)
+                tls = _ssl_context(self.options.ca_file) if verify else False
+                limits = httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4)
+                connections = httpx.HTTPTransport(verify=tls, limits=limits)
+                deadline.install(connections)
                 client = self._clients[key] = httpx.Client(
-                    verify=_ssl_context(self.options.ca_file) if verify else False,
-                    limits=httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4),
+                    transport=connections,
+                    verify=tls,  # and limits: for the transports httpx makes for proxies from the environment
+                    limits=limits,
                     timeout=httpx.Timeout(self.options.timeout, connect=min(self.options.timeout, 15.0)),
                     follow_redirects=False,
                     headers={"User-Agent": USER_AGENT},
@@ -126,8 +132,10 @@ class Transport:
         params: dict[str, str] | None = None,
         stream: bool = False,
         retry: bool = True,
+        limit: int = MAX_LISTING_BYTES,
     ) -> httpx.Response:
-        """Send a request, handling auth, retries and redirects. A streamed response must be closed by the caller.
+        """Send a request, handling auth, retries and redirects. A streamed response must be closed by the caller;
+        any other is read here, refused past `limit` bytes (an error answer is cut at MAX_ERROR_BYTES).
 
         `body` is a factory so that the request can be sent again after a retry or an auth challenge."""
         url = self.url(path)
@@ -148,18 +156,17 @@ class Transport:
             try:
                 client = self.client_for(url)
                 request = client.build_request(method, url, headers=request_headers, content=content, params=params)
-                response = client.send(request, stream=True)
+                with deadline.deadline(self.options.deadline):
+                    response = self._send(client, request, stream, limit)
                 status = response.status_code
                 if status == 401 and same_host and auth_rounds < 2:
-                    response.read()
-                    response.close()
                     auth_rounds += 1
                     if auth_rounds == 2:
                         self.auth.forget_token(scopes)
                     self.auth.handle_unauthorized(response, scopes, self.client_for, "Authorization" in request_headers)
                     continue
                 if status == 403 and same_host and self.auth.ecr_host is not None and auth_rounds < 2:
-                    data = response.read() if method != "HEAD" else b""
+                    data = response.content
                     if ecr.is_expired_token_answer(status, data) and self.auth.refresh_expired_ecr_token():
                         response.close()
                         auth_rounds += 1
@@ -174,16 +181,10 @@ class Transport:
                     continue
                 if status in RETRYABLE_STATUS and retry:
                     retry_after = response.headers.get("retry-after")
-                    response.read()
-                    response.close()
                     if budget.sleep(retry_after):
                         # A presigned redirect target may have expired meanwhile: start again from the registry.
                         url, redirects = self.url(path), 0
                         continue
-                    return response
-                if not stream:
-                    response.read()
-                    response.close()
                 return response
             except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
                 if retry and budget.sleep():
@@ -192,12 +193,20 @@ class Transport:
                     f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
                 ) from None
 
+    @staticmethod
+    def _send(client: httpx.Client, request: httpx.Request, stream: bool, limit: int) -> httpx.Response:
+        """Send and, unless streamed, read the answer, all within the deadline. Answers that are not to be handed
+        back as a stream (an auth challenge, an error, a redirect) are read here too, within their limits."""
+        response = client.send(request, stream=True)
+        keep_open = stream and response.status_code < 300
+        return response if keep_open else buffered(response, limit)
+
 
 def _describe(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "cannot connect (is the registry address right and reachable?)"
     if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
+        return f"{deadline.MESSAGE} (--deadline)" if deadline.MESSAGE in str(exc) else "timed out"
     return f"connection failed ({exc.__class__.__name__})"
 
 

@@ -20,12 +20,12 @@ class QuietHandler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """Owns a ThreadingHTTPServer; `self` is reachable from handlers as `self.server.owner`."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], address: str = "127.0.0.1") -> None:
+        self.httpd = ThreadingHTTPServer((address, 0), handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.port: int = self.httpd.server_address[1]
-        self.host = f"127.0.0.1:{self.port}"
+        self.host = f"{address}:{self.port}"
         self.url = f"http://{self.host}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name=type(self).__name__, daemon=True)
 

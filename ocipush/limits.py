@@ -1,0 +1,64 @@
+"""How much may be read into memory from a registry or an archive, enforced while reading (a 500 MB answer is
+refused after 4 MiB, never buffered first)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ocipush.errors import OcipushError, RegistryError
+
+if TYPE_CHECKING:
+    import httpx
+
+MAX_MANIFEST_BYTES = 4 << 20  # what distribution and containerd accept
+MAX_LISTING_BYTES = 16 << 20  # one page of tags or repositories
+MAX_TOKEN_BYTES = 1 << 20
+MAX_ERROR_BYTES = 64 << 10  # an error answer: enough for any OCI error body, the rest is not read
+MAX_ARCHIVE_MANIFEST_BYTES = 1 << 20  # a docker archive's manifest.json
+
+
+def read_limited(
+    chunks: Iterable[bytes], limit: int, what: str, error: type[OcipushError] = RegistryError
+) -> bytes:
+    """All of `chunks` joined, raising `error` as soon as they pass `limit` bytes."""
+    data = bytearray()
+    for chunk in chunks:
+        data += chunk
+        if len(data) > limit:
+            raise error(f"{what} is larger than {_size(limit)}: refusing to read more")
+    return bytes(data)
+
+
+def read_prefix(chunks: Iterable[bytes], limit: int) -> bytes:
+    """At most `limit` bytes of `chunks` (the rest is never read)."""
+    data = bytearray()
+    for chunk in chunks:
+        data += chunk
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit])
+
+
+def buffered(response: httpx.Response, limit: int) -> httpx.Response:
+    """The response with its body read, never more than `limit` bytes of it (MAX_ERROR_BYTES of an error)."""
+    import httpx
+
+    try:
+        if response.request.method == "HEAD":
+            response.read()
+            return response
+        if response.status_code >= 400:
+            data = read_prefix(response.iter_bytes(), MAX_ERROR_BYTES)
+        else:
+            what = f"the answer of {response.url.host} to {response.request.method} {response.url.path}"
+            data = read_limited(response.iter_bytes(), limit, what)
+    finally:
+        response.close()
+    # The body is decoded already: a copy without Content-Encoding, so that it is not decoded twice.
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+    return httpx.Response(response.status_code, headers=headers, content=data, request=response.request)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
