@@ -4,6 +4,7 @@ line (`REF`, `docker://REF`, `oci:PATH[:tag]`, `docker-archive:FILE[:ref]`) or p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -470,7 +471,7 @@ def check_built_for_lambda(store: OCILayout, built: BuildResult, options: Regist
             source = LayoutSource(session, store, None, manifest.digest)
             problems += [f"{manifest.platform}: {p}" for p in check_image(source, manifest.platform, options.cache_dir)]
     if problems:
-        raise CheckFailedError("the image is not ready for AWS Lambda:\n  " + "\n  ".join(problems))
+        raise CheckFailedError("the image is not ready for AWS Lambda: " + "; ".join(problems))
 
 
 def _current_manifests(reference: Reference, options: RegistryOptions, store: OCILayout) -> list[ManifestDocument]:
@@ -571,7 +572,7 @@ def resolve_digest(location: LocationLike, options: RegistryOptions | None = Non
         with RegistrySession(options) as session:
             found = session.client(loc).manifest_digest(loc.identifier)
         if found is None:
-            raise NotFoundError(f"{loc} not found")
+            raise NotFoundError(f"{loc} not found", status=404, reference=str(loc))
         return found[0]
     return fetch_manifest(loc, options=options).digest
 
@@ -633,3 +634,35 @@ def lambda_check(
     options = check.options(options)
     with RegistrySession(options) as session, _open_source(session, loc) as image:
         return check_image(image, wanted, options.cache_dir)
+
+
+def login(host: str, username: str, password: str, options: RegistryOptions | None = None) -> str:
+    """Check the credentials against registry `host` (as `docker login` does), then store them in the docker config
+    or its credential helper (see `ocipush.registry.login`). Returns where they went."""
+    from ocipush.registry.errors import registry_error
+    from ocipush.registry.login import store_credentials
+
+    check.text(host, "host")
+    check.text(username, "username")
+    if not isinstance(password, str):
+        raise UsageError(f"password: expected a string, got {type(password).__name__}")
+    options = check.options(options)
+    checking = dataclasses.replace(options, username=username, password=password)
+    with RegistrySession(checking) as session:
+        response = session.transport(_api_host(host)).request("GET", "/v2/", scopes=())
+        if response.status_code != 200:
+            raise registry_error(response, f"log in to {host}", host)
+    return store_credentials(host, username, password, options.docker_config)
+
+
+def logout(host: str, options: RegistryOptions | None = None) -> bool:
+    """Remove the stored credentials of registry `host`; False when there were none."""
+    from ocipush.registry.login import erase_credentials
+
+    return erase_credentials(check.text(host, "host"), check.options(options).docker_config)
+
+
+def _api_host(host: str) -> str:
+    from ocipush.reference import DOCKER_HUB, DOCKER_HUB_API
+
+    return DOCKER_HUB_API if host in (DOCKER_HUB, "index.docker.io") else host

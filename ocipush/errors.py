@@ -19,27 +19,44 @@ class InvalidReferenceError(UsageError):
     """A reference such as `host/repo:tag@digest` could not be parsed."""
 
 
-class NotFoundError(OcipushError):
-    """A repository, manifest, tag or blob does not exist."""
+class RegistryAnswerError(OcipushError):
+    """An error a registry answered. `status` is the HTTP status, `code` the registry's error code (`NAME_UNKNOWN`,
+    `MANIFEST_UNKNOWN`, `DENIED`, …) and `reference` what was asked for (`host/repo`, `host/repo:tag`,
+    `host/repo@digest`); each is None when not known (or not from a registry)."""
+
+    def __init__(
+        self, message: str, status: int | None = None, code: str | None = None, reference: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.reference = reference
+
+
+class NotFoundError(RegistryAnswerError):
+    """A repository, manifest, tag or blob does not exist. From a registry, `code` tells which: `NAME_UNKNOWN` the
+    repository, `MANIFEST_UNKNOWN` the tag or digest, `BLOB_UNKNOWN` a blob."""
 
     exit_code = 3
 
 
-class AuthError(OcipushError):
-    """Credentials are missing, wrong or not allowed to do this."""
+class AuthError(RegistryAnswerError):
+    """Credentials are missing, wrong or not allowed to do this. `host` is the registry's; `missing_credentials` says
+    that none were found (a login would help) rather than that they were refused."""
 
     exit_code = 4
 
+    def __init__(self, message: str, *, host: str | None = None, missing_credentials: bool = False,
+                 status: int | None = None, code: str | None = None, reference: str | None = None) -> None:  # fmt: skip
+        super().__init__(message, status, code, reference)
+        self.host = host
+        self.missing_credentials = missing_credentials
 
-class RegistryError(OcipushError):
+
+class RegistryError(RegistryAnswerError):
     """The registry answered with an error we cannot work around."""
 
     exit_code = 5
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 class InvalidManifestError(RegistryError):

@@ -98,11 +98,12 @@ class LocalRegistry:
     """A `docker-registry serve` process on 127.0.0.1; use as a context manager.
 
     With neither `storage_dir` nor `s3`, blobs go to a directory inside the registry's temp dir.
-    `htpasswd` is an existing file or a mapping user -> password. `catalog_max_entries` caps `_catalog` pages
-    (distribution's `catalog.maxentries`, default 1000). `foreign_layer_urls` is a regular expression of the
-    `urls` that manifests may give foreign layers (distribution refuses all by default). `log_path` (default: in
-    the temp dir, removed on exit) receives the registry's stdout and stderr, access log included; the attribute of that
-    name is final once started.
+    `htpasswd` is an existing file or a mapping user -> password. With `tls_cert` and `tls_key` it serves HTTPS;
+    with `tls_client_ca` as well, only to clients presenting a certificate that CA signed (mTLS).
+    `catalog_max_entries` caps `_catalog` pages (distribution's `catalog.maxentries`, default 1000).
+    `foreign_layer_urls` is a regular expression of the `urls` that manifests may give foreign layers
+    (distribution refuses all by default). `log_path` (default: in the temp dir, removed on exit) receives the
+    registry's stdout and stderr, access log included; the attribute of that name is final once started.
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class LocalRegistry:
         token: TokenAuth | None = None,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        tls_client_ca: Path | None = None,
         delete_enabled: bool = True,
         log_level: str = "info",
         log_path: Path | None = None,
@@ -133,6 +135,9 @@ class LocalRegistry:
         self._htpasswd = htpasswd
         self._token = token
         self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+        if tls_client_ca is not None and self._tls is None:
+            raise LocalRegistryError("client certificates (tls_client_ca) need TLS (tls_cert and tls_key)")
+        self._tls_client_ca = tls_client_ca
         self._delete_enabled = delete_enabled
         self._log_level = log_level
         self._log_path_option = log_path
@@ -241,6 +246,9 @@ class LocalRegistry:
             conn.request("GET", "/v2/")
             conn.getresponse().read()
             return True
+        except ssl.SSLError:
+            # A registry that demands client certificates refuses this probe at the TLS level: it is up.
+            return self._tls_client_ca is not None
         except (OSError, http.client.HTTPException):
             return False
         finally:
@@ -278,6 +286,8 @@ class LocalRegistry:
         http_section: dict[str, Any] = {"addr": self.host, "secret": secrets.token_hex(16)}
         if self._tls:
             http_section["tls"] = {"certificate": str(self._tls[0]), "key": str(self._tls[1])}
+            if self._tls_client_ca is not None:  # mTLS: only clients with a certificate this CA signed get in
+                http_section["tls"]["clientcas"] = [str(self._tls_client_ca)]
         config: dict[str, Any] = {
             "version": "0.1",
             "log": {"level": self._log_level, "formatter": "text", "accesslog": {"disabled": False}},

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.baseinfo import BASE_NAME
@@ -33,6 +33,9 @@ from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
 
 log = logging.getLogger("ocipush.transfer")
+BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
+PUSH_OUTCOMES: tuple[BlobOutcome, ...] = ("uploaded", "exists", "mounted")
+LOCAL_OUTCOMES: tuple[BlobOutcome, ...] = ("downloaded", "copied", "exists")
 
 
 # --- sources ---------------------------------------------------------------------------------------------------------
@@ -145,8 +148,9 @@ class ImageTarget(Protocol):
     name: str
     stop: threading.Event  # set when one blob failed: the others end at their next piece
     needs_foreign_layers: bool  # a local copy is complete only with them; a registry keeps just their descriptors
+    outcomes: tuple[BlobOutcome, ...]  # what put_blob may answer, in the order results list them
 
-    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str: ...
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome: ...
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         """Store a manifest; `top` is False for the children of an index (stored, never named on their own)."""
@@ -169,6 +173,7 @@ class RegistryTarget:
         self.stop = threading.Event()
         self.needs_foreign_layers = False
         self.referrers = RegistryReferrers(self.client)
+        self.outcomes = PUSH_OUTCOMES
         self.uploader = BlobUploader(
             self.client,
             UploadJournal(session.options.cache_dir),
@@ -177,7 +182,7 @@ class RegistryTarget:
             self.stop,
         )
 
-    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
         return self.uploader.upload(source.blob(descriptor), source.mount_from(descriptor, self.client.transport.host))
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
@@ -239,8 +244,9 @@ class LayoutTarget:
         self.name = f"oci:{layout.path}"
         self.stop = threading.Event()
         self.needs_foreign_layers = True
+        self.outcomes = LOCAL_OUTCOMES
 
-    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> str:
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
         if self.layout.has_blob(descriptor.digest, descriptor.size):
             return "exists"
         blob = source.blob(descriptor)
@@ -248,12 +254,13 @@ class LayoutTarget:
             with naming_full_disk(self.layout.path):
                 if isinstance(blob, RegistryBlobSource):
                     download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
-                else:
-                    with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
-                        for data in blob.read_range(0, descriptor.size):
-                            if self.stop.is_set():
-                                raise TransferStopped
-                            out.write(data)
+                    return "downloaded"
+                with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
+                    for data in blob.read_range(0, descriptor.size):
+                        if self.stop.is_set():
+                            raise TransferStopped
+                        out.write(data)
+                return "copied"
         except NotFoundError:
             if not is_foreign(descriptor):
                 raise
@@ -261,7 +268,6 @@ class LayoutTarget:
                 f"foreign layer {descriptor.digest} is not served by {source.name}, and a local copy needs it "
                 f"(ocipush does not fetch from a manifest's urls: {', '.join(descriptor.urls or []) or 'none'})"
             ) from None
-        return "uploaded"
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         with naming_full_disk(self.layout.path):
@@ -286,27 +292,34 @@ class LayoutTarget:
 # --- the walk --------------------------------------------------------------------------------------------------------
 
 
-OUTCOMES = ("uploaded", "exists", "mounted")
-
-
 @dataclass
 class TransferResult:
+    """What a push, pull or copy did. `blobs` maps each blob's digest to its outcome: to a registry "uploaded",
+    "mounted" or "exists"; to a local layout "downloaded" (from a registry), "copied" (from local files) or
+    "exists"."""
+
     digest: str
     media_type: str
     size: int
     tags: list[str]
-    blobs: dict[str, str] = field(default_factory=dict)  # digest -> exists | mounted | uploaded
+    blobs: dict[str, BlobOutcome] = field(default_factory=dict)
+    outcomes: tuple[BlobOutcome, ...] = PUSH_OUTCOMES  # the kinds `counts` lists (the target's)
+    created_repository: bool = False  # the `create_repository` hook made the target repository
     converted_from: str | None = None  # the source's digest when a conversion made a new document
     referrers: list[str] = field(default_factory=list)  # digests of the attached manifests carried along
 
     @property
     def counts(self) -> dict[str, int]:
-        """How many blobs were uploaded, found already there, or mounted."""
-        return {kind: sum(1 for outcome in self.blobs.values() if outcome == kind) for kind in OUTCOMES}
+        """How many blobs had each outcome the target can give (zero counts included, for a stable shape)."""
+        return {kind: sum(1 for outcome in self.blobs.values() if outcome == kind) for kind in self.outcomes}
 
     @property
     def uploaded(self) -> int:
-        return self.counts["uploaded"]
+        return sum(1 for outcome in self.blobs.values() if outcome == "uploaded")
+
+    @property
+    def downloaded(self) -> int:
+        return sum(1 for outcome in self.blobs.values() if outcome == "downloaded")
 
 
 def select_platform(
@@ -416,7 +429,7 @@ def transfer(
     if platform is not None and root.is_index:
         root = select_platform(source, root, platform)
     documents, blobs = _collect(source, root, target.needs_foreign_layers)
-    result = TransferResult(root.digest, root.media_type, len(root.raw), tags)
+    result = TransferResult(root.digest, root.media_type, len(root.raw), tags, outcomes=target.outcomes)
     attached, attached_blobs = _collect_attached(source, documents) if referrers else ([], {})
     result.referrers = [document.digest for document, _ in attached]
     missing = [(d, t) for d, t in attached if _absent(target, d, t)]
@@ -437,8 +450,9 @@ def transfer(
     try:
         move_all()
     except NotFoundError as exc:
-        if on_missing_repository is None or "NAME_UNKNOWN" not in str(exc) or not on_missing_repository():
+        if on_missing_repository is None or exc.code != "NAME_UNKNOWN" or not on_missing_repository():
             raise
+        result.created_repository = True
         move_all()
     if not image_there:
         for document in documents[:-1]:
@@ -452,14 +466,14 @@ def transfer(
 
 def move_blobs(
     source: ImageSource, target: ImageTarget, descriptors: Iterable[Descriptor], jobs: int
-) -> dict[str, str]:
+) -> dict[str, BlobOutcome]:
     """Put blobs into `target` in parallel, largest first: digest -> uploaded | exists | mounted. On an error the
     others stop at their next piece, and the first real error is raised once every worker has returned."""
 
-    def move(descriptor: Descriptor) -> tuple[str, str]:
+    def move(descriptor: Descriptor) -> tuple[str, BlobOutcome]:
         return descriptor.digest, target.put_blob(source, descriptor)
 
-    moved: dict[str, str] = {}
+    moved: dict[str, BlobOutcome] = {}
     ordered = sorted(descriptors, key=lambda d: -d.size)
     target.stop.clear()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
@@ -490,7 +504,7 @@ def complete_layout(
     digest: str,
     platform: Platform | None = None,
     progress: ProgressCallback = ignore_progress,
-) -> dict[str, str]:
+) -> dict[str, BlobOutcome]:
     """Download into `layout` the blobs that the image `digest` names but the layout lacks (a registry base's
     layers, left out by the build), digest-verified. With `platform`, only that image of an index."""
     source = LayoutSource(session, layout, None, digest)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from imagehelpers import build_image as make_base
 from imagehelpers import build_index, dir, file, symlink, whiteout
-from transferhelpers import options
+from transferhelpers import log_between, log_mark, options
 
 from ocipush import api
 from ocipush import mediatypes as mt
@@ -236,14 +236,15 @@ def test_a_registry_base_is_read_through_one_session(registry: LocalRegistry, tm
     opts = options(tmp_path)
     api.push(f"oci:{tmp_path / 'base'}:base", f"{registry.host}/base:1", options=opts)
     layers = api.fetch_manifest(f"{registry.host}/base:1", options=opts).manifest.layers
-    start = len(registry.log_path.read_text().splitlines())
+    start = log_mark(registry)
     src = tmp_path / "src"
     src.mkdir()
     spec = BuildSpec(
         base=f"{registry.host}/base:1", layers=[LayerSpec(source=str(src), dest="/opt/x")], cache_dir=opts.cache_dir
     )
     build_image(spec, OCILayout(str(tmp_path / "out"), create=True), "v1", fetch_options=opts)
-    requests = [line.split('"')[1] for line in registry.log_path.read_text().splitlines()[start:] if '"GET ' in line]
+    lines = log_between(registry, start, log_mark(registry))
+    requests = [line.split('"')[1] for line in lines if '"GET ' in line and "log-mark-" not in line]
     first_layer = next(i for i, r in enumerate(requests) if layers[-1].digest in r)
     # /opt is in no layer: all three are read, top down, with no new session (a session starts with GET /v2/).
     assert [r.split()[1].rsplit("/", 1)[-1] for r in requests[first_layer:]] == [d.digest for d in reversed(layers)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from transferhelpers import assert_cli_errors, options, run_cli
+from transferhelpers import assert_cli_errors, log_between, log_mark, options, run_cli
 
 from ocipush import api
 from ocipush import mediatypes as mt
@@ -36,19 +36,16 @@ def build_push(reference: str, tmp_path: Path, files: dict[str, str], base: str 
 
 
 def blob_gets(registry: LocalRegistry, since: int) -> list[str]:
-    lines = registry.log_path.read_text().splitlines()[since:]
+    """The blob GETs the registry logged between `since` (a log_mark) and now."""
+    lines = log_between(registry, since, log_mark(registry))
     return [line for line in lines if re.search(r'"GET /v2/[^ ]+/blobs/', line)]
-
-
-def log_lines(registry: LocalRegistry) -> int:
-    return len(registry.log_path.read_text().splitlines())
 
 
 def test_mutate_edits_the_config_without_downloading_layers(registry: LocalRegistry, tmp_path: Path) -> None:
     source = f"{registry.host}/app:1"
     build_push(source, tmp_path, {"app/run.sh": "echo hi\n"}, env={"A": "1"}, entrypoint=["/app/run.sh"])
     before = api.inspect(source, options=options(tmp_path))
-    start = log_lines(registry)
+    start = log_mark(registry)
     spec = BuildSpec(env={"B": "2"}, cmd=["--verbose"], user="1000", labels={"team": "x"}, annotations={"k": "v"})
     result = mutate(source, "2", spec, set_platform="linux/arm64", options=options(tmp_path))
     config_get = [line for line in blob_gets(registry, start) if before.manifest["config"]["digest"] in line]
@@ -90,7 +87,7 @@ def test_rebase_swaps_the_base_layers_and_keeps_the_app(registry: LocalRegistry,
     build_push(app, tmp_path, {"app/main.txt": "app\n"}, base=old_base, env={"APP": "1"})
     original = api.inspect(app, options=options(tmp_path))
     new = api.inspect(new_base, options=options(tmp_path))
-    start = log_lines(registry)
+    start = log_mark(registry)
 
     result = rebase(app, new_base, "rebased", options=options(tmp_path))
     assert len(blob_gets(registry, start)) == 3  # the three configs, no layer

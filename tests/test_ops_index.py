@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import imagehelpers as ih
 from support.handles import RegistryHandle
-from transferhelpers import assert_cli_errors, assert_one_line_error, options, run_cli
+from transferhelpers import assert_cli_errors, assert_one_line_error, log_between, log_mark, options, run_cli
 
 from ocipush import api
 from ocipush.layout import OCILayout
@@ -112,10 +112,11 @@ def test_index_cli_and_its_bad_inputs(registry: LocalRegistry, tmp_path: Path) -
 
 def test_tag_is_one_manifest_put_and_untag_is_refused_outside_ecr(registry: LocalRegistry, tmp_path: Path) -> None:
     digest = push_arch_image(registry.host, "app", "amd64", tmp_path)
-    before = registry.log_path.read_text().count("\n")
+    start = log_mark(registry)
     assert tag(f"{registry.host}/app:latest", ["v1", "stable"], options=options(tmp_path)) == digest
-    requests = registry.log_path.read_text().splitlines()[before:]
-    assert not any("/blobs/" in line for line in requests if '"GET ' in line or '"PUT ' in line or "HEAD" in line)
+    requests = [line for line in log_between(registry, start, log_mark(registry)) if "/v2/app/" in line]
+    assert sum('"PUT /v2/app/manifests/' in line for line in requests) == 2
+    assert not any("/blobs/" in line for line in requests)
     for new in ("v1", "stable"):
         assert api.resolve_digest(f"{registry.host}/app:{new}", options=options(tmp_path)) == digest
 

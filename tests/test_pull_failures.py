@@ -67,7 +67,7 @@ def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
 def test_a_served_foreign_layer_is_pulled_into_a_layout(registry: LocalRegistry, tmp_path: Path) -> None:
     digest, foreign = _image_with_foreign_layer(registry, "win", serve_it=True)
     pulled = api.pull(f"{registry.host}/win:v1", f"oci:{tmp_path / 'out'}:v1", options=options(tmp_path))
-    assert pulled.digest == digest and pulled.blobs[foreign] == "uploaded"
+    assert pulled.digest == digest and pulled.blobs[foreign] == "downloaded"
     layout = OCILayout(str(tmp_path / "out"))
     assert layout.has_blob(foreign)
     # complete: the docker archive made from the same pull holds every layer, and skopeo reads it whole

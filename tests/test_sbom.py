@@ -109,7 +109,7 @@ def test_cli_build_sbom_push_referrers_sign_and_fetch(registry: LocalRegistry, t
     signed = run_cli("build-push", f"{root}:/app", "-t", f"{registry.host}/signed:v1", "--sbom", "--sign-key",
                      str(tmp_path / "cosign.key"), "--json", *cache, env=env)  # fmt: skip
     assert signed.returncode == 0, signed.stderr
-    sbom_digest = json.loads(signed.stdout)["sboms"][0]
+    sbom_digest = json.loads(signed.stdout)["referrers"][0]  # the SBOM attached to the pushed image
     for target in ("signed:v1", f"signed@{sbom_digest}"):
         check = run_cli("verify", f"{registry.host}/{target}", "--key", str(tmp_path / "cosign.pub"), *cache)
         assert check.returncode == 0, check.stderr

@@ -6,11 +6,15 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
+import httpx
 import imagehelpers as ih
 
 from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
 from ocipush.models import Descriptor
 from ocipush.registry.options import RegistryOptions
 
@@ -91,3 +95,23 @@ def assert_cli_errors(cases: list[tuple[list[str], int, str]], *extra: str) -> N
         done = run_cli(*args, *extra)
         assert done.returncode == code, (args, done.stderr)
         assert_one_line_error(done, message)
+
+
+def log_mark(registry: LocalRegistry) -> int:
+    """The number of lines of the registry's log up to a request made now. The access log is written behind the
+    requests, so counting lines right after an operation can cut its last lines off; waiting for a marker request
+    of our own to show up makes the split exact (everything before it is written)."""
+    marker = f"/v2/log-mark-{uuid.uuid4().hex[:12]}/"
+    httpx.get(f"{registry.url}{marker}tags/list", timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = registry.log_path.read_text(errors="replace").splitlines()
+        found = next((i for i, line in enumerate(lines) if marker in line), None)
+        if found is not None:
+            return found + 1
+        time.sleep(0.05)
+    raise AssertionError(f"the marker request {marker} never reached {registry.log_path}")
+
+
+def log_between(registry: LocalRegistry, start: int, end: int) -> list[str]:
+    return registry.log_path.read_text(errors="replace").splitlines()[start:end]

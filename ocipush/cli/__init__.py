@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ocipush import __version__
 
@@ -20,6 +21,22 @@ EXIT_CODES_HELP = """exit codes:
   5 registry error   6 network failure      7 digest mismatch  8 unsafe archive
   9 bad local layout 10 AWS API error       11 a gate said no (lambda-check, verify, scan --fail-on)
   12 partly failed (some items of a batch)   1 other error      130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean" for a mistyped command (sub-command parsers are made of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+        import re
+
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip(" '") for c in found.group(2).split(",")]
+            close = difflib.get_close_matches(found.group(1), choices, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
 
 
 # Which module registers which command, so that running one command loads only its module.
@@ -34,6 +51,8 @@ COMMAND_HOMES = {
     "digest": "ocipush.cli.transfer",
     "build": "ocipush.cli.build",
     "build-push": "ocipush.cli.buildpush",
+    "login": "ocipush.cli.login",
+    "logout": "ocipush.cli.login",
     "ecr": "ocipush.cli.ecr",
     "demo": "ocipush.cli.demo",
     "lambda-check": "ocipush.cli.lambdacheck",
@@ -58,7 +77,7 @@ COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser with every command, or with just the module of command `only` (faster start-up)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ocipush",
         description="Daemonless OCI registry client: push, pull, copy and build images; manage Amazon ECR.",
         epilog=EXIT_CODES_HELP,
@@ -74,6 +93,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    from ocipush.cli.logs import add_logging_flags
+
+    add_logging_flags(parser)
     return parser
 
 
@@ -85,18 +107,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from ocipush.cli.logs import logging_to_stderr
     from ocipush.errors import OcipushError
 
     _first_interrupt_unwinds()
     try:
-        code: int = args.handler(args)
+        with logging_to_stderr(args.verbose, args.debug):
+            code: int = args.handler(args)
         return code
     except OcipushError as exc:
+        from ocipush.cli.advice import advice
         from ocipush.cli.common import printable
 
         # A message may quote a registry's own words: escaped so they cannot drive the terminal.
-        print(f"ocipush: error: {printable(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, printable(f"{exc}{advice(args, exc)}"), exc.exit_code, exc)
     except KeyboardInterrupt:
         print("ocipush: interrupted (run the same command again to resume)", file=sys.stderr)
         sys.stderr.flush()
@@ -108,14 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # Local I/O problems (permission denied, disk full) are the user's to fix: one line, no traceback.
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"ocipush: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        return _fail(args, f"{exc.strerror or exc}{where}", 1, exc)
     except Exception as exc:
         # A network error that slipped past the transport's own mapping: still one line, never a traceback.
         if type(exc).__module__.split(".")[0] not in ("httpx", "httpcore", "h11"):
             raise
-        print(f"ocipush: error: network failure ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 6
+        return _fail(args, f"network failure ({type(exc).__name__}: {exc})", 6, exc)
 
 
 def _first_interrupt_unwinds() -> None:
@@ -137,3 +159,19 @@ def _first_interrupt_unwinds() -> None:
 def _leave_now(signum: int, frame: object) -> None:
     os.write(2, b"\nocipush: interrupted again: leaving now (run the same command again to resume)\n")
     os._exit(130)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:
+    """One line on stderr; under --json also an error object on stdout, so a script reading stdout sees it."""
+    from ocipush.errors import CheckFailedError, OcipushError
+
+    print(f"ocipush: error: {message}", file=sys.stderr)
+    # A check that found problems has printed its report (with "ok": false) as the JSON result already.
+    if getattr(args, "json", False) and not isinstance(exc, CheckFailedError):
+        import json
+
+        error: dict[str, object] = {"message": message, "type": type(exc).__name__, "exitCode": code}
+        if isinstance(exc, OcipushError):  # the registry's error code, HTTP status and reference, when known
+            error.update({k: v for k in ("code", "status", "reference") if (v := getattr(exc, k, None)) is not None})
+        print(json.dumps({"error": error}, indent=2))
+    return code

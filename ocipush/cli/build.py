@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import add_registry_arguments
 from ocipush.errors import UsageError
+
+if TYPE_CHECKING:
+    from ocipush.build import BuildResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +48,7 @@ def run_build(args: argparse.Namespace) -> int:
     if not args.output.startswith(("oci:", "docker-archive:")):
         raise UsageError(f"--output {args.output}: build writes oci:DIR[:tag] or docker-archive:FILE; "
                          "use build-push for a registry")  # fmt: skip
+    # The build's warnings reach stderr through the log (ocipush: warning: …), as build-push's do.
     result = api.build_to(spec, args.output, base_layers=not args.no_base_layers, options=registry_options(args))
     if args.sbom and isinstance(output, LayoutLocation):
         from ocipush.layout import OCILayout
@@ -50,8 +56,11 @@ def run_build(args: argparse.Namespace) -> int:
 
         for digest in add_sboms_to_layout(OCILayout(output.path), result, spec.source_date_epoch):
             print(f"sbom {digest}", file=sys.stderr)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        data = {"output": args.output, "digest": result.descriptor.digest, "mediaType": result.descriptor.media_type,
+                "size": result.descriptor.size, "layers": layers_json(result)}  # fmt: skip
+        print(json.dumps(data, indent=2))
+        return 0
     if args.quiet:
         print(result.descriptor.digest)
         return 0
@@ -60,3 +69,9 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"{state} {layer.digest} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
     print(f"{result.descriptor.digest} -> {args.output}")
     return 0
+
+
+def layers_json(result: BuildResult) -> list[dict[str, Any]]:
+    """The layers of a build as `build --json` and `build-push --json` list them."""
+    return [{"digest": x.digest, "diffId": x.diff_id, "size": x.size, "reused": x.reused, "dest": x.dest}
+            for x in result.layers]  # fmt: skip

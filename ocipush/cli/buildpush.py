@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ocipush.cli.common import add_registry_arguments, blob_summary, emit, progress_for, registry_options
+from ocipush.cli.build import layers_json
+from ocipush.cli.common import add_registry_arguments, progress_for, registry_options, report_transfer
 
 
 def register(subparsers: Any) -> None:
@@ -73,10 +74,4 @@ def run_build_push(args: argparse.Namespace) -> int:
 
     for digest in [pushed.digest, *pushed.referrers]:
         sign_pushed(args, str(target), digest, options)
-    counts = pushed.counts
-    data = {"target": str(target), "digest": pushed.digest, "mediaType": pushed.media_type,
-            "tags": pushed.tags, "blobs": counts, "sboms": pushed.referrers,
-            "layers": [{"digest": x.digest, "diffId": x.diff_id, "size": x.size, "reused": x.reused}
-                       for x in built.layers]}  # fmt: skip
-    emit(args, data, pushed.digest if args.quiet else f"pushed {target}@{pushed.digest} ({blob_summary(counts)})")
-    return 0
+    return report_transfer(args, "pushed", str(target), pushed, {"layers": layers_json(built)})

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ocipush.errors import UsageError
+from ocipush.errors import CheckFailedError, UsageError
 
 if TYPE_CHECKING:
     from ocipush.ecr_admin.lifecycle import Expiration, LifecyclePolicy
@@ -22,8 +22,13 @@ Handler = Callable[[argparse.Namespace], int]
 TAG_MUTABILITY = ("MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION")
 ENCRYPTION = ("AES256", "KMS", "KMS_DSSE")
 SEVERITY_CHOICES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-# Exit code of a command whose request succeeded but whose result is a failure (findings, partial deletes).
-FAILED_RESULT = 1
+MUTABILITY_HELP = ("whether a pushed tag may be moved to another image: MUTABLE (default), IMMUTABLE, or "
+                   "MUTABLE_WITH_EXCLUSION / IMMUTABLE_WITH_EXCLUSION (tags matching --mutability-exclusion are the "
+                   "exception)")  # fmt: skip
+# Exit codes of commands whose requests succeeded but whose result is a failure (listed in EXIT_CODES_HELP): a
+# scan gate is a check that found problems, as lambda-check is.
+FINDINGS_FOUND = CheckFailedError.exit_code
+PARTIAL_FAILURE = 12
 
 
 def register(subparsers: Any) -> None:
@@ -34,7 +39,8 @@ def register(subparsers: Any) -> None:
     ecr.set_defaults(handler=lambda args: _help(ecr))
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--region", help="AWS Region (default: AWS_REGION or the profile's Region)")
-    common.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or the default chain)")
+    common.add_argument("--profile", "--aws-profile", dest="profile", metavar="PROFILE",
+                        help="AWS profile (default: AWS_PROFILE or the default chain)")  # fmt: skip
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -81,7 +87,8 @@ def repository_options_from_args(args: argparse.Namespace) -> RepositoryOptions:
 
 def _add_repository_flags(parser: argparse.ArgumentParser, tag_flag: str) -> None:
     parser.add_argument("--scan-on-push", action="store_true", help="scan each image when it is pushed")
-    parser.add_argument("--image-tag-mutability", choices=TAG_MUTABILITY, default="MUTABLE")
+    parser.add_argument("--image-tag-mutability", choices=TAG_MUTABILITY, default="MUTABLE", metavar="MODE",
+                        help=MUTABILITY_HELP)  # fmt: skip
     parser.add_argument(
         "--mutability-exclusion",
         action="append",
@@ -89,7 +96,10 @@ def _add_repository_flags(parser: argparse.ArgumentParser, tag_flag: str) -> Non
         metavar="PATTERN",
         help="wildcard tag filter exempt from the mutability setting (with *_WITH_EXCLUSION; repeatable)",
     )
-    parser.add_argument("--encryption", choices=ENCRYPTION, default="AES256")
+    parser.add_argument("--encryption", choices=ENCRYPTION, default="AES256",
+                        help="how ECR encrypts the images at rest: AES256 (default, S3-managed keys), KMS or KMS_DSSE "
+                        "(an AWS KMS key, --kms-key or the AWS-managed one; DSSE adds a second layer); fixed at "
+                        "creation")  # fmt: skip
     parser.add_argument("--kms-key", help="KMS key ARN or id (with --encryption KMS or KMS_DSSE)")
     parser.add_argument(
         tag_flag, dest="repo_tags", action="append", default=[], metavar="KEY=VALUE", help="resource tag"
@@ -112,7 +122,8 @@ def _register_repositories(command: Command) -> None:
     parser.add_argument("--force", action="store_true", help="also delete the images it holds")
     parser = command("put-image-tag-mutability", _put_tag_mutability, "change tag mutability of a repository")
     parser.add_argument("name")
-    parser.add_argument("--image-tag-mutability", choices=TAG_MUTABILITY, required=True)
+    parser.add_argument("--image-tag-mutability", choices=TAG_MUTABILITY, required=True, metavar="MODE",
+                        help=MUTABILITY_HELP)  # fmt: skip
     parser.add_argument("--mutability-exclusion", action="append", default=[], metavar="PATTERN")
     parser = command("put-image-scanning-configuration", _put_scanning, "turn scan-on-push on or off")
     parser.add_argument("name")
@@ -218,7 +229,7 @@ def _batch_delete(args: argparse.Namespace) -> int:
             f"ocipush: error: cannot delete {args.repository}{failure.image}: {failure.reason}",
             file=sys.stderr,
         )
-    return FAILED_RESULT if result.failures else 0
+    return PARTIAL_FAILURE if result.failures else 0
 
 
 # ---- lifecycle -----------------------------------------------------------------------------------------------
@@ -422,7 +433,7 @@ def _render_scan(args: argparse.Namespace, result: Any) -> int:
         print(
             f"ocipush: error: {failing} findings at {args.fail_on} or above in {args.image}", file=sys.stderr
         )
-        return FAILED_RESULT
+        return FINDINGS_FOUND
     return 0
 
 

@@ -65,7 +65,7 @@ def _annotations(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace, verb: str, call: Run, **kwargs: Any) -> int:
-    from ocipush.cli.transfer import report_transfer
+    from ocipush.cli.common import report_transfer
 
     progress, printer = progress_for(args)
     try:

@@ -102,7 +102,7 @@ def _untag(args: argparse.Namespace) -> int:
 def _mutate(args: argparse.Namespace) -> int:
     from ocipush.build.args import config_overrides
     from ocipush.build.spec import make_spec
-    from ocipush.cli.transfer import report_transfer
+    from ocipush.cli.common import report_transfer
     from ocipush.ops.mutate import mutate
 
     spec = make_spec({}, config_overrides(args))
@@ -116,7 +116,7 @@ def _mutate(args: argparse.Namespace) -> int:
 
 
 def _rebase(args: argparse.Namespace) -> int:
-    from ocipush.cli.transfer import report_transfer
+    from ocipush.cli.common import report_transfer
     from ocipush.ops.rebase import rebase
 
     progress, printer = progress_for(args)
@@ -129,7 +129,7 @@ def _rebase(args: argparse.Namespace) -> int:
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    from ocipush.cli.transfer import report_transfer
+    from ocipush.cli.common import report_transfer
     from ocipush.ops.flatten import flatten
 
     progress, printer = progress_for(args)

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
     sign.add_argument("-a", "--annotation", action="append", default=[], metavar="K=V",
                       help="a claim in the signed payload's optional section")  # fmt: skip
     sign.add_argument("--referrer", action="store_true", help="store it as an OCI 1.1 referrer instead of the tag")
-    add_registry_arguments(sign)
+    add_registry_arguments(sign, signing_key=True)
     sign.set_defaults(handler=_sign)
 
     verify = subparsers.add_parser(
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
                         help="require this claim in the payload")  # fmt: skip
     verify.add_argument("--allow-other-repository", action="store_true",
                         help="accept a payload naming another repository (an image copied here)")  # fmt: skip
-    add_registry_arguments(verify)
+    add_registry_arguments(verify, signing_key=True)
     verify.set_defaults(handler=_verify)
 
 

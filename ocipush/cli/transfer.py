@@ -10,31 +10,30 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import (
     add_registry_arguments,
-    blob_summary,
     byte_size,
     emit,
     local_location,
     printable,
     progress_for,
     registry_options,
+    report_transfer,
 )
 
 if TYPE_CHECKING:
     from ocipush.ops.convert import Conversion
     from ocipush.registry.options import RegistryOptions
-    from ocipush.transfer import TransferResult
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def register(subparsers: Any) -> None:
-    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Handler, help_text: str, transfers: bool = False) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
         parser.set_defaults(handler=handler)
-        add_registry_arguments(parser)
+        add_registry_arguments(parser, transfers)
         return parser
 
-    push = command("push", _push, "push an image from an OCI layout or docker archive to a registry")
+    push = command("push", _push, "push an image from an OCI layout or docker archive to a registry", True)
     push.add_argument(
         "source", help="oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], or a directory / tarball path"
     )
@@ -45,7 +44,7 @@ def register(subparsers: Any) -> None:
     _add_create_repo(push)
     add_conversion_arguments(push)
 
-    pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem")
+    pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem", True)
     pull.add_argument("source", help="registry reference (or oci:/oci-archive:/docker-archive: location)")
     pull.add_argument(
         "target", help="oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], or a path (see --format)"
@@ -64,9 +63,9 @@ def register(subparsers: Any) -> None:
                       help="rootfs: refuse to unpack files holding more than SIZE bytes in all (suffix K, M, G, T: "
                       "powers of 1024), a guard against layers that expand enormously")  # fmt: skip
 
-    copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs")
-    copy.add_argument("source")
-    copy.add_argument("target")
+    copy = command("copy", _copy, "copy an image between registries (or any two locations), streaming blobs", True)
+    copy.add_argument("source", help="what to copy: a registry reference, oci:DIR[:tag] or docker-archive:FILE[:ref]")
+    copy.add_argument("target", help="where to copy it: a registry reference, oci:DIR[:tag] or docker-archive:FILE")
     copy.add_argument("--tag", "-t", action="append", default=[], help="also tag the copy with TAG")
     copy.add_argument("--platform", help="copy only this platform's image from an index (default: all)")
     copy.add_argument("--no-referrers", dest="referrers", action="store_false",
@@ -131,40 +130,9 @@ def create_repository_callback(
     if not getattr(args, "create_repo", False):
         return None
     from ocipush.cli.ecr import repository_options_from_args
-    from ocipush.ecr_admin.repositories import ensure_repository
-    from ocipush.errors import UsageError
-    from ocipush.reference import Reference, parse_location
-    from ocipush.registry.ecr import parse_ecr_host
+    from ocipush.ecr_admin.repositories import create_missing_repository
 
-    reference = parse_location(target)
-    host = parse_ecr_host(reference.registry) if isinstance(reference, Reference) else None
-    if host is None or not isinstance(reference, Reference):
-        raise UsageError(f"--create-repo works only for Amazon ECR targets, not {target}")
-    repo_options = repository_options_from_args(args)
-
-    def create() -> bool:
-        return ensure_repository(reference.repository, host.region, repo_options, profile=options.aws_profile)
-
-    return create
-
-
-def report_transfer(args: argparse.Namespace, verb: str, target: str, result: TransferResult) -> int:
-    counts = result.counts
-    data = {
-        "target": target,
-        "digest": result.digest,
-        "mediaType": result.media_type,
-        "size": result.size,
-        "tags": result.tags,
-        "blobs": counts,
-        "referrers": result.referrers,
-    }
-    if result.converted_from:
-        data["convertedFrom"] = result.converted_from
-        if not args.quiet and not args.json:
-            print(f"note: converted, so the digest is new (the source is {result.converted_from})", file=sys.stderr)
-    emit(args, data, result.digest if args.quiet else f"{verb} {target}@{result.digest} ({blob_summary(counts)})")
-    return 0
+    return create_missing_repository(target, repository_options_from_args(args), options.aws_profile)
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -270,6 +238,13 @@ def _inspect(args: argparse.Namespace) -> int:
 
     found = api.inspect(args.reference, platform=args.platform, options=registry_options(args))
     if args.config:
+        if found.config is None:
+            from ocipush.errors import UsageError
+            from ocipush.mediatypes import INDEXES
+
+            if found.media_type in INDEXES:
+                raise UsageError(f"{args.reference} is an index, which has no config: pick an image with --platform")
+            raise UsageError(f"{args.reference} has no JSON config ({found.media_type})")
         print(json.dumps(found.config, indent=2))
     elif args.raw:
         sys.stdout.buffer.write(found.raw)
@@ -282,5 +257,6 @@ def _inspect(args: argparse.Namespace) -> int:
 def _digest(args: argparse.Namespace) -> int:
     from ocipush import api
 
-    print(api.resolve_digest(args.reference, options=registry_options(args)))
+    digest = api.resolve_digest(args.reference, options=registry_options(args))
+    emit(args, {"reference": args.reference, "digest": digest}, digest)
     return 0

@@ -6,6 +6,6 @@ Each module has one job; functions are synchronous and typed, return pydantic mo
 
 from __future__ import annotations
 
-from ocipush.ecr_admin.repositories import RepositoryOptions, ensure_repository
+from ocipush.ecr_admin.repositories import RepositoryOptions, create_missing_repository, ensure_repository
 
-__all__ = ["RepositoryOptions", "ensure_repository"]
+__all__ = ["RepositoryOptions", "create_missing_repository", "ensure_repository"]

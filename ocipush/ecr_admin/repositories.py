@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
 
@@ -13,6 +13,8 @@ from ocipush.errors import UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr.type_defs import CreateRepositoryRequestTypeDef
+
+    from ocipush.reference import Reference
 
 TagMutability = Literal["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"]
 Encryption = Literal["AES256", "KMS", "KMS_DSSE"]
@@ -132,6 +134,27 @@ def ensure_repository(
                 return False
             raise
     return True
+
+
+def create_missing_repository(
+    target: str | Reference, options: RepositoryOptions | None = None, profile: str | None = None
+) -> Callable[[], bool]:
+    """A ready-made `create_repository` hook for `push`, `copy` and `build_push`: when ECR answers that the target's
+    repository does not exist (NAME_UNKNOWN), the hook creates it with `options` and the push goes on; the result's
+    `created_repository` then says so. Raises UsageError for a target that is not on private ECR."""
+    from ocipush.reference import parse_reference
+    from ocipush.registry.ecr import parse_ecr_host
+
+    reference = parse_reference(target) if isinstance(target, str) else target
+    host = parse_ecr_host(reference.registry)
+    if host is None:
+        raise UsageError(f"creating a missing repository works only for Amazon ECR targets, not {target}")
+    wanted = options or RepositoryOptions()
+
+    def create() -> bool:
+        return ensure_repository(reference.repository, host.region, wanted, profile=profile)
+
+    return create
 
 
 def describe_repositories(

@@ -15,6 +15,7 @@ import httpx
 
 from ocipush.errors import AuthError, TransportError
 from ocipush.limits import MAX_TOKEN_BYTES, buffered
+from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
 from ocipush.registry.deadline import deadline
@@ -22,6 +23,7 @@ from ocipush.registry.options import RegistryOptions
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,12 @@ class Authenticator:
 
     def _find_credentials(self) -> Credentials | None:
         if self.options.username is not None:
+            _log.info("credentials for %s: the given username", self.host)
             return Credentials(self.options.username, self.options.password or "")
         found = lookup_credentials(self.host, self.options.docker_config)
         if found is None and ecr.is_ecr_public(self.host):
             found = ecr.ECR_TOKENS.public_credentials(self.options.aws_profile)
+        _log.info("credentials for %s: %s", self.host, "found in the configuration" if found else "none (anonymous)")
         return found
 
     # --- headers -------------------------------------------------------------------------------------------------
@@ -121,22 +125,31 @@ class Authenticator:
     ) -> None:
         """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
         challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+        _log.debug("%s answered 401; challenge: %s", self.host, challenge.scheme if challenge else "none")
         if challenge is None or challenge.scheme not in ("basic", "bearer"):
             raise AuthError(f"{self.host} refused access and offered no usable authentication challenge")
         if challenge.scheme == "basic":
             if self.credentials() is None:
-                raise AuthError(
-                    f"{self.host} requires credentials: put them in the docker config, "
-                    "or pass --username with --password-stdin"
-                )
+                raise AuthError(f"{self.host} requires credentials, and none are configured for it",
+                                host=self.host, missing_credentials=True, status=401)  # fmt: skip
             if self._scheme == "basic" and sent_authorization:
-                raise AuthError(f"{self.host} rejected the credentials (check the username and password)")
+                raise AuthError(self._rejected(), host=self.host, status=401)
             self._scheme = "basic"
             return
         self._scheme = "bearer"
         token = self._fetch_token(challenge, scopes, client_for)
         with self._lock:
             self._tokens[scopes] = token
+
+    def _rejected(self) -> str:
+        if self.ecr_host is not None and self.options.username is None:
+            account, region = self.ecr_host.account, self.ecr_host.region
+            return (
+                f"{self.host} rejected the ECR registry token: check that the AWS identity has IAM permission for "
+                f"ecr:GetAuthorizationToken and this repository, and that account {account} and Region {region} are "
+                "the ones meant (a token is valid only for the account and Region in the host)"
+            )
+        return f"{self.host} rejected the credentials (check the username and password)"
 
     def forget_token(self, scopes: tuple[str, ...]) -> None:
         with self._lock:
@@ -186,6 +199,8 @@ class Authenticator:
         service = challenge.params.get("service")
         creds = self._realm_credentials(realm)
         client = client_for(realm)
+        _log.info("token for %s from %s (scopes %s, %s)", self.host, redact(realm), " ".join(wanted),
+                  "with credentials" if creds else "anonymous")  # fmt: skip
         try:
             if creds is not None and creds.is_identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.password, "client_id": "ocipush"}
@@ -206,7 +221,8 @@ class Authenticator:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):
             what = "rejected the credentials" if creds else "requires credentials (none are configured)"
-            raise AuthError(f"token service for {self.host} {what}")
+            raise AuthError(f"token service for {self.host} {what}", host=self.host, missing_credentials=not creds,
+                            status=answer.status_code)  # fmt: skip
         if answer.status_code != 200:
             raise AuthError(f"token service for {self.host} answered HTTP {answer.status_code}")
         try:

@@ -38,6 +38,10 @@ class RegistryClient:
     def name(self) -> str:
         return f"{self.transport.host}/{self.repository}"
 
+    def _ref(self, tag_or_digest: str) -> str:
+        """`host/repo:tag` or `host/repo@digest`, as errors name what was asked for."""
+        return f"{self.name}{'@' if ':' in tag_or_digest else ':'}{tag_or_digest}"
+
     def _path(self, suffix: str) -> str:
         return f"/v2/{self.repository}/{suffix}"
 
@@ -51,7 +55,7 @@ class RegistryClient:
             return int(response.headers.get("content-length", -1))
         if response.status_code == 404:
             return None
-        raise registry_error(response, f"check blob {digest[:19]} in {self.name}")
+        raise registry_error(response, f"check blob {digest[:19]} in {self.name}", f"{self.name}@{digest}")
 
     @contextlib.contextmanager
     def open_blob(self, digest: str, start: int = 0) -> Iterator[httpx.Response]:
@@ -65,7 +69,8 @@ class RegistryClient:
         )
         try:
             if response.status_code not in (200, 206):
-                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}")  # read by the transport
+                # the transport has read (a bounded part of) the error body
+                raise registry_error(response, f"fetch blob {digest[:19]} from {self.name}", f"{self.name}@{digest}")
             yield response
         finally:
             response.close()
@@ -87,7 +92,7 @@ class RegistryClient:
             "DELETE", self._path(f"blobs/{digest}"), scopes=(delete_scope(self.repository),)
         )
         if response.status_code not in (202, 204):
-            raise registry_error(response, f"delete blob {digest} from {self.name}")
+            raise registry_error(response, f"delete blob {digest} from {self.name}", f"{self.name}@{digest}")
 
     # --- upload sessions -----------------------------------------------------------------------------------------
 
@@ -107,7 +112,7 @@ class RegistryClient:
             return None, mount
         if response.status_code == 202 and "location" in response.headers:
             return self.absolute(response, response.headers["location"]), None
-        raise registry_error(response, f"start blob upload to {self.name}")
+        raise registry_error(response, f"start blob upload to {self.name}", self.name)
 
     def absolute(self, response: httpx.Response, location: str) -> str:
         """A Location made absolute. One that names the registry with another scheme (a TLS-terminating proxy
@@ -124,7 +129,7 @@ class RegistryClient:
         if response.status_code in (404, 400, 410):
             return None
         if response.status_code not in (200, 204):
-            raise registry_error(response, f"query upload status on {self.name}")
+            raise registry_error(response, f"query upload status on {self.name}", self.name)
         url = self.absolute(response, response.headers.get("location", session_url))
         return url, _range_end(response.headers.get("range")) or 0
 
@@ -156,7 +161,7 @@ class RegistryClient:
             retry=body is None,
         )
         if response.status_code not in (201, 204):
-            raise registry_error(response, f"finish upload of {digest[:19]} to {self.name}")
+            raise registry_error(response, f"finish upload of {digest[:19]} to {self.name}", f"{self.name}@{digest}")
 
     def cancel_upload(self, session_url: str) -> None:
         with contextlib.suppress(Exception):
@@ -176,7 +181,7 @@ class RegistryClient:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise registry_error(response, f"check manifest {reference} in {self.name}")
+            raise registry_error(response, f"check manifest {reference} in {self.name}", self._ref(reference))
         digest = response.headers.get("docker-content-digest")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if digest and media_type in mt.MANIFESTS:
@@ -193,7 +198,7 @@ class RegistryClient:
             limit=MAX_MANIFEST_BYTES,
         )
         if response.status_code != 200:
-            raise registry_error(response, f"get manifest {reference} from {self.name}")
+            raise registry_error(response, f"get manifest {reference} from {self.name}", self._ref(reference))
         raw = response.content
         document = ManifestDocument(raw, sniff_media_type(raw, response.headers.get("content-type")))
         # ECR sends no Docker-Content-Digest on GET: the digest is always the hash of the body we received, and
@@ -214,7 +219,7 @@ class RegistryClient:
             body=lambda: document.raw,
         )
         if response.status_code not in (200, 201, 202):
-            raise registry_error(response, f"push manifest {reference} to {self.name}")
+            raise registry_error(response, f"push manifest {reference} to {self.name}", self._ref(reference))
         return document.digest
 
     def delete_manifest(self, digest: str) -> None:
@@ -222,7 +227,7 @@ class RegistryClient:
             "DELETE", self._path(f"manifests/{digest}"), scopes=(delete_scope(self.repository),)
         )
         if response.status_code not in (200, 202, 204):
-            raise registry_error(response, f"delete manifest {digest} from {self.name}")
+            raise registry_error(response, f"delete manifest {digest} from {self.name}", self._ref(digest))
 
     # --- listings ------------------------------------------------------------------------------------------------
 
@@ -265,7 +270,7 @@ class RegistryClient:
                 url = path.split("?", 1)[0]  # a registry with a smaller page cap: let it choose the page size
                 continue
             if response.status_code != 200:
-                raise registry_error(response, what)
+                raise registry_error(response, what, self.name if self.repository else self.transport.host)
             items.extend(_listed(response, key, what, item))
             match = _LINK_RE.search(response.headers.get("link", ""))
             url = self.absolute(response, match.group(1)) if match else None

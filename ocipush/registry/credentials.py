@@ -28,10 +28,14 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=***)"
 
 
-def _config_paths(docker_config: str | None) -> list[str]:
-    paths = []
+def config_path(docker_config: str | None = None) -> str:
+    """The docker config file: in `docker_config` (a directory), else `$DOCKER_CONFIG`, else `~/.docker`."""
     directory = docker_config or os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    paths.append(os.path.join(directory, "config.json"))
+    return os.path.join(directory, "config.json")
+
+
+def _config_paths(docker_config: str | None) -> list[str]:
+    paths = [config_path(docker_config)]
     if os.environ.get("REGISTRY_AUTH_FILE"):
         paths.append(os.environ["REGISTRY_AUTH_FILE"])
     xdg = os.environ.get("XDG_RUNTIME_DIR")
@@ -40,7 +44,8 @@ def _config_paths(docker_config: str | None) -> list[str]:
     return paths
 
 
-def _host_keys(host: str) -> list[str]:
+def host_keys(host: str) -> list[str]:
+    """The keys a docker config may file `host` under; the first is the one `docker login` writes."""
     if host in ("docker.io", "registry-1.docker.io", "index.docker.io"):
         return list(_HUB_KEYS)
     return [host, f"https://{host}", f"http://{host}", f"https://{host}/v1/", f"https://{host}/v2/"]
@@ -97,7 +102,7 @@ def lookup_credentials(host: str, docker_config: str | None = None) -> Credentia
             raise AuthError(f"cannot read docker config {os.path.basename(path)}: {exc.strerror}") from None
         if not isinstance(config, dict):
             continue
-        keys = _host_keys(host)
+        keys = host_keys(host)
         helpers = config.get("credHelpers") or {}
         for key in keys:
             if key in helpers:

@@ -4,6 +4,7 @@ by size and digest before it becomes visible."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 
@@ -13,12 +14,19 @@ from ocipush.digest import new_hasher
 from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
 from ocipush.fsutil import locked_file, open_regular, write_all
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient, range_start
 
 READ_SIZE = 1 << 20
 PROGRESS_STEP = 8 << 20
+
+_log = get_logger(__name__)
+
+
+def _announce_retry(progress: ProgressCallback, digest: str, size: int, done: int, message: str) -> None:
+    progress(ProgressEvent("retry", digest, size, done, message))
 
 
 class _Partial:
@@ -112,6 +120,7 @@ def _fill(
     progress(ProgressEvent("start", digest, size, 0))
     while partial.size < size:
         if partial.size:
+            _log.info("resuming the download of %s from %s at byte %d", digest[:19], client.name, partial.size)
             progress(ProgressEvent("resume", digest, size, partial.size))
         before = partial.size
         try:
@@ -119,9 +128,9 @@ def _fill(
         except (TransportError, httpx.HTTPError) as exc:
             if partial.size > before:
                 budget = client.transport.budget()  # the retry limits count from the last progress
-            if not budget.sleep():
+            announce = functools.partial(_announce_retry, progress, digest, size, partial.size)
+            if not budget.sleep(why=str(exc) or exc.__class__.__name__, announce=announce):
                 raise TransportError(f"download of {digest[:19]} from {client.name} failed: {exc}") from None
-            progress(ProgressEvent("retry", digest, size, partial.size, str(exc) or exc.__class__.__name__))
 
 
 def _fetch_into(

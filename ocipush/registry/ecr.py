@@ -9,7 +9,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ocipush.log import get_logger
 from ocipush.registry.credentials import Credentials
+
+_log = get_logger(__name__)
 
 _PRIVATE_HOST = re.compile(
     r"^(?P<account>\d{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
@@ -87,6 +90,7 @@ class EcrTokenCache:
         from ocipush.aws import aws_error, ecr_client
 
         client = ecr_client(region=host.region, profile=profile)
+        _log.info("fetching an ECR registry token for account %s in %s", host.account, host.region)
         try:
             answer = client.get_authorization_token(registryIds=[host.account])
         except Exception as exc:

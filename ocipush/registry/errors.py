@@ -24,8 +24,10 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
 
 
-def registry_error(response: httpx.Response, what: str) -> OcipushError:
-    """The exception for a failed `what` (e.g. "push manifest to host/repo:tag")."""
+def registry_error(response: httpx.Response, what: str, reference: str | None = None) -> OcipushError:
+    """The exception for a failed `what` (e.g. "push manifest to host/repo:tag") on `reference`, carrying the
+    status, the registry's error code and the reference, so that callers can tell a missing repository
+    (NAME_UNKNOWN) from a missing tag (MANIFEST_UNKNOWN) without reading the message."""
     status = response.status_code
     codes = error_codes(response)
     code, message = codes[0] if codes else ("", "")
@@ -35,7 +37,7 @@ def registry_error(response: httpx.Response, what: str) -> OcipushError:
         if text:
             detail = f"HTTP {status}: {text[0]}"
     if code in _NOT_FOUND_CODES or (status == 404 and not code):
-        return NotFoundError(f"{what}: not found ({detail})")
+        return NotFoundError(f"{what}: not found ({detail})", status, code or None, reference)
     if code in _AUTH_CODES or status in (401, 403):
-        return AuthError(f"{what}: access denied ({detail})")
-    return RegistryError(f"{what}: {detail}", status=status, code=code or None)
+        return AuthError(f"{what}: access denied ({detail})", status=status, code=code or None, reference=reference)
+    return RegistryError(f"{what}: {detail}", status, code or None, reference)

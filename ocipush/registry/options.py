@@ -46,6 +46,9 @@ class RegistryOptions:
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cache_dir: str | None = None
+    cert_file: str | None = None  # client certificate (PEM) for registries that require mTLS, with key_file
+    key_file: str | None = None
+    certs_dir: str | None = None  # a docker-style certs.d directory (HOST/ca.crt, client.cert, client.key)
     environment: bool = True
 
     def __post_init__(self) -> None:
@@ -94,7 +97,8 @@ class RegistryOptions:
         for host, url in self.endpoints.items():
             if not isinstance(host, str) or not isinstance(url, str) or not _is_http_url(url):
                 raise UsageError(f"endpoint {host}={url}: expected HOST=http(s)://ADDRESS[:PORT]")
-        for name in ("ca_file", "username", "password", "docker_config", "aws_profile", "cache_dir"):
+        for name in ("ca_file", "username", "password", "docker_config", "aws_profile", "cache_dir", "cert_file",
+                     "key_file", "certs_dir"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise UsageError(f"RegistryOptions.{name} must be a string, not {type(value).__name__}")

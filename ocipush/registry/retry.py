@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+from ocipush.log import get_logger
+
+_log = get_logger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY = 20.0
@@ -36,10 +41,17 @@ class RetryBudget:
             return None
         return delay
 
-    def sleep(self, retry_after: str | None = None) -> bool:
+    def sleep(
+        self, retry_after: str | None = None, why: str = "", announce: Callable[[str], None] | None = None
+    ) -> bool:
+        """Wait before the next attempt; False when the budget is spent. The wait is announced before it starts,
+        naming `why`: to `announce` (a progress event) when given, else as a warning on the log."""
         delay = self.next_delay(retry_after)
         if delay is None:
             return False
+        if why:
+            message = f"{why}; retrying in {delay:.1f} s (attempt {self.attempt + 1} of {self.max_attempts})"
+            (announce or _log.warning)(message)
         time.sleep(delay)
         return True
 

@@ -3,6 +3,7 @@ redirects that never carry Authorization to another host."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -13,10 +14,12 @@ from httpcore._sync import http11 as httpcore_http11
 
 from ocipush.errors import TransportError
 from ocipush.limits import MAX_LISTING_BYTES, buffered
+from ocipush.log import get_logger, redact
 from ocipush.registry import deadline, ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
+from ocipush.registry.tls import ssl_context
 
 BodyFactory = Callable[[], Iterable[bytes] | bytes]
 
@@ -29,14 +32,7 @@ if getattr(httpcore_http11.HTTP11Connection, "READ_NUM_BYTES", 0) < _READ_SIZE:
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 USER_AGENT = "ocipush/0.1"
-
-
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
-    if not ca_file:
-        return True
-    context = ssl.create_default_context()
-    context.load_verify_locations(ca_file)
-    return context
+_log = get_logger(__name__)
 
 
 class Transport:
@@ -65,7 +61,7 @@ class Transport:
             client = self._clients.get(key)
             if client is None:
                 jobs = max(self.options.jobs, 1)
-                tls = _ssl_context(self.options.ca_file) if verify else False
+                tls = ssl_context(self.host, self.options, verify) if scheme == "https" else False
                 limits = httpx.Limits(max_connections=jobs + 4, max_keepalive_connections=jobs + 4)
                 connections = httpx.HTTPTransport(verify=tls, limits=limits)
                 deadline.install(connections)
@@ -159,6 +155,8 @@ class Transport:
                 with deadline.deadline(self.options.deadline):
                     response = self._send(client, request, stream, limit)
                 status = response.status_code
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("%s %s -> %d", method, redact(str(request.url)), status)
                 if status == 401 and same_host and auth_rounds < 2:
                     auth_rounds += 1
                     if auth_rounds == 2:
@@ -181,17 +179,18 @@ class Transport:
                     continue
                 if status in RETRYABLE_STATUS and retry:
                     retry_after = response.headers.get("retry-after")
-                    if budget.sleep(retry_after):
+                    response.close()
+                    if budget.sleep(retry_after, f"{method} {redact(url)}: HTTP {status}"):
                         # A presigned redirect target may have expired meanwhile: start again from the registry.
                         url, redirects = self.url(path), 0
                         continue
                 return response
             except httpx.TransportError as exc:  # sending, or reading an answer the server cut short
-                if retry and budget.sleep():
+                if retry and budget.sleep(why=f"{method} {redact(url)}: {_describe(exc)}"):
                     continue
-                raise TransportError(
-                    f"{method} {self.host}: {_describe(exc)} (gave up after {budget.attempt} attempts)"
-                ) from None
+                # Without `retry` the caller retries (a blob upload resumes where it stopped): nothing to count here.
+                tries = f" (gave up after {budget.attempt} attempts)" if retry else ""
+                raise TransportError(f"{method} {self.host}: {_describe(exc)}{tries}") from None
 
     @staticmethod
     def _send(client: httpx.Client, request: httpx.Request, stream: bool, limit: int) -> httpx.Response:

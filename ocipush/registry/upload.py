@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +17,7 @@ import httpx
 
 from ocipush.blobsource import BlobSource
 from ocipush.errors import OcipushError, RegistryError, TransferStopped, TransportError, UsageError
+from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient
 from ocipush.registry.ecr import is_ecr, is_ecr_public
@@ -24,6 +25,8 @@ from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
 from ocipush.registry.retry import RETRYABLE_STATUS
+
+_log = get_logger(__name__)
 
 MAX_PARTS = 4200
 MAX_PARTS_ECR_PUBLIC = 1000
@@ -80,6 +83,7 @@ class BlobUploader:
                 continue
             session_url, mounted = self.client.start_upload(mount=digest, mount_from=repository)
             if mounted:
+                _log.info("mounted %s into %s from %s", digest[:19], self.client.name, repository)
                 self.progress(ProgressEvent("mount", digest, source.size, source.size, f"from {repository}"))
                 return "mounted"
             break  # a 202 opened a normal session: use it instead of asking again
@@ -120,9 +124,11 @@ class BlobUploader:
                     raise
                 if self.client.blob_size(source.digest, push=True) is not None:
                     return  # the registry stored it; only the answer was lost
-                if not budget.sleep():
+                if not budget.sleep(why=str(exc), announce=self._announcer(source, 0)):
                     raise
-                self.progress(ProgressEvent("retry", source.digest, source.size, 0, str(exc)))
+
+    def _announcer(self, source: BlobSource, done: int) -> Callable[[str], None]:
+        return lambda message: self.progress(ProgressEvent("retry", source.digest, source.size, done, message))
 
     # --- chunked -------------------------------------------------------------------------------------------------
 
@@ -147,6 +153,8 @@ class BlobUploader:
         # Only trust the registry's count when it is consistent with what we know it acknowledged.
         consistent = entry.offset <= held <= source.size and not self._range_lies
         offset = held if consistent else entry.offset
+        _log.info("resuming the upload of %s to %s at byte %d (upload journal)", source.digest[:19], self.client.name,
+                  offset)  # fmt: skip
         self.progress(ProgressEvent("resume", source.digest, source.size, offset, "from the upload journal"))
         return _Session(url, offset), not consistent
 
@@ -218,9 +226,8 @@ class BlobUploader:
                     continue
             except (TransportError, httpx.HTTPError) as exc:
                 failure = str(exc) or exc.__class__.__name__
-            if not budget.sleep():
+            if not budget.sleep(why=failure, announce=self._announcer(source, start)):
                 raise TransportError(f"upload of {source.digest[:19]} to {self.client.name} failed: {failure}")
-            self.progress(ProgressEvent("retry", source.digest, source.size, start, failure))
             status = self._status(session.url)
             if status is None:
                 session, doubtful = self._restart(source, chunk, fresh_sessions), False

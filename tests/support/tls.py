@@ -72,8 +72,15 @@ def make_ca(directory: Path, name: str = "ca") -> KeyPair:
     return _write(directory, name, cert, key)
 
 
-def issue_cert(ca: KeyPair, directory: Path, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> KeyPair:
-    """A leaf cert signed by `ca` for `hosts` (IPs and DNS names); serves TLS and signs tokens."""
+def issue_cert(
+    ca: KeyPair,
+    directory: Path,
+    name: str,
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    client: bool = False,
+) -> KeyPair:
+    """A leaf cert signed by `ca` for `hosts` (IPs and DNS names); serves TLS and signs tokens, or with `client`
+    identifies a TLS client (mTLS)."""
     key = ec.generate_private_key(ec.SECP256R1())
     alt_names: list[x509.GeneralName] = []
     for host in hosts:
@@ -85,7 +92,10 @@ def issue_cert(ca: KeyPair, directory: Path, name: str, hosts: tuple[str, ...] =
         _builder(name, ca.cert.subject, key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
+        )
         .sign(ca.key, hashes.SHA256())
     )
     return _write(directory, name, cert, key)
