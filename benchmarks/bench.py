@@ -37,6 +37,8 @@ sys.path.insert(0, str(BENCH))
 import data  # noqa: E402
 import python_deps  # noqa: E402
 import report  # noqa: E402
+import scaling  # noqa: E402
+import sync_bench  # noqa: E402
 from measure import CommandFailed, Sample, run_timed, summary  # noqa: E402
 
 from ocipush.localregistry import LocalRegistry  # noqa: E402
@@ -242,39 +244,11 @@ class Bench:
         print("P5: pull of the P3 image", flush=True)
         img = self.img3
         digests = [layer.digest for layer in img.layers]
-        verified: list[dict[str, object]] = []
-
         with self.registry() as reg:
             subprocess.run(self.ocipush_push(img, f"{reg.host}/p5:bench"), check=True,
                            env=self.env(self.fresh("cache")), stdout=subprocess.DEVNULL)  # fmt: skip
-
-            def pull_ocipush() -> Sample:
-                out = self.fresh("pull")
-                cmd = [str(OCIPUSH), "pull", "--quiet", f"{reg.host}/p5:bench", f"oci:{out}:bench"]
-                sample = self.timed("ocipush", cmd, self.env(self.fresh("cache")))
-                checked, bad = data.verify_layout(out)
-                missing = [d for d in digests if not (out / "blobs" / "sha256" / d.split(":")[1]).exists()]
-                verified.append({"blobs": checked, "bad": bad, "missing": missing})
-                sample.extra["verified"] = not bad and not missing
-                shutil.rmtree(out)
-                return sample
-
-            def pull_skopeo() -> Sample:
-                out = self.fresh("pull")
-                cmd = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{reg.host}/p5:bench",
-                       f"oci:{out}:bench"]  # fmt: skip
-                sample = self.timed("skopeo", cmd)
-                shutil.rmtree(out)
-                return sample
-
-            def pull_curl() -> Sample:
-                out = self.fresh("pull")
-                sample = self.timed("curl", [str(BENCH / "curl_pull.sh"), reg.host, "p5", str(out), *digests])
-                shutil.rmtree(out)
-                return sample
-
-            samples, errors = self.alternate(self.sizes.reps, {"ocipush": pull_ocipush, "skopeo": pull_skopeo,
-                                                               "curl": pull_curl})  # fmt: skip
+            samples, errors = self.alternate(self.sizes.reps, scaling.pull_tools(self, reg.host, "p5", img))
+        verified = [s.extra["verification"] for s in samples["ocipush"]]
         commands = {
             "ocipush": "ocipush pull --quiet 127.0.0.1:PORT/p5:bench oci:OUT:bench",
             "skopeo": "skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:PORT/p5:bench oci:OUT:bench",
@@ -377,6 +351,8 @@ class Bench:
             return sample
 
         tools: dict[str, Callable[[], Sample]] = {"umoci + skopeo": umoci_trial, "tar | pigz -1 + curl": pigz_trial}
+        buildah_tools, buildah_rebuilds = scaling.buildah_p1(self, tree)
+        tools.update(buildah_tools)
         if not how.startswith("not measured"):
             tools = {"ocipush": ocipush_trial, **tools}
         samples, errors = self.alternate(self.sizes.reps, tools)
@@ -388,6 +364,7 @@ class Bench:
             "umoci + skopeo": "umoci init --layout L && umoci new --image L:bench && umoci insert --image L:bench "
             "TREE / && skopeo copy --dest-tls-verify=false oci:L:bench docker://127.0.0.1:PORT/p1:bench",
             "tar | pigz -1 + curl": "tar -C TREE -cf - . | pigz -1 | tee F | sha256sum …; curl POST + PUT -T F",
+            **scaling.BUILDAH_COMMANDS,
         }  # fmt: skip
         # No machine paths in the report: the tree is the running Python's standard library, wherever it lives.
         commands = {k: v.replace(str(ROOT) + "/", "").replace(str(tree), "STDLIB") for k, v in commands.items()}
@@ -396,7 +373,9 @@ class Bench:
                     errors, commands, ocipush_mode=how, files=files, bytes=size)  # fmt: skip
         p7_errors = {"ocipush (rebuild)": errors["ocipush"]} if "ocipush" in errors else {}
         self.record("P7", "Rebuild and push of the unchanged tree (incremental path), same cache and registry",
-                    {"ocipush (rebuild)": p7}, p7_errors, {"ocipush (rebuild)": commands["ocipush"] + "  (again)"},
+                    {"ocipush (rebuild)": p7, scaling.BUILDAH_REBUILD: buildah_rebuilds}, p7_errors,
+                    {"ocipush (rebuild)": commands["ocipush"] + "  (again)",
+                     scaling.BUILDAH_REBUILD: commands[scaling.BUILDAH_BUILD] + "  (again, same storage)"},
                     ocipush_mode=how)  # fmt: skip
 
     # -- P10 --
@@ -573,11 +552,13 @@ class Bench:
                     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "TMPDIR": str(tmp),
                            "LANG": "C.UTF-8"}  # fmt: skip
                     inner = [str(PYTHON), str(BENCH / "lambda_push.py"), self.img3.oci, f"{reg.host}/lambda:bench"]
+                    offset = self.log.stat().st_size if self.log.exists() else 0
                     script = ('for d in "$1" "$2"; do mount --bind "$d" "$d" && mount -o remount,bind,ro "$d" || '
                               'exit 97; done; shift 2; exec "$@"')  # fmt: skip
                     cmd = ["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(home), str(ROOT),
                            "prlimit", f"--as={cap * MiB}", "--", *inner]  # fmt: skip
                     sample = self.timed("ocipush (library, Lambda-like)", cmd, env)
+                    sample.extra["first_request_s"] = scaling.first_request(self.log, offset)
                     head(f"{reg.url}/v2/lambda/manifests/bench", accept=data.MANIFEST_TYPE)
                     sample.extra["writes_in_tmp"] = sorted(p.name for p in tmp.iterdir())
                 finally:
@@ -660,7 +641,7 @@ def tool_versions() -> dict[str, str]:
     }
 
 
-SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "PY", "Lambda")
+SCENARIOS = ("P1", "P2", "P3", "P5", "P6", "P8", "P9", "P10", "PY", "Lambda", "S1", "S2", "S3", "S4", "S5", "SY1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -669,7 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per tool in the full run (default 5)")
     parser.add_argument("--out", type=Path, help="where report.md, chart.png and raw.json go")
     parser.add_argument("--work", type=Path, help="scratch directory (default benchmarks/work or a temp dir)")
-    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7)")
+    parser.add_argument("--only", help="comma-separated subset of " + ",".join(SCENARIOS) + " (P1 includes P7, "
+                        "SY1 the sync scenarios SY1-SY3)")  # fmt: skip
     parser.add_argument("--keep-data", action="store_true", help="keep the generated data for the next run")
     parser.add_argument("--ocipush", type=Path, help="the ocipush command to measure (default .venv/bin/ocipush); "
                         "run.sh passes a regular, runtime-only install")  # fmt: skip
@@ -679,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         OCIPUSH = args.ocipush.absolute()
         PYTHON = OCIPUSH.with_name("python")
 
-    missing = [tool for tool in ("docker-registry", "skopeo", "umoci", "curl", "pigz") if not shutil.which(tool)]
+    missing = [tool for tool in ("docker-registry", "skopeo", "umoci", "buildah", "curl", "pigz")
+               if not shutil.which(tool)]  # fmt: skip
     if missing or not PEERS_PY.exists():
         print(f"missing: {' '.join(missing)} {'' if PEERS_PY.exists() else PEERS_PY}; run benchmarks/install.sh",
               file=sys.stderr)  # fmt: skip
@@ -700,6 +683,10 @@ def main(argv: list[str] | None = None) -> int:
             ("P8", bench.p8), ("P9", bench.p9), ("P10", bench.p10),
             ("PY", lambda: python_deps.run(bench, OCIPUSH, PYTHON, min(3, sizes.reps))),
             ("Lambda", bench.lambda_profile),
+            ("S1", lambda: scaling.build_curve(bench)), ("S2", lambda: scaling.push_curve(bench)),
+            ("S3", lambda: scaling.pull_curve(bench)), ("S4", lambda: scaling.big_blob(bench)),
+            ("S5", lambda: scaling.short_commands(bench)),
+            ("SY1", lambda: sync_bench.s1_s2_s3(bench)),
         ]  # fmt: skip
         for key, step in steps:
             if key not in wanted:

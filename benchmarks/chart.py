@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import scaling
 
 PANELS = ("P1", "P7", "P2", "P3", "P5", "P6", "P8", "P9", "Lambda")
 
@@ -22,12 +23,17 @@ def main(raw_path: str, png_path: str) -> None:
     scenarios = raw["scenarios"]
     panels = [key for key in PANELS if scenarios.get(key, {}).get("tools")]
     panels.append("P4")
+    curves = [panel for panel in scaling.PANELS if scenarios.get(panel[1], {}).get("tools")]
+    panels += curves
     cols = 3
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(15, 3.4 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     for ax, key in zip(axes.flat, panels, strict=False):
+        if isinstance(key, tuple):
+            scaling.plot(ax, key[0], scenarios[key[1]], key[2])
+            continue
         if key == "P4":
             names, values = [], []
             for scen in ("P2", "P3"):

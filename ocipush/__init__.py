@@ -55,6 +55,9 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, Reference
     from ocipush.registry.options import RegistryOptions
     from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
+    from ocipush.sync.report import SyncReport
+    from ocipush.sync.run import sync
+    from ocipush.sync.spec import SyncSpec
     from ocipush.transfer import TransferResult
 
 __version__ = "0.1.0"
@@ -121,6 +124,9 @@ _API = {
     "sbom": "ocipush.supply",
     "verify_image": "ocipush.supply",
     "generate_key_pair": "ocipush.supply",
+    "sync": "ocipush.sync.run",
+    "SyncSpec": "ocipush.sync.spec",
+    "SyncReport": "ocipush.sync.report",
 }
 
 __all__ = [
@@ -145,6 +151,8 @@ __all__ = [
     "Reference",
     "RegistryError",
     "RegistryOptions",
+    "SyncReport",
+    "SyncSpec",
     "TransferResult",
     "TransportError",
     "UnsafeArchiveError",
@@ -180,6 +188,7 @@ __all__ = [
     "resolve_digest",
     "sbom",
     "sign_image",
+    "sync",
     "tag",
     "untag",
     "verify_image",

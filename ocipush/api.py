@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from ocipush import arguments as check
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, hash_as
+from ocipush.document import ManifestDocument
 from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
-from ocipush.models import ManifestDocument, Platform, host_platform
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation, Reference
 from ocipush.registry.client import list_catalog
@@ -39,6 +39,7 @@ from ocipush.transfer import (
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
     from ocipush.lambda_rules import LambdaProblem
+    from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
@@ -175,7 +176,7 @@ def _copy_from(
                 )  # fmt: skip
         if isinstance(dst, OciArchiveLocation):
             return _to_oci_archive(image, dst, extra_tags, wanted, session, progress, referrers)
-        return _to_archive(image, dst, wanted or host_platform(), session, progress)
+        return _to_archive(image, dst, wanted or _host_platform(), session, progress)
 
 
 @contextlib.contextmanager
@@ -245,6 +246,12 @@ def _to_archive(
     return result
 
 
+def _host_platform() -> Platform:
+    from ocipush.models import host_platform  # pydantic loads on first use, not at `import ocipush.api`
+
+    return host_platform()
+
+
 def push(
     source: LocationLike,
     target: LocationLike,
@@ -283,7 +290,7 @@ def pull(
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
     if check.flag(referrers, "referrers") and archive:
         raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
-    wanted = None if all_platforms else (check.platform(platform) or host_platform())
+    wanted = None if all_platforms else (check.platform(platform) or _host_platform())
     return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
@@ -309,7 +316,7 @@ def pull_rootfs(
     from ocipush.fsutil import staged_directory
 
     check.text(directory, "directory")
-    wanted = check.platform(platform) or host_platform()
+    wanted = check.platform(platform) or _host_platform()
     if allow_devices is not None:
         check.flag(allow_devices, "allow_devices")
     check.callback(progress, "progress")
@@ -374,7 +381,7 @@ def build_to(
 
         if not base_layers:
             raise UsageError("a docker archive always holds the base's layers: leave them out only of an oci: layout")
-        platform = host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
+        platform = _host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
         with _scratch_dir(options) as scratch, RegistrySession(options) as session:
             store = OCILayout(scratch, create=True)
             built = build_image(spec, store, None, progress, fetch_options=options)

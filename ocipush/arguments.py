@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
-from ocipush.models import Platform, parse_platform
 from ocipush.reference import (
     ArchiveLocation,
     LayoutLocation,
@@ -25,6 +24,7 @@ from ocipush.reference import (
 from ocipush.registry.options import RegistryOptions
 
 if TYPE_CHECKING:
+    from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
 
 T = TypeVar("T")
@@ -68,7 +68,11 @@ def tags(value: object) -> list[str]:
 
 def platform(value: object) -> Platform | None:
     """`os/arch[/variant]` or a `Platform`; None for "not given"."""
-    if value is None or isinstance(value, Platform):
+    if value is None:
+        return None
+    from ocipush.models import Platform, parse_platform  # pydantic only when a platform is given
+
+    if isinstance(value, Platform):
         return value
     if isinstance(value, str):
         return parse_platform(value)

@@ -4,7 +4,10 @@ a Docker v2.2 manifest has no annotations field, so a Docker image carries the s
 
 from __future__ import annotations
 
-from ocipush.models import ContainerConfig, ImageConfig, Manifest
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic's models load on first use: `transfer` needs only the key names
+    from ocipush.models import ImageConfig, Manifest
 
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
@@ -23,6 +26,8 @@ def record_base(base: dict[str, str], docker: bool, annotations: dict[str, str],
     """Write the base keys where the manifest family allows them (and drop stale ones from the other place)."""
     for key in BASE_KEYS:
         annotations.pop(key, None)
+    from ocipush.models import ContainerConfig
+
     container = config.config or ContainerConfig()
     current = container.labels or {}
     labels = {k: v for k, v in current.items() if k not in BASE_KEYS}

@@ -112,6 +112,16 @@ class VerificationError(CheckFailedError):
         self.report = report  # the Verification, for a caller that shows what was checked
 
 
+class RateLimitReached(RegistryError):
+    """A registry's quota fell below the floor the user set (Docker Hub's pull limit) and the sync was told to stop."""
+
+
+class SyncIncomplete(OcipushError):
+    """A sync finished with some images failed or not run (the report says which)."""
+
+    exit_code = 12
+
+
 class TransferStopped(OcipushError):
     """A blob transfer stopped because another one of the same operation failed (never the error reported)."""
 

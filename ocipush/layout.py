@@ -9,13 +9,16 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocipush import mediatypes as mt
 from ocipush.digest import HashingWriter, check_digest, hash_as, hex_part, sha256_of, validate_digest
+from ocipush.document import ManifestDocument, sniff_media_type
 from ocipush.errors import LayoutError, NotFoundError
 from ocipush.fsutil import atomic_write_bytes, atomic_writer, locked_file, open_regular, real_directory
-from ocipush.models import Descriptor, Index, ManifestDocument
+
+if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built
+    from ocipush.models import Descriptor, Index
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
@@ -34,6 +37,8 @@ class OCILayout:
             os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
             atomic_write_bytes(marker, LAYOUT_VERSION)
             if not os.path.exists(self._index_path):
+                from ocipush.models import Index
+
                 atomic_write_bytes(self._index_path, Index(manifests=[]).to_json_bytes())
 
     @property
@@ -123,6 +128,8 @@ class OCILayout:
                 raw = f.read()
         except FileNotFoundError:
             raise LayoutError(f"{self.path} has no index.json") from None
+        from ocipush.models import Index
+
         try:
             return Index.model_validate_json(raw)
         except ValueError as exc:
@@ -137,7 +144,7 @@ class OCILayout:
                     return entry
             if self.has_blob(digest):
                 raw = self.read_blob(digest)
-                from ocipush.models import sniff_media_type
+                from ocipush.models import Descriptor
 
                 return Descriptor(media_type=sniff_media_type(raw), digest=digest, size=len(raw))
             raise NotFoundError(f"{digest} is not in layout {self.path}")

@@ -1,21 +1,21 @@
 """Pydantic models of descriptors, manifests, indexes and image configs.
 
 Models are for reading and for building new documents. A document received from elsewhere is kept as its exact
-bytes (`ManifestDocument.raw`) because its digest is the hash of those bytes; it is never re-serialised."""
+bytes (`ManifestDocument.raw`, in ocipush.document, re-exported here) because its digest is the hash of those bytes;
+it is never re-serialised."""
 
 from __future__ import annotations
 
 import json
 import platform as _platform
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ocipush import mediatypes as mt
-from ocipush.digest import sha256_of
-from ocipush.errors import InvalidManifestError, UsageError
+from ocipush.document import ManifestDocument as ManifestDocument
+from ocipush.document import sniff_media_type as sniff_media_type
+from ocipush.errors import UsageError
 
 
 class _Model(BaseModel):
@@ -108,73 +108,6 @@ class ImageConfig(_Model):
     @property
     def platform(self) -> Platform:
         return Platform(architecture=self.architecture, os=self.os, os_version=self.os_version, variant=self.variant)
-
-
-@dataclass(frozen=True)
-class ManifestDocument:
-    """A manifest or index as exact bytes plus its media type; `digest` is the sha256 of `raw`."""
-
-    raw: bytes
-    media_type: str
-
-    @cached_property
-    def digest(self) -> str:
-        return sha256_of(self.raw)
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in mt.INDEXES
-
-    @cached_property
-    def parsed(self) -> Manifest | Index:
-        try:
-            if self.is_index:
-                return Index.model_validate_json(self.raw)
-            return Manifest.model_validate_json(self.raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidManifestError(f"malformed {self.media_type} document: {where}: {first['msg']}") from None
-
-    @property
-    def manifest(self) -> Manifest:
-        parsed = self.parsed
-        if not isinstance(parsed, Manifest):
-            raise InvalidManifestError(f"expected an image manifest, got {self.media_type}")
-        return parsed
-
-    @property
-    def index(self) -> Index:
-        parsed = self.parsed
-        if not isinstance(parsed, Index):
-            raise InvalidManifestError(f"expected an image index, got {self.media_type}")
-        return parsed
-
-    def descriptor(self, **extra: Any) -> Descriptor:
-        return Descriptor(media_type=self.media_type, digest=self.digest, size=len(self.raw), **extra)
-
-    @classmethod
-    def from_model(cls, model: Manifest | Index) -> ManifestDocument:
-        media_type = model.media_type or (mt.OCI_INDEX if isinstance(model, Index) else mt.OCI_MANIFEST)
-        return cls(model.to_json_bytes(), media_type)
-
-
-def sniff_media_type(raw: bytes, declared: str | None = None) -> str:
-    """The media type of a manifest body: the declared one when it is a manifest type, else from the JSON."""
-    if declared:
-        declared = declared.split(";", 1)[0].strip()
-        if declared in mt.MANIFESTS:
-            return declared
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidManifestError("manifest body is not JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidManifestError("manifest body is not a JSON object")
-    media_type = data.get("mediaType")
-    if isinstance(media_type, str) and media_type in mt.MANIFESTS:
-        return media_type
-    return mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
 
 
 _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}

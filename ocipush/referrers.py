@@ -20,13 +20,16 @@ import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
+from ocipush.document import ManifestDocument
 from ocipush.errors import NotFoundError, RegistryError
 from ocipush.layout import REF_NAME, OCILayout
-from ocipush.models import Descriptor, Index, Manifest, ManifestDocument
 from ocipush.registry.client import RegistryClient
+
+if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built (not for `tags`)
+    from ocipush.models import Descriptor, Index
 
 log = logging.getLogger("ocipush.referrers")
 
@@ -50,6 +53,8 @@ def cosign_tag(digest: str, suffix: str = ".sig") -> str:
 
 def artifact_type(document: ManifestDocument) -> str | None:
     """What a referrer is: its `artifactType`, else (for an image manifest) its config's media type."""
+    from ocipush.models import Manifest
+
     parsed = document.parsed
     if parsed.artifact_type:
         return parsed.artifact_type
@@ -131,6 +136,8 @@ class RegistryReferrers:
             return self._tags
 
     def cosign_objects(self, digest: str) -> list[Referrer]:
+        from ocipush.models import Descriptor
+
         tags = self.tags()
         found: list[Referrer] = []
         for suffix in COSIGN_SUFFIXES:
@@ -154,6 +161,8 @@ class RegistryReferrers:
     def add_to_index(self, subject: str, documents: Iterable[ManifestDocument]) -> bool:
         """Make the referrers tag index of `subject` list `documents` (read, merge, write, read back).
         Returns whether it had to be written."""
+        from ocipush.models import Index
+
         wanted = {d.digest: referrer_descriptor(d) for d in documents}
         tag = referrers_tag(subject)
         wrote = False
@@ -175,6 +184,8 @@ class RegistryReferrers:
         )
 
     def _tag_index_for_update(self, tag: str) -> Index:
+        from ocipush.models import Index
+
         try:
             document = self.client.get_manifest(tag)
         except NotFoundError:
@@ -196,6 +207,8 @@ class LayoutReferrers:
         self._subjects: dict[str, list[Descriptor]] | None = None
 
     def find(self, digest: str, wanted_type: str | None = None) -> list[Referrer]:
+        from ocipush.models import Descriptor
+
         found = [Referrer(d, "layout") for d in self._by_subject().get(digest, []) if _wanted(d, wanted_type)]
         if wanted_type is None:
             tags = {cosign_tag(digest, suffix) for suffix in COSIGN_SUFFIXES}

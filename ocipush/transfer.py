@@ -11,16 +11,16 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ocipush import mediatypes as mt
 from ocipush.baseinfo import BASE_NAME
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
+from ocipush.document import ManifestDocument
 from ocipush.errors import NotFoundError, RegistryError, TransferStopped
 from ocipush.fsutil import naming_full_disk
 from ocipush.layout import OCILayout
-from ocipush.models import Descriptor, ManifestDocument, Platform, platform_matches
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
 from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
@@ -37,6 +37,8 @@ BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
 PUSH_OUTCOMES: tuple[BlobOutcome, ...] = ("uploaded", "exists", "mounted")
 LOCAL_OUTCOMES: tuple[BlobOutcome, ...] = ("downloaded", "copied", "exists")
 
+if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built
+    from ocipush.models import Descriptor, Platform
 
 # --- sources ---------------------------------------------------------------------------------------------------------
 
@@ -60,11 +62,14 @@ class ImageSource(Protocol):
 
 
 class RegistrySource:
-    def __init__(self, session: RegistrySession, reference: Reference) -> None:
+    """An image in a registry. `root`, when given, stands in for the manifest the reference names (an index that a
+    sync filtered to some platforms): its children are still read from the registry."""
+
+    def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None = None) -> None:
         self.reference = reference
         self.client = session.client(reference)
         self.name = str(reference)
-        self._root: ManifestDocument | None = None
+        self._root = root
         self.referrers = RegistryReferrers(self.client)
 
     def root(self) -> ManifestDocument:
@@ -222,11 +227,16 @@ class RegistryTarget:
                 self.referrers.add_to_index(subject_digest, referrers)
 
     def current_digest(self, reference: str) -> str | None:
-        try:
-            found = self.client.manifest_digest(reference)
-        except NotFoundError:  # the repository itself may not exist yet
-            return None
-        return found[0] if found else None
+        return current_digest(self.client, reference)
+
+
+def current_digest(client: RegistryClient, reference: str) -> str | None:
+    """The digest a tag (or digest) names in the client's repository now (one HEAD); None when it names nothing."""
+    try:
+        found = client.manifest_digest(reference)
+    except NotFoundError:  # the repository itself may not exist yet
+        return None
+    return found[0] if found else None
 
 
 def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:
@@ -326,6 +336,8 @@ def select_platform(
     source: ImageSource, index: ManifestDocument, platform: Platform, _depth: int = 0, _seen: set[str] | None = None
 ) -> ManifestDocument:
     """The image for `platform` from an index (nested indexes followed once each, at most MAX_INDEX_DEPTH deep)."""
+    from ocipush.models import platform_matches
+
     seen = set() if _seen is None else _seen
     for child in index.index.manifests:
         if child.media_type in mt.INDEXES:

@@ -100,6 +100,7 @@ def build_image(
     tag: str | None = "latest",
     arch: str = "amd64",
     env: str = "A=1",
+    created: str = "2024-01-01T00:00:00Z",
 ) -> Descriptor:
     """An image from (entries, compression) pairs, tagged `tag` in the layout; returns its index entry."""
     descriptors, diff_ids = [], []
@@ -111,7 +112,7 @@ def build_image(
         {
             "architecture": arch,
             "os": "linux",
-            "created": "2024-01-01T00:00:00Z",
+            "created": created,
             "config": {"Env": [env], "Cmd": ["/bin/sh"]},
             "rootfs": RootFS(diff_ids=diff_ids).model_dump(),
             "history": [{"created_by": f"layer {i}"} for i in range(len(diff_ids))],

@@ -12,8 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_PY = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
-SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda")
-TOOLS = ("docker-registry", "skopeo", "umoci", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
+SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda", "S1", "S2", "S3",
+             "S4", "S5", "SY1", "SY2", "SY3")
+TOOLS = ("docker-registry", "skopeo", "umoci", "buildah", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(out),
          "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -45,10 +46,29 @@ def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         "P6": ("ocipush", "skopeo"),
         "P8": ("ocipush [distribution]", "ocipush [ecr]", "skopeo [distribution]"),
         "P9": ("python -c 'import ocipush'", "ocipush --help"),
-        "P1": ("umoci + skopeo", "tar | pigz -1 + curl"),
+        "P1": ("umoci + skopeo", "tar | pigz -1 + curl", "buildah (from, copy, commit, push)",
+               "buildah build --layers + push"),
+        "P7": ("buildah build --layers + push (rebuild)",),
+        "S4": ("ocipush push", "skopeo push", "ocipush pull", "skopeo pull"),
+        "S5": ("ocipush tags", "skopeo list-tags (tags)", "ocipush digest", "skopeo inspect (digest)",
+               "ocipush inspect", "skopeo inspect (inspect)"),
+        "SY1": ("ocipush sync", "skopeo sync"),
+        "SY2": ("ocipush sync", "skopeo sync"),
+        "SY3": ("ocipush dask, 2 workers",),
     }.items():
         for tool in tools:
             assert scenarios[key]["tools"][tool]["samples"], (key, tool, scenarios[key]["tools"][tool])
+    # The curves have every tool at every point.
+    for key in ("S1", "S2", "S3"):
+        curve = scenarios[key]
+        assert len(curve["points"]) >= 3, (key, curve["points"])
+        for point in curve["points"]:
+            for tool in curve["series"]:
+                assert curve["tools"][f"{tool} @ {point}"]["samples"], (key, tool, point)
+    assert all(s["extra"]["verified"] for s in scenarios["S3"]["tools"]["ocipush @ 8"]["samples"])
+    # The Lambda profile's script reported when its first request went out.
+    lambda_runs = scenarios["Lambda"]["tools"]["ocipush (library, Lambda-like)"]["samples"]
+    assert lambda_runs and all(s["extra"]["first_request_s"] > 0 for s in lambda_runs)
     # ocipush's pull wrote a layout whose blobs match their digests.
     assert all(s["extra"]["verified"] for s in scenarios["P5"]["tools"]["ocipush"]["samples"])
     # Request counts come from the registry log, byte counts from the proxy.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ocipush.build.base import link_blob
@@ -128,9 +128,9 @@ def check_source(layer: LayerSpec, options: LayerOptions) -> None:
         _matcher(layer, options)
 
 
-def _feed_chunks(blocks: Iterable[bytes], sink: DiffIdHasher | BlobPipeline) -> None:
+def _feed_chunks(blocks: Iterable[bytes], write: Callable[[bytearray], None]) -> None:
     # Fixed chunk boundaries: the compressed bytes must not depend on how the input happened to be read.
-    chunker = Chunker(sink.write, CHUNK_SIZE)
+    chunker = Chunker(write, CHUNK_SIZE)
     for block in blocks:
         chunker.write(block)
     chunker.close()
@@ -188,17 +188,22 @@ def _hash_pass(
 ) -> LayerResult | None:
     """The tar hashed without compressing it: the layer of a known blob when its diff_id is one."""
     started = time.time_ns()
-    hasher = DiffIdHasher()
-    try:
-        write_tar(stamp.watch(entries), hasher.write, options.mtime, options.owner)
-    except BaseException:
-        hasher.abort()
-        raise
-    diff_id = hasher.finish()
+    diff_id = _diff_id(lambda sink: write_tar(stamp.watch(entries), sink, options.mtime, options.owner))
     reused = reuse_layer(diff_id, known, store, options, layer.dest)
     if reused:
         _remember(known, stamp, started, diff_id)
     return reused
+
+
+def _diff_id(feed: Callable[[Callable[[bytearray], None]], None]) -> str:
+    """The diff_id of the tar that `feed` writes into the sink it is given: hashed, never compressed."""
+    hasher = DiffIdHasher()
+    try:
+        feed(hasher.write)
+    except BaseException:
+        hasher.abort()
+        raise
+    return hasher.finish()
 
 
 def _remember(known: KnownLayers, stamp: Fingerprint, started_ns: int, diff_id: str) -> None:
@@ -219,24 +224,18 @@ def _compress(
 def _tar_layer(
     layer: LayerSpec, store: OCILayout, options: LayerOptions, known: KnownLayers, watch: BlobWatcher | None
 ) -> LayerResult:
-    hasher = DiffIdHasher()
-    try:
-        _feed_chunks(iter_tar_bytes(layer.source), hasher)
-    except BaseException:
-        hasher.abort()
-        raise
-    diff_id = hasher.finish()
+    diff_id = _diff_id(lambda sink: _feed_chunks(iter_tar_bytes(layer.source), sink))
     reused = reuse_layer(diff_id, known, store, options, layer.dest)
     if reused:
         return reused
     if detect_compression(layer.source) == options.compression:
         # Already compressed the way we want: stored byte for byte.
         with BlobPipeline(store, "none", watch=watch) as pipeline, open(layer.source, "rb") as f:
-            _feed_chunks(iter(lambda: f.read(CHUNK_SIZE), b""), pipeline)
+            _feed_chunks(iter(lambda: f.read(CHUNK_SIZE), b""), pipeline.write)
             blob = pipeline.finish()
         return LayerResult(diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
     with BlobPipeline(store, options.compression, options.level, watch) as pipeline:
-        _feed_chunks(iter_tar_bytes(layer.source), pipeline)
+        _feed_chunks(iter_tar_bytes(layer.source), pipeline.write)
         blob = pipeline.finish()
     return LayerResult(blob.diff_id, blob.digest, blob.size, options.compression, layer.dest, False)
 

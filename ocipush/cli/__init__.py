@@ -71,6 +71,7 @@ COMMAND_HOMES = {
     "generate-key-pair": "ocipush.cli.sign",
     "sign": "ocipush.cli.sign",
     "verify": "ocipush.cli.sign",
+    "sync": "ocipush.cli.sync",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 

@@ -4,9 +4,7 @@ example app onto a base image held in that registry, pulls the image back, and c
 from __future__ import annotations
 
 import argparse
-import filecmp
 import os
-import tempfile
 from typing import Any
 
 from ocipush.errors import OcipushError, UsageError
@@ -27,6 +25,8 @@ def _step(text: str) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from ocipush import api
     from ocipush.build.spec import BuildSpec, LayerSpec
     from ocipush.localregistry import LocalRegistry
@@ -73,6 +73,8 @@ IGNORED = ["ocipush.toml", "__pycache__", ".venv"]
 
 
 def _same_tree(left: str, right: str) -> bool:
+    import filecmp
+
     comparison = filecmp.dircmp(left, right, ignore=IGNORED)
     if comparison.left_only or comparison.right_only or comparison.diff_files or comparison.funny_files:
         return False

@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocipush.errors import CheckFailedError, UsageError
@@ -741,6 +740,8 @@ def _read_text(source: str) -> str:
     # aws CLI users write file://p.json; accept it as well as a plain path and - for stdin.
     if source == "-":
         return sys.stdin.read()
+    from pathlib import Path  # here, not at start-up: every command's parser registers these options
+
     return Path(source.removeprefix("file://")).read_text(encoding="utf-8")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 
 from ocipush.cli.common import add_registry_arguments, registry_options
 
@@ -30,6 +29,8 @@ def run_lambda_check(args: argparse.Namespace) -> int:
 
     problems = lambda_check(args.image, args.platform, registry_options(args))
     if args.json:
+        from dataclasses import asdict  # here: dataclasses pulls in inspect, which --help need not pay for
+
         print(json.dumps({"image": args.image, "ok": not problems, "problems": [asdict(p) for p in problems]}))
     elif not args.quiet:
         for problem in problems:

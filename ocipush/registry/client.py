@@ -5,21 +5,23 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
-from pydantic import ValidationError
 
 from ocipush import mediatypes as mt
 from ocipush.digest import hash_as, is_digest
+from ocipush.document import ManifestDocument, sniff_media_type
 from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
 from ocipush.limits import MAX_MANIFEST_BYTES, read_limited
-from ocipush.models import Descriptor, ManifestDocument, sniff_media_type
 from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
+
+if TYPE_CHECKING:
+    from ocipush.models import Descriptor
 
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 MAX_PAGES = 10_000  # ten million tags or repositories at the usual page size
@@ -251,6 +253,10 @@ class RegistryClient:
             if exc.status in (405, 501):
                 return None
             raise
+        from pydantic import ValidationError
+
+        from ocipush.models import Descriptor
+
         try:
             return [Descriptor.model_validate(item) for item in found]
         except ValidationError:

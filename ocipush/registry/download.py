@@ -7,6 +7,7 @@ import contextlib
 import functools
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -15,9 +16,11 @@ from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, Tr
 from ocipush.fsutil import locked_file, open_regular, write_all
 from ocipush.layout import OCILayout
 from ocipush.log import get_logger
-from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient, range_start
+
+if TYPE_CHECKING:
+    from ocipush.models import Descriptor
 
 READ_SIZE = 1 << 20
 PROGRESS_STEP = 8 << 20

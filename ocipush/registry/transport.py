@@ -47,6 +47,8 @@ class Transport:
         self._scheme_known = not options.may_use_http(host)
         self._clients: dict[str, httpx.Client] = {}
         self._clients_lock = threading.Lock()
+        # Docker Hub's quota headers (remaining, limit) from the latest answer carrying them, for `sync` to heed.
+        self.ratelimit: tuple[str, str] | None = None
 
     def client_for(self, url: str) -> httpx.Client:
         """The pooled client for the URL. The HTTPS one (whose trust store costs ~45 ms to load) is made only
@@ -157,6 +159,9 @@ class Transport:
                 status = response.status_code
                 if _log.isEnabledFor(logging.DEBUG):
                     _log.debug("%s %s -> %d", method, redact(str(request.url)), status)
+                if "ratelimit-remaining" in response.headers:
+                    headers_ = response.headers
+                    self.ratelimit = (headers_["ratelimit-remaining"], headers_.get("ratelimit-limit", ""))
                 if status == 401 and same_host and auth_rounds < 2:
                     auth_rounds += 1
                     if auth_rounds == 2:

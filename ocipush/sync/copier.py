@@ -1,0 +1,148 @@
+"""One image task: copy a source image to each destination that lacks it, through the graph copy of
+`ocipush.transfer` (HEAD before upload, mounts, streaming). Idempotent: run again, it finds the work done."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ocipush.errors import OcipushError
+from ocipush.models import Descriptor, ManifestDocument
+from ocipush.progress import ignore_progress
+from ocipush.reference import Reference
+from ocipush.registry.ecr import is_ecr, parse_ecr_host
+from ocipush.registry.session import RegistrySession
+from ocipush.sync.ratelimit import Pacer, QuotaGate
+from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, ignore_events
+from ocipush.sync.spec import RateLimits
+from ocipush.transfer import RegistrySource, RegistryTarget, transfer
+
+log = logging.getLogger("ocipush.sync")
+
+
+class PacedTarget(RegistryTarget):
+    """A registry target whose manifest pushes wait for the pacer (ECR's PutImage rate)."""
+
+    def __init__(self, session: RegistrySession, reference: Reference, pacer: Pacer | None) -> None:
+        super().__init__(session, reference, ignore_progress)
+        self.pacer = pacer
+
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
+        for _ in tags or [document.digest]:
+            if self.pacer is not None:
+                self.pacer.wait()
+        super().put_manifest(document, tags, top)
+
+
+class MountingSource(RegistrySource):
+    """A source image that also names, for a cross-repository mount, a destination repository this sync already
+    copied the blob into: mirrored images share base layers, and a mount moves no bytes."""
+
+    def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None,
+                 homes: Callable[[str, str], str | None]) -> None:  # fmt: skip
+        super().__init__(session, reference, root)
+        self.homes = homes
+
+    def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
+        home = self.homes(host, descriptor.digest)
+        return [*super().mount_from(descriptor, host), *([home] if home else [])]
+
+
+class CopyContext:
+    """What every image task of one process shares: the registry session (pooled connections, tokens), the quota
+    gate, one pacer per ECR Region, and the repositories this process already created."""
+
+    def __init__(
+        self, session: RegistrySession, limits: RateLimits, gate: QuotaGate | None = None, jobs: int | None = None
+    ) -> None:
+        self.session = session
+        self.jobs = jobs or session.options.jobs  # blobs of one image at once
+        self.limits = limits
+        self.gate = gate or QuotaGate(limits, ignore_events)
+        self._pacers: dict[str, Pacer] = {}
+        self._created: set[str] = set()
+        self._repository_locks: dict[str, threading.Lock] = {}
+        self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
+        self._lock = threading.Lock()
+
+    def home(self, host: str, digest: str) -> str | None:
+        with self._lock:
+            return self._homes.get((host, digest))
+
+    def copied(self, host: str, repository: str, digests: list[str]) -> None:
+        with self._lock:
+            for digest in digests:
+                self._homes[host, digest] = repository
+
+    def repository_lock(self, name: str) -> threading.Lock:
+        """One image at a time into a destination repository: images of one repository share layers, and the
+        second finds them there (a HEAD) instead of uploading them alongside the first. Concurrent uploads of one
+        blob into one repository also race in the distribution registry's filesystem storage (a manifest PUT
+        then fails with DIGEST_INVALID)."""
+        with self._lock:
+            return self._repository_locks.setdefault(name, threading.Lock())
+
+    def pacer(self, host: str) -> Pacer | None:
+        ecr = parse_ecr_host(host)
+        if ecr is None and not is_ecr(host):
+            return None
+        with self._lock:
+            key = ecr.region if ecr else host
+            if key not in self._pacers:
+                self._pacers[key] = Pacer(self.limits.ecr_put_image_per_second)
+            return self._pacers[key]
+
+    def repository_creator(self, target: CopyTarget) -> Callable[[], bool] | None:
+        if not target.create_repo:
+            return None
+        ecr = parse_ecr_host(target.registry)
+        if ecr is None:
+            return None
+
+        def create() -> bool:
+            from ocipush.ecr_admin.repositories import RepositoryOptions, ensure_repository
+
+            with self._lock:  # one CreateRepository a repository per process, however many tags race to it
+                if target.name not in self._created:
+                    settings = RepositoryOptions.model_validate(target.repository_settings)
+                    profile = self.session.options.aws_profile
+                    if ensure_repository(target.repository, ecr.region, settings, profile=profile):
+                        log.info("created repository %s", target.name)
+                    self._created.add(target.name)
+            return True  # created now or by someone else meanwhile: either way, try again
+
+        return create
+
+
+def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
+    """Copy the task's image to each of its targets; a failure is a `failed` result, never an exception."""
+    reference = Reference(task.registry, task.repository, None, task.digest)
+    root = ManifestDocument(task.root, task.root_media_type or "") if task.root else None
+    results = []
+    for target in task.targets:
+        started = time.monotonic()
+        destination = f"{target.registry}/{target.repository}"
+        try:
+            context.gate.check(context.session.transport(reference.api_host))
+            source = MountingSource(context.session, reference, root, context.home)
+            image_target = PacedTarget(
+                context.session, Reference(target.registry, target.repository), context.pacer(target.registry)
+            )
+            with context.repository_lock(destination):
+                done = transfer(
+                    source,
+                    image_target,
+                    list(target.tags),
+                    jobs=context.jobs,
+                    on_missing_repository=context.repository_creator(target),
+                )
+            context.copied(image_target.client.transport.host, target.repository, list(done.blobs))
+            result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts)
+        except OcipushError as exc:
+            log.warning("copy %s to %s failed: %s", task.source, destination, exc)
+            result = ImageResult(task.source, destination, list(target.tags), task.digest, "failed", error=str(exc))
+        result.seconds = round(time.monotonic() - started, 3)
+        results.append(result)
+    return results
