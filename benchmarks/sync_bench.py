@@ -142,7 +142,8 @@ def s3(bench: Bench, source: synchelpers.Source, ours: Path) -> None:
                 sample = bench.timed(name, command, bench.env(bench.fresh("cache")))
                 _check(source, dst.host, "ocipush")
                 output = bench.log.read_text(errors="replace")[mark:]
-                phases = json.loads(output[output.index("{"):])["phases"]
+                # distributed may log to the same file: the report is the JSON object that starts a line
+                phases = json.loads(output[output.rindex('{\n  "summary"'):])["phases"]
                 sample.extra["images/s"] = round(IMAGES / sample.seconds, 1)
                 sample.extra["cluster_start_s"] = round(phases["start"], 2)
                 sample.extra["copy_s"] = round(phases["copy"], 2)

@@ -85,22 +85,30 @@ def _new_client(service: str, region: str | None, profile: str | None, attempts:
     except BotoCoreError as exc:  # ProfileNotFound and friends
         raise aws_error(exc, action="configure AWS", repository=None, region=region) from exc
     if not session.region_name:
-        raise UsageError("no AWS Region configured: pass --region or set AWS_REGION")
+        raise UsageError(NO_REGION).hinted("pass --region")
     config = Config(retries={"mode": "adaptive", "total_max_attempts": attempts}, user_agent_extra="ocipush")
     return session.client(service, config=config)  # type: ignore[call-overload]
 
 
 # AWS error codes grouped by what the user has to do about them.
 _NOT_FOUND = {
-    "RepositoryNotFoundException": "repository not found: check the name and --region",
-    "ImageNotFoundException": "image not found: check the tag or digest (see `ocipush ecr list-images`)",
+    "RepositoryNotFoundException": "repository not found: check the name and the Region",
+    "ImageNotFoundException": "image not found: check the tag or digest",
     "LifecyclePolicyNotFoundException": "no lifecycle policy is set on this repository",
     "LifecyclePolicyPreviewNotFoundException": "no lifecycle policy preview exists: start one first",
     "RepositoryPolicyNotFoundException": "no repository policy is set on this repository",
     "RegistryPolicyNotFoundException": "no registry policy is set in this Region",
-    "ScanNotFoundException": "this image has not been scanned: run `ocipush ecr start-image-scan` first",
+    "ScanNotFoundException": "this image has not been scanned: start a scan first",
     "PullThroughCacheRuleNotFoundException": "no pull-through cache rule has that prefix",
 }
+# What the command line adds to those messages (the library's own messages name no flags).
+_CLI_HINTS = {
+    "RepositoryNotFoundException": "check --region",
+    "ImageNotFoundException": "see `ocipush ecr list-images`",
+    "ScanNotFoundException": "run `ocipush ecr start-image-scan` first",
+    "RepositoryNotEmptyException": "pass --force to delete it with its images",
+}
+NO_REGION = "no AWS Region configured: set AWS_REGION or a Region in the AWS profile"
 _AUTH = {
     "AccessDeniedException",
     "AccessDenied",
@@ -121,7 +129,7 @@ _BAD_INPUT = {
 }
 _HINTS = {
     "RepositoryAlreadyExistsException": "the repository already exists; use it or choose another name",
-    "RepositoryNotEmptyException": "the repository still holds images: delete them or pass --force",
+    "RepositoryNotEmptyException": "the repository still holds images: delete them, or delete it with force",
     "LimitExceededException": "an ECR service quota was reached (at most one scan per image per day); "
     "wait or request a quota increase",
     "TooManyTagsException": "too many tags on this resource (at most 50)",
@@ -151,9 +159,9 @@ def aws_error(exc: BaseException, *, action: str, repository: str | None, region
             f"{where}: no AWS credentials found: set AWS_PROFILE, run `aws configure` or attach a role"
         )
     if isinstance(exc, ProfileNotFound):
-        return AuthError(f"{where}: {exc}: check --profile or AWS_PROFILE")
+        return AuthError(f"{where}: {exc}: check the profile name (or AWS_PROFILE)").hinted("check --profile")
     if isinstance(exc, NoRegionError):
-        return UsageError(f"{where}: no AWS Region configured: pass --region or set AWS_REGION")
+        return UsageError(f"{where}: {NO_REGION}").hinted("pass --region")
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return TransportError(
             f"{where}: cannot reach the ECR endpoint: check the network and the Region name"
@@ -163,7 +171,7 @@ def aws_error(exc: BaseException, *, action: str, repository: str | None, region
     code = str(exc.response.get("Error", {}).get("Code", ""))
     message = str(exc.response.get("Error", {}).get("Message", "")).strip().rstrip(".")
     if code in _NOT_FOUND:
-        return NotFoundError(f"{where}: {_NOT_FOUND[code]}")
+        return NotFoundError(f"{where}: {_NOT_FOUND[code]}").hinted(_CLI_HINTS.get(code, ""))
     if code in _AUTH:
         # AWS names the missing permission (e.g. ecr:CreateRepository): exactly what the user needs.
         return AuthError(
@@ -176,7 +184,7 @@ def aws_error(exc: BaseException, *, action: str, repository: str | None, region
     if code in _BAD_INPUT:
         return UsageError(f"{where}: ECR rejected the request: {message or code}")
     if code in _HINTS:
-        return AwsError(f"{where}: {_HINTS[code]}")
+        return AwsError(f"{where}: {_HINTS[code]}").hinted(_CLI_HINTS.get(code, ""))
     return AwsError(f"{where}: {code}: {message}" if message else f"{where}: {code}")
 
 

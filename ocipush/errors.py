@@ -4,9 +4,16 @@ from __future__ import annotations
 
 
 class OcipushError(Exception):
-    """Base of every error ocipush raises on purpose."""
+    """Base of every error ocipush raises on purpose. The message never names command-line flags: `cli_hint`, when
+    set, is what the command line adds (a flag or a command to run)."""
 
     exit_code = 1
+    cli_hint: str | None = None
+
+    def hinted(self, cli_hint: str) -> OcipushError:
+        """This error, with the advice the CLI adds to its message."""
+        self.cli_hint = cli_hint
+        return self
 
 
 class UsageError(OcipushError):
@@ -51,6 +58,8 @@ class AuthError(RegistryAnswerError):
         super().__init__(message, status, code, reference)
         self.host = host
         self.missing_credentials = missing_credentials
+        if missing_credentials and host:
+            self.cli_hint = f"log in with `ocipush login {host}`, or pass --username with --password-stdin"
 
 
 class RegistryError(RegistryAnswerError):

@@ -24,7 +24,7 @@ from ocipush.layout import OCILayout
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
 from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
-from ocipush.registry.client import RegistryClient
+from ocipush.registry.client import RegistryClient, current_digest
 from ocipush.registry.download import download_blob
 from ocipush.registry.ecr import is_ecr
 from ocipush.registry.journal import UploadJournal
@@ -228,15 +228,6 @@ class RegistryTarget:
 
     def current_digest(self, reference: str) -> str | None:
         return current_digest(self.client, reference)
-
-
-def current_digest(client: RegistryClient, reference: str) -> str | None:
-    """The digest a tag (or digest) names in the client's repository now (one HEAD); None when it names nothing."""
-    try:
-        found = client.manifest_digest(reference)
-    except NotFoundError:  # the repository itself may not exist yet
-        return None
-    return found[0] if found else None
 
 
 def _part_size(client: RegistryClient, options: RegistryOptions) -> int | None:

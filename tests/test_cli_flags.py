@@ -39,7 +39,7 @@ def test_profile_reaches_boto3(aws_env: dict[str, str], tmp_path: Path, monkeypa
 
 
 def test_commands_list_only_flags_they_use() -> None:
-    for command in ("delete", "tags", "catalog", "inspect", "digest"):
+    for command in ("delete", "tags", "catalog", "inspect", "digest", "tag", "untag", "login", "logout"):
         text = run_cli(command, "--help").stdout
         assert "--jobs" not in text and "--chunk-size" not in text, command
     for command in ("push", "pull", "copy", "build-push"):

@@ -18,6 +18,7 @@ from ecr_conftest_helpers import push_fake_image, run, unique
 from ocipush.ecr_admin import RepositoryOptions, ensure_repository
 from ocipush.ecr_admin.images import batch_delete_image, describe_images
 from ocipush.ecr_admin.models import ImageId
+from ocipush.ecr_admin.repositories import describe_repositories
 from ocipush.errors import AwsError, NotFoundError, UsageError
 
 pytestmark = pytest.mark.usefixtures("aws_env")
@@ -409,7 +410,12 @@ def test_no_region_is_a_usage_error(capsys: Capsys, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     result = run(capsys, "describe-repositories")
     assert result.code == UsageError.exit_code
-    assert result.err == "ocipush: error: no AWS Region configured: pass --region or set AWS_REGION\n"
+    assert result.err == (
+        "ocipush: error: no AWS Region configured: set AWS_REGION or a Region in the AWS profile; pass --region\n"
+    )
+    with pytest.raises(UsageError) as caught:  # the library's message names no flag; the CLI adds it
+        describe_repositories()
+    assert "--" not in str(caught.value) and caught.value.cli_hint == "pass --region"
 
 
 def test_unknown_profile_is_an_auth_error(
@@ -417,4 +423,4 @@ def test_unknown_profile_is_an_auth_error(
 ) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     result = run(capsys, "describe-repositories", "--profile", "nobody")
-    assert result.code == 4 and "check --profile or AWS_PROFILE" in result.err
+    assert result.code == 4 and "check the profile name (or AWS_PROFILE); check --profile" in result.err

@@ -96,6 +96,11 @@ def _trickled_manifest(server: HostileRegistry) -> str:
     return "app:v1"
 
 
+def _trickled_headers(server: HostileRegistry) -> str:
+    server.on("GET", "/v2/app/tags/list", Reply(body=b'{"tags":[]}', header_delay=0.2))
+    return "app"
+
+
 def _image(server: HostileRegistry, layer: Reply, data: bytes = LAYER) -> str:
     """An image whose one layer (`data`) is answered by `layer`."""
     manifest = json.dumps(
@@ -244,6 +249,15 @@ CASES = [
         TransportError,
         "no complete answer within the deadline",
         _sent_part_of(len(TRICKLED)),
+        {"deadline": 2.0},
+    ),
+    Case(
+        "trickled-headers",
+        _trickled_headers,
+        lambda ref, tmp, opts: api.list_tags(ref, options=opts),
+        TransportError,
+        "no complete answer within the deadline",
+        lambda s: 0 < s.trickled_header_bytes < 60,
         {"deadline": 2.0},
     ),
     Case(

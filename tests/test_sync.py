@@ -258,21 +258,25 @@ def test_killed_sync_resumes_and_copies_no_finished_image_twice(
     assert len(in_flight) <= 2, (twice, blobs_twice)
 
 
+def _quota_proxy(fault_proxy: object, source: sh.Source, window: int, path: str, times: int | None) -> tuple:
+    """A proxy before the source whose manifest HEADs (matching `path`) answer, for tools/t01:1.0.0, with Docker
+    Hub's quota headers (3 pulls left of 100 per `window` seconds): no local registry sends them."""
+    from support.proxy import Respond
+
+    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    headers = (
+        ("Docker-Content-Digest", source.digests["tools/t01", "1.0.0"]),
+        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ("ratelimit-limit", f"100;w={window}"),
+        ("ratelimit-remaining", f"3;w={window}"),
+    )
+    return proxy, proxy.add_fault("HEAD", path, Respond(200, b"", headers), times=times)
+
+
 def test_rate_limit_floor_stops_the_sync(
     source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
 ) -> None:
-    from support.proxy import Respond
-
-    # Docker Hub's quota headers: no local registry sends them, so the proxy answers the source's HEADs itself.
-    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
-    digest = source.digests["tools/t01", "1.0.0"]
-    headers = (
-        ("Docker-Content-Digest", digest),
-        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
-        ("ratelimit-limit", "100;w=21600"),
-        ("ratelimit-remaining", "3;w=21600"),
-    )
-    fault = proxy.add_fault("HEAD", r"/manifests/", Respond(200, b"", headers), times=None)
+    proxy, fault = _quota_proxy(fault_proxy, source, 21600, r"/manifests/", None)
     done = run_cli(
         "sync", f"{proxy.host}/tools/t01", f"{registry.host}/t01", "--all-tags", "--rate-limit-floor", "5",
         "--on-rate-limit", "stop", "--keep-going", "--json", "--cache-dir", str(tmp_path / "cache"),
@@ -395,21 +399,12 @@ def test_keep_going_copies_the_rest_and_says_what_failed(
 def test_rate_limit_floor_pauses_then_goes_on(
     source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path
 ) -> None:
-    from support.proxy import Respond
-
     import ocipush
     from ocipush.sync.report import SyncEvent
 
-    # Docker Hub's headers on a fake HEAD answer (no local registry sends them); a 1-second window refills fast.
-    proxy = fault_proxy(f"http://{source.host}")  # type: ignore[operator]
+    # a 1-second window refills fast: the pause is short
+    proxy, fault = _quota_proxy(fault_proxy, source, 1, r"/manifests/1\.0\.0$", 1)
     digest = source.digests["tools/t01", "1.0.0"]
-    headers = (
-        ("Docker-Content-Digest", digest),
-        ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
-        ("ratelimit-limit", "100;w=1"),
-        ("ratelimit-remaining", "3;w=1"),
-    )
-    fault = proxy.add_fault("HEAD", r"/manifests/1\.0\.0$", Respond(200, b"", headers))
     spec = parse_spec({
         "sources": [{"registry": proxy.host, "images": {"tools/t01": ["1.0.0", "1.1.0"]}}],
         "destinations": [{"registry": registry.host}],
@@ -422,3 +417,64 @@ def test_rate_limit_floor_pauses_then_goes_on(
     assert pauses and "3 pulls left (floor 5)" in pauses[0]
     assert report.ok and len(report.copied) == 2
     assert _digest(f"{registry.host}/tools/t01:1.0.0", tmp_path) == digest
+
+
+def test_newest_by_push_time_on_ecr_reads_image_pushed_at(aws_env: dict[str, str]) -> None:
+    """On an ECR source the push time is ECR's own imagePushedAt (real boto3 against moto's DescribeImages)."""
+    import boto3
+    from ecr_conftest_helpers import push_fake_image, unique
+
+    from ocipush.sync.spec import TagFilter
+    from ocipush.sync.tags import ecr_pushed_times, select_tags
+
+    repository = unique("sync-pushed")
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName=repository)
+    for tag in ("a", "b", "c"):
+        push_fake_image(repository, tag, seed=f"{repository}-{tag}")
+    times = ecr_pushed_times(repository, "us-east-1", None)
+    assert sorted(times) == ["a", "b", "c"] and all(t > 0 for t in times.values())
+    newest = select_tags(["a", "b", "c"], TagFilter(newest=1, newest_by="pushed"), lambda _: times)
+    assert newest == [max(times, key=lambda t: (times[t], t))]
+
+
+def test_put_image_pacer_spreads_calls_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ECR's PutImage quota (10/s by default): five manifest pushes at one instant wait 0, 0.1, … 0.4 s. The clock
+    is frozen so the test measures what the pacer asks for, not how fast this machine is."""
+    from ocipush.sync import ratelimit
+
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 100.0)
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    pacer = ratelimit.Pacer(10.0)
+    for _ in range(5):
+        pacer.wait()
+    assert slept == pytest.approx([0.1, 0.2, 0.3, 0.4])  # the first call goes at once
+
+
+def test_attached_sbom_comes_along(second: LocalRegistry, registry: LocalRegistry, tmp_path: Path) -> None:
+    """Referrers travel with the image (the graph copy's carry-along); `--no-referrers` leaves them behind."""
+    from transferhelpers import make_image
+
+    from ocipush.supply import attach, list_referrers
+
+    layout, descriptor = make_image(tmp_path / "img")
+    opts = options(tmp_path)
+    api.push(f"oci:{layout.path}:v1", f"{second.host}/app:v1", options=opts)
+    sbom = tmp_path / "sbom.json"
+    sbom.write_text('{"spdxVersion": "SPDX-2.3"}')
+    attached = attach(f"{second.host}/app:v1", "application/spdx+json", [str(sbom)], options=opts)
+    # --all-tags: the referrers tag schema's index (tag sha256-<hex>, this registry has no referrers API) is not
+    # mirrored as a tag of its own; it comes along with its subject
+    assert len(api.list_tags(f"{second.host}/app", options=opts)) == 2
+    done = run_cli("sync", f"{second.host}/app", f"{registry.host}/with", "--all-tags", "--json",
+                   "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    copied = json.loads(done.stdout)["copied"]
+    assert [(c["tags"], c["referrers"]) for c in copied] == [(["v1"], 1)]
+    found = list_referrers(f"{registry.host}/with:v1", options=opts)
+    assert [r.descriptor.digest for r in found] == [attached.digest]
+    bare = run_cli("sync", f"{second.host}/app:v1", f"{registry.host}/without", "--no-referrers",
+                   "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert bare.returncode == 0, bare.stderr
+    assert _digest(f"{registry.host}/without:v1", tmp_path) == descriptor.digest
+    assert list_referrers(f"{registry.host}/without:v1", options=opts) == []

@@ -1,19 +1,19 @@
-"""What to do next, added to a library error's message by the CLI: the library names what went wrong, only the
-CLI knows which flags and commands would help."""
+"""What to do next, added to a library error's message by the CLI: the library names what went wrong; the flags
+and commands that would help come from the error's `cli_hint`, or from what this command was asked to do."""
 
 from __future__ import annotations
 
 import argparse
 
-from ocipush.errors import AuthError, NotFoundError, OcipushError
+from ocipush.errors import NotFoundError, OcipushError
 
 _PUSHES = ("push", "copy", "build-push")
 
 
 def advice(args: argparse.Namespace, exc: OcipushError) -> str:
     """A "; …" suffix for the error line, or ""."""
-    if isinstance(exc, AuthError) and exc.missing_credentials and exc.host:
-        return f"; log in with `ocipush login {exc.host}`, or pass --username with --password-stdin"
+    if exc.cli_hint:
+        return f"; {exc.cli_hint}"
     if isinstance(exc, NotFoundError) and exc.code == "NAME_UNKNOWN" and getattr(args, "command", None) in _PUSHES:
         repository = _ecr_repository(exc.reference)
         if repository and not getattr(args, "create_repo", False):

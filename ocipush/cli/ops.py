@@ -9,15 +9,17 @@ from ocipush.cli.common import add_registry_arguments, emit, progress_for, regis
 
 
 def register(subparsers: Any) -> None:
-    def command(name: str, handler: Any, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Any, help_text: str, description: str | None = None, transfers: bool = True
+    ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(
             name, help=help_text, description=description or help_text
         )
         parser.set_defaults(handler=handler)
-        add_registry_arguments(parser)
+        add_registry_arguments(parser, transfers)  # no --jobs/--chunk-size where no blob moves
         return parser
 
-    tag = command("tag", _tag, "add tags to a manifest (one manifest PUT per tag, no blob traffic)")
+    tag = command("tag", _tag, "add tags to a manifest (one manifest PUT per tag, no blob traffic)", transfers=False)
     tag.add_argument("reference", help="REGISTRY/REPO:TAG or @DIGEST")
     tag.add_argument("tags", nargs="+", metavar="NEWTAG", help="new tag(s) in the same repository")
 
@@ -27,6 +29,7 @@ def register(subparsers: Any) -> None:
         "remove a tag but keep the manifest (Amazon ECR only)",
         "Remove a tag, keeping the manifest and its other tags. Only ECR can (BatchDeleteImage by tag); elsewhere "
         "the registry API can only delete the manifest with all its tags (`ocipush delete`).",
+        transfers=False,
     )
     untag.add_argument("reference", help="REGISTRY/REPO:TAG")
 

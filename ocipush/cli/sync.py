@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--executor", choices=("threads", "dask"), default="threads")
     run.add_argument("--scheduler", metavar="tcp://HOST:8786", help="a running Dask scheduler (with --executor dask)")
     run.add_argument("--workers", type=int, default=4, help="images at once; Dask LocalCluster processes (default 4)")
+    run.add_argument("--no-referrers", action="store_true", help="leave signatures, SBOMs and other referrers behind")
     run.add_argument("--rate-limit-floor", type=int, metavar="N", help="Docker Hub pulls to keep in reserve")
     run.add_argument("--on-rate-limit", choices=("pause", "stop"), help="below the floor (default pause)")
     add_create_repo_arguments(parser)
@@ -73,6 +74,8 @@ def _spec(args: argparse.Namespace) -> SyncSpec:
             }
         )
         updates["rate_limits"] = limits
+    if args.no_referrers:
+        updates["referrers"] = False
     if args.create_repo:
         from ocipush.cli.ecr import repository_options_from_args
         from ocipush.sync.spec import RepositorySettings
@@ -134,6 +137,8 @@ def _line(result: ImageResult) -> str:
     text = f"{result.status:8} {result.source} -> {result.target or '-'} [{tags}]"
     if result.blobs:
         text += f" ({blob_summary(result.blobs)})"
+    if result.referrers:
+        text += f" + {result.referrers} attached"
     if result.error:
         text += f": {result.error}"
     return text

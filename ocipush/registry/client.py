@@ -283,6 +283,15 @@ class RegistryClient:
         return items
 
 
+def current_digest(client: RegistryClient, reference: str) -> str | None:
+    """The digest a tag (or digest) names in the client's repository now (one HEAD); None when it names nothing."""
+    try:
+        found = client.manifest_digest(reference)
+    except NotFoundError:  # the repository itself may not exist yet
+        return None
+    return found[0] if found else None
+
+
 def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
     client = RegistryClient(transport, "")
     return client._paginate(

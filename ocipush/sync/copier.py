@@ -12,6 +12,7 @@ from ocipush.errors import OcipushError
 from ocipush.models import Descriptor, ManifestDocument
 from ocipush.progress import ignore_progress
 from ocipush.reference import Reference
+from ocipush.referrers import RegistryReferrers
 from ocipush.registry.ecr import is_ecr, parse_ecr_host
 from ocipush.registry.session import RegistrySession
 from ocipush.sync.ratelimit import Pacer, QuotaGate
@@ -41,9 +42,11 @@ class MountingSource(RegistrySource):
     copied the blob into: mirrored images share base layers, and a mount moves no bytes."""
 
     def __init__(self, session: RegistrySession, reference: Reference, root: ManifestDocument | None,
-                 homes: Callable[[str, str], str | None]) -> None:  # fmt: skip
+                 context: CopyContext) -> None:  # fmt: skip
         super().__init__(session, reference, root)
-        self.homes = homes
+        self.homes = context.home
+        # one finder per source repository for the whole sync: its tag listing and API probe are asked once
+        self.referrers = context.referrer_finder(reference)
 
     def mount_from(self, descriptor: Descriptor, host: str) -> list[str]:
         home = self.homes(host, descriptor.digest)
@@ -52,7 +55,8 @@ class MountingSource(RegistrySource):
 
 class CopyContext:
     """What every image task of one process shares: the registry session (pooled connections, tokens), the quota
-    gate, one pacer per ECR Region, and the repositories this process already created."""
+    gate, one pacer per ECR Region, the repositories this process created, where it put each blob (for mounts),
+    a referrers finder per source repository, and a lock per destination repository."""
 
     def __init__(
         self, session: RegistrySession, limits: RateLimits, gate: QuotaGate | None = None, jobs: int | None = None
@@ -65,7 +69,15 @@ class CopyContext:
         self._created: set[str] = set()
         self._repository_locks: dict[str, threading.Lock] = {}
         self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
+        self._finders: dict[str, RegistryReferrers] = {}
         self._lock = threading.Lock()
+
+    def referrer_finder(self, reference: Reference) -> RegistryReferrers:
+        key = f"{reference.api_host}/{reference.repository}"
+        with self._lock:
+            if key not in self._finders:
+                self._finders[key] = RegistryReferrers(self.session.client(reference))
+            return self._finders[key]
 
     def home(self, host: str, digest: str) -> str | None:
         with self._lock:
@@ -126,7 +138,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
         destination = f"{target.registry}/{target.repository}"
         try:
             context.gate.check(context.session.transport(reference.api_host))
-            source = MountingSource(context.session, reference, root, context.home)
+            source = MountingSource(context.session, reference, root, context)
             image_target = PacedTarget(
                 context.session, Reference(target.registry, target.repository), context.pacer(target.registry)
             )
@@ -137,9 +149,11 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     list(target.tags),
                     jobs=context.jobs,
                     on_missing_repository=context.repository_creator(target),
+                    referrers=task.referrers,
                 )
             context.copied(image_target.client.transport.host, target.repository, list(done.blobs))
-            result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts)
+            result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts,
+                                 referrers=len(done.referrers))  # fmt: skip
         except OcipushError as exc:
             log.warning("copy %s to %s failed: %s", task.source, destination, exc)
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "failed", error=str(exc))

@@ -5,6 +5,7 @@ a GET when platforms are filtered), and compare with each destination (one HEAD 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -13,16 +14,16 @@ from ocipush.digest import is_digest
 from ocipush.errors import OcipushError, UsageError
 from ocipush.models import ManifestDocument, parse_platform, platform_matches
 from ocipush.reference import Reference, parse_reference
-from ocipush.registry.client import list_catalog
+from ocipush.registry.client import current_digest, list_catalog
 from ocipush.registry.ecr import parse_ecr_host
 from ocipush.registry.session import RegistrySession
 from ocipush.sync.ratelimit import QuotaGate
 from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, SyncCallback, SyncEvent
 from ocipush.sync.spec import Destination, Source, SyncSpec
 from ocipush.sync.tags import created_times, ecr_pushed_times, select_tags
-from ocipush.transfer import current_digest
 
 log = logging.getLogger("ocipush.sync")
+ATTACHED_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.(sig|att|sbom))?")
 
 
 @dataclass
@@ -39,7 +40,7 @@ class _Image:
     def name(self) -> str:
         return f"{self.reference.registry}/{self.reference.repository}@{self.digest}"
 
-    def task(self, targets: list[CopyTarget]) -> ImageTask:
+    def task(self, targets: list[CopyTarget], referrers: bool) -> ImageTask:
         return ImageTask(
             self.reference.registry,
             self.reference.repository,
@@ -48,6 +49,7 @@ class _Image:
             tuple(targets),
             self.root.raw if self.root else None,
             self.root.media_type if self.root else None,
+            referrers,
         )
 
 
@@ -110,7 +112,7 @@ class Planner:
                 targets.setdefault(id(image), []).append(outcome)
         for image in images.values():
             if id(image) in targets:
-                plan.tasks.append(image.task(targets[id(image)]))
+                plan.tasks.append(image.task(targets[id(image)], self.spec.referrers))
         return plan
 
     # --- which repositories -------------------------------------------------------------------------------------
@@ -171,7 +173,10 @@ class Planner:
             return created_times(client, tags)
 
         try:
-            tags = select_tags(client.list_tags(), source.tags, push_times)
+            listed = client.list_tags()
+            if self.spec.referrers:  # the referrers tag schema's and cosign's tags come along with their subjects
+                listed = [tag for tag in listed if not ATTACHED_TAG.fullmatch(tag)]
+            tags = select_tags(listed, source.tags, push_times)
         except OcipushError as exc:
             return self._failed(f"{reference.registry}/{reference.repository}", exc)
         return [(source, reference, tag, None) for tag in tags]
@@ -186,7 +191,7 @@ class Planner:
             if source.platforms:
                 root = client.get_manifest(pinned or tag or "")
                 if root.is_index:
-                    root = filter_index(root, source.platforms, str(reference))
+                    root = index_for_platforms(root, source.platforms, str(reference))
                 return root.digest, root
             if pinned is not None:
                 return pinned, None  # the pin is the truth: the copy fetches by digest and verifies it
@@ -224,7 +229,7 @@ def destination_reference(destination: Destination, source_registry: str, reposi
     return repository_name(destination.registry, destination.repository_for(source_registry, repository))
 
 
-def filter_index(document: ManifestDocument, platforms: tuple[str, ...], name: str) -> ManifestDocument:
+def index_for_platforms(document: ManifestDocument, platforms: tuple[str, ...], name: str) -> ManifestDocument:
     """The index with only the children for `platforms`; the exact original when it keeps them all."""
     wanted = [parse_platform(text) for text in platforms]
     index = document.index

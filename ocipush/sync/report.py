@@ -37,6 +37,7 @@ class ImageTask:
     targets: tuple[CopyTarget, ...]
     root: bytes | None = None
     root_media_type: str | None = None
+    referrers: bool = True
 
     @property
     def source(self) -> str:
@@ -60,10 +61,11 @@ class ImageResult:
     status: Status
     error: str | None = None
     blobs: dict[str, int] = field(default_factory=dict)  # uploaded / exists / mounted
+    referrers: int = 0  # attached manifests (signatures, SBOMs) copied along
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}) and (k != "referrers" or v)}
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,6 @@ from typing import Literal
 
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
-from ocipush.sync.copier import CopyContext
-from ocipush.sync.executors import DaskExecutor, Executor, ThreadExecutor
 from ocipush.sync.planner import Planner
 from ocipush.sync.ratelimit import QuotaGate
 from ocipush.sync.report import ImageResult, SyncCallback, SyncEvent, SyncReport, ignore_events
@@ -78,7 +76,10 @@ def sync(
 
         if report.failed and not keep_going:
             report.not_run = len(plan.tasks)
-        elif plan.tasks:  # nothing to copy starts no pool and no cluster
+        elif plan.tasks:  # nothing to copy starts no pool and no cluster, and loads no copier
+            from ocipush.sync.copier import CopyContext
+            from ocipush.sync.executors import DaskExecutor, Executor, ThreadExecutor
+
             runner: Executor
             if executor == "dask":
                 runner = DaskExecutor(options, spec.rate_limits, scheduler, workers)

@@ -151,6 +151,8 @@ class SyncSpec(_Spec):
     tags: TagFilter | None = None
     platforms: tuple[str, ...] = ()
     rate_limits: RateLimits = RateLimits()
+    # Carry what is attached to each copied image (OCI referrers, cosign signatures and attestations).
+    referrers: bool = True
 
 
 def parse_spec(data: Any, destinations: Sequence[Destination] = ()) -> SyncSpec:

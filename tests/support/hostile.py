@@ -26,6 +26,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     length: int | None = None
     delay: float = 0.0
+    header_delay: float = 0.0  # when set, the status line and headers go out one byte at a time this far apart
 
 
 Route = Reply | Callable[["HostileHandler"], Reply]
@@ -53,6 +54,7 @@ class HostileRegistry(BackgroundServer):
         self.hits: Counter[tuple[str, str]] = Counter()
         self.authorizations: list[str] = []  # Authorization headers received
         self.body_bytes_sent = 0
+        self.trickled_header_bytes = 0
         self._lock = threading.Lock()
 
     def on(self, method: str, path: str, reply: Route) -> HostileRegistry:
@@ -98,18 +100,26 @@ class HostileHandler(QuietHandler):
         self._send(owner, reply)
 
     def _send(self, owner: HostileRegistry, reply: Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header(*API_HEADER)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
         streamed = callable(reply.body)
         length = reply.length if reply.length is not None else None if streamed else len(reply.body)  # type: ignore[arg-type]
+        lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}", ": ".join(API_HEADER)]
+        lines += [f"{name}: {value}" for name, value in reply.headers.items()]
         if length is None:
-            self.send_header("Connection", "close")
+            lines.append("Connection: close")
             self.close_connection = True
         else:
-            self.send_header("Content-Length", str(length))
-        self.end_headers()
+            lines.append(f"Content-Length: {length}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        try:
+            for piece in [head[i : i + 1] for i in range(len(head))] if reply.header_delay else [head]:
+                self.wfile.write(piece)
+                self.wfile.flush()
+                if reply.header_delay:
+                    owner.trickled_header_bytes += len(piece)
+                    time.sleep(reply.header_delay)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
         if self.command == "HEAD":
             return
         pieces = reply.body() if callable(reply.body) else [reply.body]
