@@ -10,6 +10,7 @@ from ocipush.lazy import lazy_attributes
 
 if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
     from ocipush.api import (
+        Inspection,
         build_push,
         build_to,
         catalog,
@@ -26,7 +27,23 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         push,
         resolve_digest,
     )
-    from ocipush.errors import OcipushError
+    from ocipush.build import BuildResult, BuildSpec
+    from ocipush.errors import (
+        AuthError,
+        AwsError,
+        BuildError,
+        DigestMismatchError,
+        InvalidManifestError,
+        InvalidReferenceError,
+        LayoutError,
+        NotFoundError,
+        OcipushError,
+        RegistryError,
+        TransportError,
+        UnsafeArchiveError,
+        UsageError,
+    )
+    from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
     from ocipush.ops.files import cat, get_blob
     from ocipush.ops.flatten import export, flatten
@@ -34,11 +51,14 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.ops.mutate import mutate
     from ocipush.ops.rebase import rebase
     from ocipush.ops.tags import tag, untag
+    from ocipush.progress import ProgressEvent
+    from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, Reference
     from ocipush.registry.options import RegistryOptions
     from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
     from ocipush.sync.report import SyncReport
     from ocipush.sync.run import sync
     from ocipush.sync.spec import SyncSpec
+    from ocipush.transfer import TransferResult
 
 __version__ = "0.1.0"
 
@@ -59,7 +79,32 @@ _API = {
     "login": "ocipush.api",
     "logout": "ocipush.api",
     "RegistryOptions": "ocipush.registry.options",
+    # result, event and value types
+    "TransferResult": "ocipush.transfer",
+    "Inspection": "ocipush.api",
+    "BuildResult": "ocipush.build",
+    "BuildSpec": "ocipush.build",
+    "ProgressEvent": "ocipush.progress",
+    "Platform": "ocipush.models",
+    "Reference": "ocipush.reference",
+    "LayoutLocation": "ocipush.reference",
+    "ArchiveLocation": "ocipush.reference",
+    "OciArchiveLocation": "ocipush.reference",
+    # errors
     "OcipushError": "ocipush.errors",
+    "UsageError": "ocipush.errors",
+    "InvalidReferenceError": "ocipush.errors",
+    "NotFoundError": "ocipush.errors",
+    "AuthError": "ocipush.errors",
+    "RegistryError": "ocipush.errors",
+    "InvalidManifestError": "ocipush.errors",
+    "TransportError": "ocipush.errors",
+    "DigestMismatchError": "ocipush.errors",
+    "UnsafeArchiveError": "ocipush.errors",
+    "LayoutError": "ocipush.errors",
+    "BuildError": "ocipush.errors",
+    "AwsError": "ocipush.errors",
+    # image operations
     "Conversion": "ocipush.ops.convert",
     "create_index": "ocipush.ops.index",
     "append_index": "ocipush.ops.index",
@@ -85,11 +130,33 @@ _API = {
 }
 
 __all__ = [
+    "ArchiveLocation",
+    "AuthError",
+    "AwsError",
+    "BuildError",
+    "BuildResult",
+    "BuildSpec",
     "Conversion",
+    "DigestMismatchError",
+    "Inspection",
+    "InvalidManifestError",
+    "InvalidReferenceError",
+    "LayoutError",
+    "LayoutLocation",
+    "NotFoundError",
+    "OciArchiveLocation",
     "OcipushError",
+    "Platform",
+    "ProgressEvent",
+    "Reference",
+    "RegistryError",
     "RegistryOptions",
     "SyncReport",
     "SyncSpec",
+    "TransferResult",
+    "TransportError",
+    "UnsafeArchiveError",
+    "UsageError",
     "__version__",
     "append_index",
     "attach",
@@ -129,3 +196,8 @@ __all__ = [
 
 
 __getattr__ = lazy_attributes(__name__, _API)
+
+
+def __dir__() -> list[str]:
+    """Completion (and `dir(ocipush)`) sees the lazily loaded names too."""
+    return sorted({*globals(), *__all__})

@@ -13,13 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ocipush import arguments as check
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, hash_as
 from ocipush.document import ManifestDocument
-from ocipush.errors import NotFoundError, RegistryError, UsageError
+from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.progress import ProgressCallback, ignore_progress
-from ocipush.reference import ArchiveLocation, LayoutLocation, Location, Reference, parse_location
+from ocipush.reference import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation, Reference
 from ocipush.registry.client import list_catalog
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
@@ -33,7 +34,6 @@ from ocipush.transfer import (
     TransferResult,
     select_platform,
     transfer,
-    validate_tags,
 )
 
 if TYPE_CHECKING:
@@ -45,17 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ocipush.api")
 LocationLike = str | Location
-
-
-def _location(value: LocationLike) -> Location:
-    return parse_location(value) if isinstance(value, str) else value
-
-
-def _reference(value: LocationLike) -> Reference:
-    location = _location(value)
-    if not isinstance(location, Reference):
-        raise UsageError(f"{value} is not a registry reference")
-    return location
 
 
 def _scratch_dir(options: RegistryOptions) -> contextlib.AbstractContextManager[str]:
@@ -70,6 +59,13 @@ def _open_source(session: RegistrySession, location: Location) -> Iterator[Image
         yield RegistrySource(session, location)
     elif isinstance(location, LayoutLocation):
         yield LayoutSource(session, OCILayout(location.path), location.tag, location.digest)
+    elif isinstance(location, OciArchiveLocation):
+        from ocipush.ociarchive import read_oci_archive
+
+        with _scratch_dir(session.options) as scratch:
+            layout = OCILayout(scratch, create=True)
+            read_oci_archive(location.path, layout)
+            yield LayoutSource(session, layout, location.tag, None)
     else:
         from ocipush.archive import read_docker_archive
 
@@ -109,12 +105,25 @@ def copy(
     `referrers` (the default, except to a docker archive, which cannot hold them) its signatures, SBOMs and
     other referrers come along, recursively, digests unchanged. With `conversion`, layers are recompressed and/or
     manifests rewritten in the other format: the digests change, so referrers (which name the old digests) stay
-    behind."""
-    src, dst = _location(source), _location(target)
-    wanted = _platform(platform)
-    extra_tags = validate_tags(tags)
+    behind. Without a conversion, a docker archive's plain layers are gzip-compressed on the way (a registry would
+    otherwise store and serve them uncompressed); `Conversion(compression="keep")` pushes them as they are."""
+    src, dst = check.location(source, "source"), check.location(target, "target")
+    wanted = check.platform(platform)
+    extra_tags = check.tags(tags)
+    options = check.options(options)
+    check.callback(progress, "progress")
+    check.callback(create_repository, "create_repository")
+    conversion = check.conversion(conversion)
+    check.flag(referrers, "referrers")
+    if isinstance(dst, ArchiveLocation | OciArchiveLocation) and os.path.isdir(dst.path):
+        kind = "a docker archive" if isinstance(dst, ArchiveLocation) else "an oci-archive"
+        raise LayoutError(f"{dst.path} is a directory, not {kind}")
+    if conversion is None and isinstance(src, ArchiveLocation) and not isinstance(dst, ArchiveLocation):
+        from ocipush.ops.convert import Conversion
+
+        conversion = Conversion(compression="gzip")  # gzip layers keep their digests; plain ones are compressed
     converting = conversion is not None and not conversion.changes_nothing
-    if converting and referrers:
+    if converting and referrers and not isinstance(src, ArchiveLocation):
         log.info("converting: referrers name the source's digests and are not copied")
     with RegistrySession(options) as session, _open_source(session, src) as opened:
         result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
@@ -142,9 +151,9 @@ def _copy_from(
 ) -> TransferResult:
     with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
+        if isinstance(dst, Reference | LayoutLocation) and dst.digest:
+            _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
         if isinstance(dst, Reference):
-            if dst.digest and dst.digest != image.root().digest and wanted is None:
-                raise UsageError(f"{target} names digest {dst.digest}, but {source} is {image.root().digest}")
             all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
             registry_target: ImageTarget = RegistryTarget(session, dst, progress)
             return transfer(
@@ -165,6 +174,8 @@ def _copy_from(
                     image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
                     referrers=referrers,
                 )  # fmt: skip
+        if isinstance(dst, OciArchiveLocation):
+            return _to_oci_archive(image, dst, extra_tags, wanted, session, progress, referrers)
         return _to_archive(image, dst, wanted or _host_platform(), session, progress)
 
 
@@ -192,6 +203,37 @@ def _to_scratch(
     return layout, result
 
 
+def _check_target_digest(image: ImageSource, wanted: Platform | None, digest: str, what: str) -> None:
+    """A target that names a digest gets that image or nothing: refused when the source holds another."""
+    root = image.root()
+    chosen = select_platform(image, root, wanted) if wanted is not None and root.is_index else root
+    if chosen.digest != digest:
+        raise UsageError(f"{what}: the target names digest {digest}, but the image copied is {chosen.digest}")
+
+
+def _to_oci_archive(
+    image: ImageSource,
+    dst: OciArchiveLocation,
+    tags: list[str],
+    platform: Platform | None,
+    session: RegistrySession,
+    progress: ProgressCallback,
+    referrers: bool,
+) -> TransferResult:
+    from ocipush.ociarchive import write_oci_archive
+
+    with _scratch_dir(session.options) as scratch:
+        layout = OCILayout(scratch, create=True)
+        all_tags = ([dst.tag] if dst.tag else []) + tags
+        jobs = session.options.jobs
+        target = LayoutTarget(layout, progress)
+        result = transfer(
+            image, target, all_tags, platform=platform, jobs=jobs, progress=progress, referrers=referrers
+        )
+        write_oci_archive(layout, dst.path)
+    return result
+
+
 def _to_archive(
     image: ImageSource, dst: ArchiveLocation, platform: Platform, session: RegistrySession, progress: ProgressCallback
 ) -> TransferResult:
@@ -210,14 +252,6 @@ def _host_platform() -> Platform:
     return host_platform()
 
 
-def _platform(platform: Platform | str | None) -> Platform | None:
-    if isinstance(platform, str):
-        from ocipush.models import parse_platform
-
-        return parse_platform(platform)
-    return platform
-
-
 def push(
     source: LocationLike,
     target: LocationLike,
@@ -229,8 +263,9 @@ def push(
     conversion: Conversion | None = None,
     referrers: bool = False,
 ) -> TransferResult:
-    """Push an image from a layout or docker archive to a registry (every platform of an index); with
-    `referrers`, the referrers the layout holds for it too."""
+    """Push an image from a layout or archive to a registry (every platform of an index); `conversion` as in
+    `copy` (a docker archive's plain layers are gzip-compressed unless it says otherwise); with `referrers`, the
+    referrers the layout holds for it too."""
     return copy(
         source, target, tags=tags, options=options, progress=progress, create_repository=create_repository,
         conversion=conversion, referrers=referrers,
@@ -250,11 +285,12 @@ def pull(
     """Pull an image to `oci:DIR[:tag]` or `docker-archive:FILE[:ref]`; from an index, the image for `platform`
     (default: this machine's) unless `all_platforms`. With `referrers`, an `oci:` layout keeps the image's
     referrers and cosign objects too (as skopeo and oras do)."""
-    if all_platforms and isinstance(_location(target), ArchiveLocation):
+    archive = isinstance(check.location(target, "target"), ArchiveLocation)
+    if check.flag(all_platforms, "all_platforms") and archive:
         raise UsageError("a docker archive holds one platform's image: pull --all-platforms to an oci: layout")
-    if referrers and isinstance(_location(target), ArchiveLocation):
+    if check.flag(referrers, "referrers") and archive:
         raise UsageError("a docker archive cannot hold referrers: pull --referrers to an oci: layout")
-    wanted = None if all_platforms else (_platform(platform) or _host_platform())
+    wanted = None if all_platforms else (check.platform(platform) or _host_platform())
     return copy(source, target, platform=wanted, options=options, progress=progress, referrers=referrers)
 
 
@@ -279,15 +315,19 @@ def pull_rootfs(
     from ocipush.extract import extract_layers
     from ocipush.fsutil import staged_directory
 
+    check.text(directory, "directory")
+    wanted = check.platform(platform) or _host_platform()
+    if allow_devices is not None:
+        check.flag(allow_devices, "allow_devices")
+    check.callback(progress, "progress")
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise UsageError(f"{directory} exists and is not a directory")
     if os.path.isdir(directory) and os.listdir(directory):
         raise UsageError(f"{directory} is not empty: unpack into a new or empty directory")
-    options = options or RegistryOptions.from_env()
-    wanted = _platform(platform) or _host_platform()
+    options = check.options(options)
     with (
         RegistrySession(options) as session,
-        _open_source(session, _location(source)) as image,
+        _open_source(session, check.location(source, "source")) as image,
         _scratch_dir(options) as scratch,
     ):
         layout, result = _to_scratch(image, wanted, session, progress, scratch)
@@ -312,11 +352,14 @@ def build_to(
     them from the base's registry, as build-push does.
     A new layout is removed again when the build fails, an archive appears only once complete; the previous image
     of an existing layout tag is reused."""
-    from ocipush.build import build_image, previous_manifests
+    from ocipush.build import BuildSpec, build_image, previous_manifests
     from ocipush.transfer import complete_layout
 
-    target = _location(output)
-    options = options or RegistryOptions.from_env()
+    spec = check.instance(spec, BuildSpec, "spec")
+    target = check.location(output, "output")
+    check.flag(base_layers, "base_layers")
+    options = check.options(options)
+    check.callback(progress, "progress")
     spec = _with_cache_dir(spec, options)
     if isinstance(target, LayoutLocation):
         if target.digest:
@@ -372,12 +415,16 @@ def build_push(
     (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`).
     With `sbom`, an SPDX document of the built layers is attached to each pushed image manifest (as a referrer,
     its digest in the result's `referrers`)."""
-    from ocipush.build import build_image
+    from ocipush.build import BuildSpec, build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout
 
-    reference = _reference(target)
-    options = options or RegistryOptions.from_env()
+    spec = check.instance(spec, BuildSpec, "spec")
+    reference = check.reference(target, "target")
+    tags = check.tags(tags)
+    options = check.options(options)
+    check.callback(progress, "progress")
+    check.callback(create_repository, "create_repository")
     spec = _with_cache_dir(spec, options)
     store = default_cache_layout("build", options.cache_dir)
     previous = _current_manifests(reference, options, store)
@@ -458,16 +505,19 @@ def fetch_manifest(
     location: LocationLike, platform: Platform | None = None, options: RegistryOptions | None = None
 ) -> ManifestDocument:
     """The manifest or index at `location`; with `platform`, the platform's image manifest from an index."""
-    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
         root = image.root()
-        if platform is not None and root.is_index:
-            return select_platform(image, root, platform)
+        if wanted is not None and root.is_index:
+            return select_platform(image, root, wanted)
         return root
 
 
 def fetch_blob_bytes(location: LocationLike, digest: str, options: RegistryOptions | None = None) -> bytes:
     """A small blob (a config) of the repository at `location`, verified."""
-    loc = _location(location)
+    loc = check.location(location, "location")
+    check.digest(digest, "digest")
+    options = check.options(options)
     if isinstance(loc, LayoutLocation):
         return OCILayout(loc.path).read_blob(digest)
     if not isinstance(loc, Reference):
@@ -503,10 +553,9 @@ def inspect(
     location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
 ) -> Inspection:
     """Manifest, digest and (for an image) config of `location`."""
-    loc = _location(location)
-    with RegistrySession(options) as session, _open_source(session, loc) as image:
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
         root = image.root()
-        wanted = _platform(platform)
         document = select_platform(image, root, wanted) if wanted and root.is_index else root
         config = None
         if not document.is_index:
@@ -522,7 +571,8 @@ def inspect(
 
 def resolve_digest(location: LocationLike, options: RegistryOptions | None = None) -> str:
     """The digest of the manifest or index at `location` (a HEAD when the registry sends one)."""
-    loc = _location(location)
+    loc = check.location(location, "location")
+    options = check.options(options)
     if isinstance(loc, Reference):
         if loc.digest:
             return loc.digest
@@ -535,14 +585,15 @@ def resolve_digest(location: LocationLike, options: RegistryOptions | None = Non
 
 
 def list_tags(repository: str | Reference, options: RegistryOptions | None = None) -> list[str]:
-    reference = _reference(repository)
-    with RegistrySession(options) as session:
+    reference = check.reference(repository, "repository")
+    with RegistrySession(check.options(options)) as session:
         return session.client(reference).list_tags()
 
 
 def catalog(registry: str, options: RegistryOptions | None = None) -> list[str]:
     """Repositories of a registry (the `_catalog` API; ECR serves its own through the ECR API instead)."""
-    with RegistrySession(options) as session:
+    check.text(registry, "registry")
+    with RegistrySession(check.options(options)) as session:
         return list_catalog(session.transport(registry))
 
 
@@ -550,8 +601,8 @@ def delete(location: str | Reference, options: RegistryOptions | None = None) ->
     """Delete the manifest a tag or digest names (all its tags go with it). Returns the deleted digest.
 
     On ECR, where the v2 DELETE may be refused, the image is deleted through the ECR API instead."""
-    reference = _reference(location)
-    with RegistrySession(options) as session:
+    reference = check.reference(location, "location")
+    with RegistrySession(check.options(options)) as session:
         client = session.client(reference)
         digest = reference.digest
         if digest is None:
@@ -586,9 +637,10 @@ def lambda_check(
     """Every reason AWS Lambda would refuse the image at `location` (an empty list when it would take it)."""
     from ocipush.lambda_rules import check_image
 
-    options = options or RegistryOptions.from_env()
-    with RegistrySession(options) as session, _open_source(session, _location(location)) as image:
-        return check_image(image, _platform(platform), options.cache_dir)
+    loc, wanted = check.location(location, "location"), check.platform(platform)
+    options = check.options(options)
+    with RegistrySession(options) as session, _open_source(session, loc) as image:
+        return check_image(image, wanted, options.cache_dir)
 
 
 def login(host: str, username: str, password: str, options: RegistryOptions | None = None) -> str:
@@ -597,7 +649,11 @@ def login(host: str, username: str, password: str, options: RegistryOptions | No
     from ocipush.registry.errors import registry_error
     from ocipush.registry.login import store_credentials
 
-    options = options or RegistryOptions.from_env()
+    check.text(host, "host")
+    check.text(username, "username")
+    if not isinstance(password, str):
+        raise UsageError(f"password: expected a string, got {type(password).__name__}")
+    options = check.options(options)
     checking = dataclasses.replace(options, username=username, password=password)
     with RegistrySession(checking) as session:
         response = session.transport(_api_host(host)).request("GET", "/v2/", scopes=())
@@ -610,7 +666,7 @@ def logout(host: str, options: RegistryOptions | None = None) -> bool:
     """Remove the stored credentials of registry `host`; False when there were none."""
     from ocipush.registry.login import erase_credentials
 
-    return erase_credentials(host, (options or RegistryOptions.from_env()).docker_config)
+    return erase_credentials(check.text(host, "host"), check.options(options).docker_config)
 
 
 def _api_host(host: str) -> str:

@@ -197,6 +197,8 @@ def read_docker_archive(path: str, reference: str | None, store: OCILayout, tag:
                 stage.commit()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LayoutError(f"{path} is a directory, not a docker archive") from None
     except corrupt_stream_errors() as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
         raise LayoutError(f"{path} is not a readable docker archive: {reason}") from None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
 from ocipush.digest import sha256_of
-from ocipush.errors import UsageError
+from ocipush.errors import InvalidManifestError
 
 if TYPE_CHECKING:
     from ocipush.models import Descriptor, Index, Manifest
@@ -46,7 +46,7 @@ class ManifestDocument:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise UsageError(f"malformed {self.media_type} document: {where}: {first['msg']}") from None
+            raise InvalidManifestError(f"malformed {self.media_type} document: {where}: {first['msg']}") from None
 
     @property
     def manifest(self) -> Manifest:
@@ -54,7 +54,7 @@ class ManifestDocument:
 
         parsed = self.parsed
         if not isinstance(parsed, Manifest):
-            raise UsageError(f"expected an image manifest, got {self.media_type}")
+            raise InvalidManifestError(f"expected an image manifest, got {self.media_type}")
         return parsed
 
     @property
@@ -63,7 +63,7 @@ class ManifestDocument:
 
         parsed = self.parsed
         if not isinstance(parsed, Index):
-            raise UsageError(f"expected an image index, got {self.media_type}")
+            raise InvalidManifestError(f"expected an image index, got {self.media_type}")
         return parsed
 
     def descriptor(self, **extra: Any) -> Descriptor:
@@ -88,9 +88,9 @@ def sniff_media_type(raw: bytes, declared: str | None = None) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
-        raise UsageError("manifest body is not JSON") from None
+        raise InvalidManifestError("manifest body is not JSON") from None
     if not isinstance(data, dict):
-        raise UsageError("manifest body is not a JSON object")
+        raise InvalidManifestError("manifest body is not a JSON object")
     media_type = data.get("mediaType")
     if isinstance(media_type, str) and media_type in mt.MANIFESTS:
         return media_type

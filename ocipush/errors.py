@@ -68,6 +68,10 @@ class RegistryError(RegistryAnswerError):
     exit_code = 5
 
 
+class InvalidManifestError(RegistryError):
+    """A manifest or index is not valid JSON of its kind (a registry's answer or a layout's blob)."""
+
+
 class TransportError(OcipushError):
     """The network failed and retries were exhausted."""
 

@@ -38,6 +38,17 @@ def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterato
         raise
 
 
+@contextlib.contextmanager
+def naming_full_disk(path: str) -> Iterator[None]:
+    """A full disk (ENOSPC, EDQUOT) reported with the path being written, which the OS error does not name."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or exc.filename:
+            raise
+        raise OSError(exc.errno, f"{os.strerror(exc.errno)} while writing into", path) from None
+
+
 def pread_range(fd: int, offset: int, length: int, piece: int = 1 << 20) -> Iterator[bytes]:
     """Bytes [offset, offset + length) of an open file, in pieces; EOFError when the file is shorter."""
     end = offset + length

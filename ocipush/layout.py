@@ -158,7 +158,8 @@ class OCILayout:
         if not entries:
             raise NotFoundError(f"layout {self.path} holds no image")
         names = sorted(filter(None, ((e.annotations or {}).get(REF_NAME) for e in entries)))
-        raise NotFoundError(f"layout {self.path} holds {len(entries)} images; name one with :TAG ({', '.join(names)})")
+        listed = ", ".join(names) if names else ", ".join(e.digest for e in entries)
+        raise NotFoundError(f"layout {self.path} holds {len(entries)} images; name one with :TAG or @DIGEST ({listed})")
 
     def read_manifest(self, descriptor: Descriptor) -> ManifestDocument:
         return ManifestDocument(self.read_blob(descriptor.digest), descriptor.media_type)

@@ -99,9 +99,11 @@ class LocalRegistry:
 
     With neither `storage_dir` nor `s3`, blobs go to a directory inside the registry's temp dir.
     `htpasswd` is an existing file or a mapping user -> password. With `tls_cert` and `tls_key` it serves HTTPS;
-    with `tls_client_ca` as well, only to clients presenting a certificate that CA signed (mTLS). `log_path`
-    (default: in the temp dir, removed on exit) receives the registry's stdout and stderr, access log included;
-    the attribute of that name is final once started.
+    with `tls_client_ca` as well, only to clients presenting a certificate that CA signed (mTLS).
+    `catalog_max_entries` caps `_catalog` pages (distribution's `catalog.maxentries`, default 1000).
+    `foreign_layer_urls` is a regular expression of the `urls` that manifests may give foreign layers
+    (distribution refuses all by default). `log_path` (default: in the temp dir, removed on exit) receives the
+    registry's stdout and stderr, access log included; the attribute of that name is final once started.
     """
 
     def __init__(
@@ -119,6 +121,8 @@ class LocalRegistry:
         log_path: Path | None = None,
         binary: str = "docker-registry",
         start_timeout: float = 30.0,
+        catalog_max_entries: int | None = None,
+        foreign_layer_urls: str | None = None,
     ) -> None:
         if storage_dir is not None and s3 is not None:
             raise LocalRegistryError("choose either storage_dir or s3, not both")
@@ -139,6 +143,8 @@ class LocalRegistry:
         self._log_path_option = log_path
         self._binary = binary
         self._start_timeout = start_timeout
+        self._catalog_max_entries = catalog_max_entries
+        self._foreign_layer_urls = foreign_layer_urls
         self._tmp: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port = 0
@@ -288,6 +294,10 @@ class LocalRegistry:
             "storage": storage,
             "http": http_section,
         }
+        if self._catalog_max_entries is not None:
+            config["catalog"] = {"maxentries": self._catalog_max_entries}  # larger `n` is refused with 400
+        if self._foreign_layer_urls is not None:
+            config["validation"] = {"manifests": {"urls": {"allow": [self._foreign_layer_urls]}}}
         auth = self._auth(tmp)
         if auth:
             config["auth"] = auth

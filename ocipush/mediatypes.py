@@ -18,6 +18,16 @@ DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzi
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 OCI_NONDISTRIBUTABLE_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 
+# Layers that registries need not hold: the manifest names where they live (Windows base layers).
+FOREIGN_LAYERS = frozenset(
+    {
+        DOCKER_FOREIGN_LAYER,
+        OCI_NONDISTRIBUTABLE_GZIP,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFESTS = IMAGE_MANIFESTS | INDEXES

@@ -42,7 +42,7 @@ class Platform(_Model):
 class Descriptor(_Model):
     media_type: str = Field(alias="mediaType")
     digest: str
-    size: int
+    size: int = Field(ge=0)
     urls: list[str] | None = None
     annotations: dict[str, str] | None = None
     platform: Platform | None = None

@@ -68,6 +68,9 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> Reference:
         registry, remainder = first, rest
         if not _HOST_RE.match(registry):
             raise InvalidReferenceError(f"invalid reference {original!r}: bad registry host {registry!r}")
+        port = registry.rsplit(":", 1)[1] if registry.rfind(":") > registry.rfind("]") else None
+        if port is not None and not 0 < int(port) < 65536:
+            raise InvalidReferenceError(f"invalid reference {original!r}: port {port} is not in 1-65535")
     else:
         registry, remainder = DOCKER_HUB, text
     tag = None
@@ -120,7 +123,46 @@ class ArchiveLocation:
         return f"docker-archive:{self.path}" + (f":{self.reference}" if self.reference else "")
 
 
-Location = Reference | LayoutLocation | ArchiveLocation
+@dataclass(frozen=True)
+class OciArchiveLocation:
+    """`oci-archive:FILE[:tag]`: a tar of an OCI image layout, as skopeo reads and writes it."""
+
+    path: str
+    tag: str | None = None
+
+    def __str__(self) -> str:
+        return f"oci-archive:{self.path}" + (f":{self.tag}" if self.tag else "")
+
+
+Location = Reference | LayoutLocation | ArchiveLocation | OciArchiveLocation
+
+# The location prefixes ocipush reads and writes, and those of other tools (skopeo, podman) it does not, so that
+# `dir:x` is refused instead of being read as a Docker Hub name or a path.
+PREFIXES = ("oci:", "oci-archive:", "docker-archive:", "docker://")
+_FOREIGN_TRANSPORTS = frozenset(
+    {"dir", "docker-daemon", "containers-storage", "ostree", "sif", "tarball"}  # not `docker:` (an image name)
+)
+_PREFIX_RE = re.compile(r"^([a-z][a-z0-9+-]*):(.*)$", re.DOTALL)
+_PORT_PATH_RE = re.compile(r"^[0-9]+(?:/|$)")
+
+
+def has_prefix(text: str) -> bool:
+    """Whether `text` starts with a `word:` location prefix, supported or not (`host:5000/repo` and
+    `name:tag` are references, not prefixes)."""
+    match = _PREFIX_RE.match(text)
+    if not match:
+        return False
+    word, rest = match.groups()
+    if text.startswith(PREFIXES) or word in _FOREIGN_TRANSPORTS:
+        return True
+    return not _PORT_PATH_RE.match(rest) and not _TAG_RE.match(rest)
+
+
+def _refuse_unknown_prefix(text: str) -> None:
+    if has_prefix(text) and not text.startswith(PREFIXES):
+        word = text.split(":", 1)[0]
+        supported = ", ".join(p + ("REF" if p.endswith("//") else "PATH") for p in PREFIXES)
+        raise InvalidReferenceError(f"unsupported location prefix {word + ':'!r} in {text!r} (supported: {supported})")
 
 
 def _split_path_suffix(body: str, prefix: str) -> tuple[str, str | None, str | None]:
@@ -138,7 +180,14 @@ def _split_path_suffix(body: str, prefix: str) -> tuple[str, str | None, str | N
 
 
 def parse_location(text: str, default_tag: str | None = "latest") -> Location:
-    """Parse a source or target: `oci:PATH[:tag]`, `docker-archive:FILE[:ref]`, `docker://REF` or `REF`."""
+    """Parse a source or target: `oci:PATH[:tag]`, `oci-archive:FILE[:tag]`, `docker-archive:FILE[:ref]`,
+    `docker://REF` or `REF`. Another `word:` prefix is refused with the list of supported ones."""
+    _refuse_unknown_prefix(text)
+    if text.startswith("oci-archive:"):
+        path, tag, digest = _split_path_suffix(text[len("oci-archive:") :], "oci-archive:")
+        if digest is not None or (tag is not None and not _TAG_RE.match(tag)):
+            raise InvalidReferenceError(f"invalid location {text!r}: an oci-archive image is named by a tag")
+        return OciArchiveLocation(path, tag)
     if text.startswith("oci:"):
         path, tag, digest = _split_path_suffix(text[4:], "oci:")
         if tag is not None and not _TAG_RE.match(tag):

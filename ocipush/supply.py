@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ocipush import arguments as check
 from ocipush import mediatypes as mt
-from ocipush.api import LocationLike, _platform, _reference
+from ocipush.api import LocationLike
 from ocipush.artifact import TITLE, add_bytes, add_file, artifact_manifest, push_artifact
 from ocipush.blobsource import BlobSource
 from ocipush.errors import NotFoundError, UsageError, VerificationError
@@ -45,7 +46,7 @@ def list_referrers(
     """What is attached to the manifest at `location`: OCI referrers (the referrers API, or the referrers tag
     schema where the registry lacks it) and, without `artifact_type`, cosign's `.sig`/`.att`/`.sbom` objects.
     With `recursive`, each referrer's own referrers are in its `children`."""
-    reference = _reference(location)
+    reference = check.reference(location, "location")
     with RegistrySession(options) as session:
         subject = subject_descriptor(session, reference)
         finder = RegistryReferrers(session.client(reference))
@@ -82,12 +83,12 @@ def attach(
     updated (read, merge, write). Returns the artifact manifest's digest and blob outcomes."""
     if not artifact_type or "/" not in artifact_type:
         raise UsageError(f"artifact type {artifact_type!r} is not a media type (type/subtype)")
-    reference = _reference(location)
+    reference = check.reference(location, "location")
     blobs: dict[str, BlobSource] = {}
     layers = [add_file(blobs, *((item, None) if isinstance(item, str) else item)) for item in files]
     with RegistrySession(options) as session:
         try:
-            subject = subject_descriptor(session, reference, _platform(platform))
+            subject = subject_descriptor(session, reference, check.platform(platform))
         except NotFoundError:
             raise NotFoundError(f"{reference}: no such manifest to attach to") from None
         return push_artifact(session, reference, artifact_manifest(artifact_type, layers, subject, annotations, blobs),
@@ -120,7 +121,7 @@ def sign_image(
     from ocipush.sign.signer import open_signer
     from ocipush.sign.store import signature_layer, store_as_referrer, store_in_tag
 
-    reference = _reference(location)
+    reference = check.reference(location, "location")
     options = options or RegistryOptions.from_env()
     signer = open_signer(key, password, options.aws_profile)
     with RegistrySession(options) as session:
@@ -151,7 +152,7 @@ def verify_image(
     from ocipush.sign.store import find_signatures
     from ocipush.sign.verify import Verification, check_signature, repository_names
 
-    reference = _reference(location)
+    reference = check.reference(location, "location")
     options = options or RegistryOptions.from_env()
     public_key = open_public_key(key, password, options.aws_profile)
     with RegistrySession(options) as session:
@@ -250,9 +251,9 @@ def sbom(
     platform's manifest), or cosign's `.sbom` object."""
     from ocipush.build.sbom import SPDX_JSON
 
-    reference = _reference(location)
+    reference = check.reference(location, "location")
     with RegistrySession(options) as session:
-        subject = subject_descriptor(session, reference, _platform(platform))
+        subject = subject_descriptor(session, reference, check.platform(platform))
         client = session.client(reference)
         finder = RegistryReferrers(client)
         found = finder.referrers(subject.digest, SPDX_JSON)

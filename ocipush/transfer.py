@@ -18,7 +18,8 @@ from ocipush.baseinfo import BASE_NAME
 from ocipush.blobsource import BlobSource, FileBlobSource, MissingBlobSource, RegistryBlobSource
 from ocipush.digest import is_digest
 from ocipush.document import ManifestDocument
-from ocipush.errors import NotFoundError, RegistryError, TransferStopped, UsageError
+from ocipush.errors import NotFoundError, RegistryError, TransferStopped
+from ocipush.fsutil import naming_full_disk
 from ocipush.layout import OCILayout
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
@@ -151,11 +152,14 @@ def _registry_base(annotations: dict[str, str] | None) -> Reference | None:
 class ImageTarget(Protocol):
     name: str
     stop: threading.Event  # set when one blob failed: the others end at their next piece
+    needs_foreign_layers: bool  # a local copy is complete only with them; a registry keeps just their descriptors
     outcomes: tuple[BlobOutcome, ...]  # what put_blob may answer, in the order results list them
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome: ...
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None: ...
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
+        """Store a manifest; `top` is False for the children of an index (stored, never named on their own)."""
+        ...
 
     def current_digest(self, reference: str) -> str | None:
         """The digest a tag (or digest) names at the target now, None when it names nothing."""
@@ -172,6 +176,7 @@ class RegistryTarget:
         self.client = session.client(reference)
         self.name = f"{reference.registry}/{reference.repository}"
         self.stop = threading.Event()
+        self.needs_foreign_layers = False
         self.referrers = RegistryReferrers(self.client)
         self.outcomes = PUSH_OUTCOMES
         self.uploader = BlobUploader(
@@ -185,7 +190,7 @@ class RegistryTarget:
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
         return self.uploader.upload(source.blob(descriptor), source.mount_from(descriptor, self.client.transport.host))
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for reference in tags or [document.digest]:
             wanted = self._merged(reference, document) if reference.endswith(APPENDED_SUFFIXES) else document
             try:
@@ -239,34 +244,50 @@ class LayoutTarget:
         self.progress = progress
         self.name = f"oci:{layout.path}"
         self.stop = threading.Event()
+        self.needs_foreign_layers = True
         self.outcomes = LOCAL_OUTCOMES
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
         if self.layout.has_blob(descriptor.digest, descriptor.size):
             return "exists"
         blob = source.blob(descriptor)
-        if isinstance(blob, RegistryBlobSource):
-            download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
-            return "downloaded"
-        with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
-            for data in blob.read_range(0, descriptor.size):
-                if self.stop.is_set():
-                    raise TransferStopped
-                out.write(data)
-        return "copied"
+        try:
+            with naming_full_disk(self.layout.path):
+                if isinstance(blob, RegistryBlobSource):
+                    download_blob(blob.client, descriptor, self.layout, self.progress, self.stop)
+                    return "downloaded"
+                with self.layout.blob_writer(descriptor.digest, descriptor.size) as out:
+                    for data in blob.read_range(0, descriptor.size):
+                        if self.stop.is_set():
+                            raise TransferStopped
+                        out.write(data)
+                return "copied"
+        except NotFoundError:
+            if not is_foreign(descriptor):
+                raise
+            raise NotFoundError(
+                f"foreign layer {descriptor.digest} is not served by {source.name}, and a local copy needs it "
+                f"(ocipush does not fetch from a manifest's urls: {', '.join(descriptor.urls or []) or 'none'})"
+            ) from None
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
-        self.layout.add_manifest(document, tags)
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
+        with naming_full_disk(self.layout.path):
+            if top:
+                self.layout.add_manifest(document, tags)
+            else:  # only the root belongs in index.json: tools read one entry per image
+                self.layout.write_blob(document.raw, document.digest)
 
     def index_referrers(self, documents: list[ManifestDocument]) -> None:
         """Nothing to do: a layout's referrers are found by their subject field (LayoutReferrers)."""
 
     def current_digest(self, reference: str) -> str | None:
+        if is_digest(reference):
+            # Only index.json entries count: a manifest kept as an index's child is not an image there of its own.
+            return reference if any(e.digest == reference for e in self.layout.read_index().manifests) else None
         try:
-            entry = self.layout.resolve(digest=reference) if is_digest(reference) else self.layout.resolve(reference)
+            return self.layout.resolve(reference).digest
         except NotFoundError:
             return None
-        return entry.digest
 
 
 # --- the walk --------------------------------------------------------------------------------------------------------
@@ -338,8 +359,16 @@ def _within_bounds(source: ImageSource, child: Descriptor, depth: int, count: in
     return child
 
 
-def _collect(source: ImageSource, root: ManifestDocument) -> tuple[list[ManifestDocument], dict[str, Descriptor]]:
-    """Image manifests under `root` (children first, root last) and the blobs they reference."""
+def is_foreign(blob: Descriptor) -> bool:
+    """A layer that registries need not hold (it names where it lives; Windows base layers)."""
+    return blob.media_type in mt.FOREIGN_LAYERS or bool(blob.urls)
+
+
+def _collect(
+    source: ImageSource, root: ManifestDocument, foreign: bool = True
+) -> tuple[list[ManifestDocument], dict[str, Descriptor]]:
+    """Image manifests under `root` (children first, root last) and the blobs they reference (foreign layers
+    only with `foreign`)."""
     documents: list[ManifestDocument] = []
     blobs: dict[str, Descriptor] = {}
     seen = {root.digest}  # a child reached twice is fetched and stored once
@@ -353,8 +382,8 @@ def _collect(source: ImageSource, root: ManifestDocument) -> tuple[list[Manifest
         else:
             manifest = document.manifest
             for blob in [manifest.config, *manifest.layers]:
-                if blob.media_type == mt.DOCKER_FOREIGN_LAYER or blob.urls:
-                    continue  # foreign layers live elsewhere by design
+                if not foreign and is_foreign(blob):
+                    continue  # a registry target keeps their descriptors; the bytes live elsewhere by design
                 blobs.setdefault(blob.digest, blob)
         documents.append(document)
 
@@ -405,7 +434,7 @@ def transfer(
     root = source.root()
     if platform is not None and root.is_index:
         root = select_platform(source, root, platform)
-    documents, blobs = _collect(source, root)
+    documents, blobs = _collect(source, root, target.needs_foreign_layers)
     result = TransferResult(root.digest, root.media_type, len(root.raw), tags, outcomes=target.outcomes)
     attached, attached_blobs = _collect_attached(source, documents) if referrers else ([], {})
     result.referrers = [document.digest for document, _ in attached]
@@ -433,7 +462,7 @@ def transfer(
         move_all()
     if not image_there:
         for document in documents[:-1]:
-            target.put_manifest(document, [])
+            target.put_manifest(document, [], top=False)
         target.put_manifest(root, tags)
     for document, document_tags in missing:
         target.put_manifest(document, document_tags)
@@ -517,13 +546,3 @@ def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:
     from ocipush.cachedir import cache_subdir
 
     return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True)
-
-
-def validate_tags(tags: Iterable[str]) -> list[str]:
-    from ocipush.reference import is_valid_tag
-
-    tags = list(tags)
-    for tag in tags:
-        if not is_valid_tag(tag):
-            raise UsageError(f"invalid tag {tag!r}")
-    return tags

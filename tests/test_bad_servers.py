@@ -65,3 +65,27 @@ def test_answers_that_are_not_json(not_json: str) -> None:
     with pytest.raises(RegistryError, match="not a JSON tags list"):
         api.list_tags(f"{not_json}/app", options=RegistryOptions())
     assert_one_line_error(run_cli("catalog", not_json), "not a JSON repositories list")
+
+
+@pytest.mark.parametrize(
+    ("body", "command"),
+    [
+        (b'{"tags":"abc"}', "tags"),  # a string is not split into a, b, c
+        (b'{"tags":[1,2]}', "tags"),
+        (b'{"tags":{"a":1}}', "tags"),
+        (b'{"repositories":[{"name":"x"}]}', "catalog"),
+        (b'["app"]', "catalog"),
+    ],
+)
+def test_listings_that_are_not_lists_of_strings(body: bytes, command: str) -> None:
+    answer = b"HTTP/1.1 200 OK\r\n" + DISTRIBUTION + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+    for host in _serve(answer % (len(body), body)):
+        key = "tags" if command == "tags" else "repositories"
+        with pytest.raises(RegistryError, match=f"not a JSON {key} list"):
+            if command == "tags":
+                api.list_tags(f"{host}/app", options=RegistryOptions())
+            else:
+                api.catalog(host, options=RegistryOptions())
+        done = run_cli(command, f"{host}/app" if command == "tags" else host)
+        assert_one_line_error(done, f"not a JSON {key} list")
+        assert done.returncode == 5 and done.stdout == ""

@@ -64,3 +64,28 @@ def test_docker_archive_round_trip_through_registry(registry: LocalRegistry, tmp
     config = api.inspect(f"{registry.host}/again:v1", options=options(tmp_path)).config
     assert config is not None and config["config"]["Env"] == ["SEED=1"]
     assert pushed.blobs
+
+
+def test_all_platforms_layout_has_only_the_index_at_the_top(registry: LocalRegistry, tmp_path: Path) -> None:
+    import imagehelpers as ih
+
+    layout = OCILayout(str(tmp_path / "src"), create=True)
+    amd = ih.build_image(layout, [([ih.file("arch", "amd64")], "gzip")], tag=None, arch="amd64")
+    arm = ih.build_image(layout, [([ih.file("arch", "arm64")], "gzip")], tag=None, arch="arm64")
+    index = ih.build_index(layout, [amd, arm], "multi")
+    api.push(f"oci:{layout.path}:multi", f"{registry.host}/multi:1", options=options(tmp_path))
+    for target in (f"oci:{tmp_path / 'tagged'}:1", f"oci:{tmp_path / 'untagged'}"):
+        api.pull(f"{registry.host}/multi:1", target, all_platforms=True, options=options(tmp_path))
+    for name in ("tagged", "untagged"):
+        pulled = OCILayout(str(tmp_path / name))
+        assert [entry.digest for entry in pulled.read_index().manifests] == [index.digest]
+        # skopeo reads it (it refused "more than one image" before), and so does our own push
+        _run("skopeo", "copy", "--all", "--preserve-digests", f"oci:{pulled.path}", f"oci:{tmp_path / name}-sk:x")
+        assert OCILayout(f"{tmp_path / name}-sk").resolve("x").digest == index.digest
+        pushed = api.push(f"oci:{pulled.path}", f"{registry.host}/again-{name}:1", options=options(tmp_path))
+        assert pushed.digest == index.digest
+    # one platform's image pulled into the same layout becomes an entry of its own, though its manifest is there
+    api.pull(f"{registry.host}/multi:1", f"oci:{tmp_path / 'untagged'}", platform="linux/arm64",
+             options=options(tmp_path))  # fmt: skip
+    entries = OCILayout(str(tmp_path / "untagged")).read_index().manifests
+    assert [entry.digest for entry in entries] == [index.digest, arm.digest]

@@ -194,3 +194,16 @@ def test_insecure_means_tls_without_verification(tls_registry: RegistryHandle, t
     # ...unless the user marks the host insecure, as with docker and skopeo
     pushed = api.push(f"oci:{source.path}:v1", target, options=options(tmp_path, insecure={tls_registry.host}))
     assert pushed.digest == descriptor.digest
+
+
+def test_catalog_on_a_registry_whose_page_cap_is_below_1000(tmp_path: Path) -> None:
+    """distribution refuses `n` above its `catalog.maxentries` (PAGINATION_NUMBER_INVALID): its own page size is
+    used instead, and its Link pages are followed."""
+    source, _ = make_image(tmp_path / "src")
+    with LocalRegistry(catalog_max_entries=2, log_path=tmp_path / "registry.log") as capped:
+        names = ["a/app", "b/app", "c/app", "d/app", "e/app"]
+        for name in names:
+            api.push(f"oci:{source.path}:v1", f"{capped.host}/{name}:v1", options=options(tmp_path))
+        assert sorted(api.catalog(capped.host, options=options(tmp_path))) == names
+        log = (tmp_path / "registry.log").read_text()
+        assert "PAGINATION_NUMBER_INVALID" in log or '"GET /v2/_catalog?n=1000 HTTP/1.1" 400' in log

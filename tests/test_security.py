@@ -23,6 +23,7 @@ from ocipush.errors import AuthError, LayoutError
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry, TokenAuth
 from ocipush.models import Descriptor
+from ocipush.reference import parse_reference
 from ocipush.registry.session import RegistrySession
 
 
@@ -32,7 +33,7 @@ def test_repr_never_shows_password_or_bearer_token(token_registry: RegistryHandl
     source, _ = make_image(tmp_path / "src")
     api.push(f"oci:{source.path}:v1", f"{token_registry.host}/app:v1", options=opts)
     with RegistrySession(opts) as session:
-        client = session.client(api._reference(f"{token_registry.host}/app"))
+        client = session.client(parse_reference(f"{token_registry.host}/app"))
         assert client.list_tags() == ["v1"]
         tokens = list(client.transport.auth._tokens.values())
         assert tokens, "the registry's bearer challenge was never answered"

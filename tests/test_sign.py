@@ -228,12 +228,13 @@ def test_tampered_payload_and_other_digest_fail(registry: LocalRegistry, tmp_pat
     tampered = good.replace(b'"type"', b'"typ\\u0065"')
     assert tampered != good and json.loads(tampered) == json.loads(good)
     from ocipush.blobsource import BlobSource
+    from ocipush.reference import parse_reference
     from ocipush.registry.session import RegistrySession
     from ocipush.sign.store import signature_layer, store_in_tag
 
     blobs: dict[str, BlobSource] = {}
     with RegistrySession(options(tmp_path)) as session:
-        store_in_tag(session, api._reference(ref), digest, signature_layer(blobs, tampered, signature), blobs)
+        store_in_tag(session, parse_reference(ref), digest, signature_layer(blobs, tampered, signature), blobs)
     result = run_cli("verify", ref, "--key", str(pub), "--json", *cache)
     assert result.returncode == 11
     reasons = sorted(s["reason"] for s in json.loads(result.stdout)["signatures"])
@@ -242,7 +243,7 @@ def test_tampered_payload_and_other_digest_fail(registry: LocalRegistry, tmp_pat
     # Sanity: the untampered payload with the same signature does verify.
     blobs = {}
     with RegistrySession(options(tmp_path)) as session:
-        store_in_tag(session, api._reference(ref), digest, signature_layer(blobs, good, signature), blobs)
+        store_in_tag(session, parse_reference(ref), digest, signature_layer(blobs, good, signature), blobs)
     assert run_cli("verify", ref, "--key", str(pub), *cache).returncode == 0
 
 

@@ -16,7 +16,7 @@ from ocipush import mediatypes as mt
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
 from ocipush.models import Descriptor, ImageConfig, ManifestDocument, Platform, platform_matches
-from ocipush.reference import ArchiveLocation, LayoutLocation, parse_location
+from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, parse_location
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def resolve_bases(base: str, platforms: list[Platform], host: Platform, options:
     if base == "scratch":
         return Bases([BaseImage(p) for p in platforms or [host]])
     location = parse_location(base)
-    if isinstance(location, ArchiveLocation):
-        raise BuildError(f"base {base}: docker-archive bases are not supported; use a registry or oci: layout")
+    if isinstance(location, ArchiveLocation | OciArchiveLocation):
+        raise BuildError(f"base {base}: archive bases are not supported; use a registry or oci: layout")
     if isinstance(location, LayoutLocation):
         return _from_layout(location, platforms, host)
     return _from_registry(str(location), platforms, host, options)

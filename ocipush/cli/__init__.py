@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -109,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ocipush.cli.logs import logging_to_stderr
     from ocipush.errors import OcipushError
 
+    _first_interrupt_unwinds()
     try:
         with logging_to_stderr(args.verbose, args.debug):
             code: int = args.handler(args)
@@ -136,6 +139,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if type(exc).__module__.split(".")[0] not in ("httpx", "httpcore", "h11"):
             raise
         return _fail(args, f"network failure ({type(exc).__name__}: {exc})", 6, exc)
+
+
+def _first_interrupt_unwinds() -> None:
+    """The first Ctrl-C raises KeyboardInterrupt, so that the command stops its workers and says so; a second one
+    (while that shutdown waits for requests in flight) leaves at once, never with a traceback."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, _leave_now)
+        raise KeyboardInterrupt
+
+    # Not when SIGINT is ignored (nohup, a background job) or main() runs off the main thread (tests, embedders).
+    if (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGINT, interrupted)
+
+
+def _leave_now(signum: int, frame: object) -> None:
+    os.write(2, b"\nocipush: interrupted again: leaving now (run the same command again to resume)\n")
+    os._exit(130)
 
 
 def _fail(args: argparse.Namespace, message: str, code: int, exc: BaseException) -> int:

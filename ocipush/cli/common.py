@@ -289,13 +289,18 @@ def _repository(target: str) -> str:
 
 
 def local_location(path: str) -> str:
-    """crane's habit: a directory is an OCI layout, a file a docker archive; prefixed locations pass through."""
-    if path.startswith(("oci:", "docker-archive:", "docker://")):
+    """crane's habit: a directory is an OCI layout, a file a docker archive; prefixed locations pass through (an
+    unknown prefix is refused when parsed); anything else is a missing path."""
+    from ocipush.reference import has_prefix
+
+    if has_prefix(path):
         return path
     if os.path.isdir(path):
         return f"oci:{path}"
     if os.path.isfile(path):
         return f"docker-archive:{path}"
-    if path.startswith(("/", "./", "../", "~")):
-        raise UsageError(f"{path}: no such file or directory (expected an OCI layout directory or a docker archive)")
-    return path
+    # Never read a missing path as a Docker Hub name (`nope_dir` is docker.io/library/nope_dir).
+    raise UsageError(
+        f"{path}: no such file or directory (expected an OCI layout directory or a docker archive; "
+        "to push from a registry, write docker://REF)"
+    )

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
         return parser
 
     push = command("push", _push, "push an image from an OCI layout or docker archive to a registry", True)
-    push.add_argument("source", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a directory / tarball path")
+    push.add_argument(
+        "source", help="oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], or a directory / tarball path"
+    )
     push.add_argument("target", help="registry reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     push.add_argument("--tag", "-t", action="append", default=[], help="also tag the image with TAG (repeatable)")
     push.add_argument("--referrers", action="store_true", help="also push the referrers the layout holds for it")
@@ -43,11 +45,15 @@ def register(subparsers: Any) -> None:
     add_conversion_arguments(push)
 
     pull = command("pull", _pull, "pull an image to an OCI layout, a docker archive or a root filesystem", True)
-    pull.add_argument("source", help="registry reference (or oci:/docker-archive: location)")
-    pull.add_argument("target", help="oci:DIR[:tag], docker-archive:FILE[:ref], or a path (see --format)")
-    pull.add_argument("--format", choices=("oci", "docker-archive", "rootfs"), default="oci", help="for a plain path")
+    pull.add_argument("source", help="registry reference (or oci:/oci-archive:/docker-archive: location)")
+    pull.add_argument(
+        "target", help="oci:DIR[:tag], oci-archive:FILE[:tag], docker-archive:FILE[:ref], or a path (see --format)"
+    )
+    pull.add_argument(
+        "--format", choices=("oci", "oci-archive", "docker-archive", "rootfs"), default="oci", help="for a plain path"
+    )
     pull.add_argument("--platform", help="os/arch[/variant] to take from an index (default: this machine's)")
-    pull.add_argument("--all-platforms", action="store_true", help="keep the whole index (oci format only)")
+    pull.add_argument("--all-platforms", action="store_true", help="keep the whole index (oci and oci-archive only)")
     pull.add_argument("--no-devices", action="store_true",
                       help="rootfs: refuse device nodes and fifos (created by default when running as root; "
                       "without root, device nodes are always refused)")  # fmt: skip
@@ -89,17 +95,20 @@ def register(subparsers: Any) -> None:
 
 def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("conversion (the converted image has new digests)")
-    group.add_argument("--compression", choices=("gzip", "zstd", "keep"), default="keep",
-                       help="recompress the layers (default keep: as they are)")  # fmt: skip
+    group.add_argument("--compression", choices=("gzip", "zstd", "keep"),
+                       help="recompress the layers; keep: as they are (default: keep, except that a docker "
+                       "archive's plain layers are gzip-compressed)")  # fmt: skip
     group.add_argument("--format", dest="manifest_format", choices=("oci", "docker"),
                        help="write OCI or Docker v2.2 manifests (default: as the source has them)")  # fmt: skip
 
 
 def conversion_from_args(args: argparse.Namespace) -> Conversion | None:
+    """The conversion asked for; None when no flag was given, so that the library's default applies."""
     from ocipush.ops.convert import Conversion
 
-    conversion = Conversion(args.compression, args.manifest_format)
-    return None if conversion.changes_nothing else conversion
+    if args.compression is None and args.manifest_format is None:
+        return None
+    return Conversion(args.compression or "keep", args.manifest_format)
 
 
 def _add_sign(parser: argparse.ArgumentParser) -> None:
@@ -167,12 +176,13 @@ def _copy_to(args: argparse.Namespace, verb: str, source: str, platform: str | N
 
 def _pull(args: argparse.Namespace) -> int:
     from ocipush import api
+    from ocipush.reference import has_prefix
 
     options = registry_options(args)
     progress, printer = progress_for(args)
     target = args.target
     try:
-        if args.format == "rootfs" and not target.startswith(("oci:", "docker-archive:")):
+        if args.format == "rootfs" and not has_prefix(target):
             result = api.pull_rootfs(
                 args.source,
                 target,
@@ -183,7 +193,7 @@ def _pull(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         else:
-            if not target.startswith(("oci:", "docker-archive:")):
+            if not has_prefix(target):  # an unknown `word:` is refused by the parser, never made a path
                 target = f"{args.format}:{target}"
             result = api.pull(
                 args.source,

@@ -8,6 +8,7 @@ import tarfile
 from collections.abc import Callable
 from typing import IO, BinaryIO
 
+from ocipush.arguments import checked
 from ocipush.digest import validate_digest
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.extract import COPY_SIZE, OPAQUE, WHITEOUT
@@ -22,6 +23,7 @@ from ocipush.transfer import RegistrySource
 MAX_LINKS = 40
 
 
+@checked
 def get_blob(reference: str, digest: str, out: BinaryIO, *, options: RegistryOptions | None = None) -> int:
     """Copy blob `digest` of the repository `reference` names into `out`; raises if it does not match its digest
     (`out` then holds unverified bytes: write to a temporary file and keep it only on success). Returns the size."""
@@ -41,6 +43,7 @@ def get_blob(reference: str, digest: str, out: BinaryIO, *, options: RegistryOpt
         return reader.size
 
 
+@checked
 def cat(
     reference: str,
     path: str,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ocipush import mediatypes as mt
+from ocipush.arguments import checked
 from ocipush.errors import UsageError
 from ocipush.extract import MAX_SYMLINKS, OPAQUE, WHITEOUT, layer_members, split_path
 from ocipush.models import Descriptor, History, Platform, parse_platform
@@ -211,6 +212,7 @@ def _rename(member: tarfile.TarInfo, path: str) -> None:
     member.pax_headers = {k: v for k, v in member.pax_headers.items() if k not in ("path", "linkpath")}
 
 
+@checked
 def flatten(
     reference: str,
     target: str,
@@ -256,6 +258,7 @@ def flatten(
         return publish(session, result, destination, progress)
 
 
+@checked
 def export(
     reference: str,
     out: BinaryIO,

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from ocipush import mediatypes as mt
+from ocipush.arguments import checked
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.models import Descriptor, Index, ManifestDocument, Platform, parse_platform, platform_matches
 from ocipush.ops.source import ComposedSource, load_image, output_reference, publish, writable_reference
@@ -22,6 +23,7 @@ log = logging.getLogger("ocipush.ops.index")
 Entry = tuple[Descriptor, ImageSource]
 
 
+@checked
 def create_index(
     target: str,
     manifests: Sequence[str],
@@ -39,6 +41,7 @@ def create_index(
         return _push_index(session, reference, None, entries, annotations or {}, progress)
 
 
+@checked
 def append_index(
     target: str,
     manifests: Sequence[str],
@@ -59,6 +62,7 @@ def append_index(
         return _push_index(session, destination, index, entries, annotations or {}, progress)
 
 
+@checked
 def filter_index(
     target: str,
     platforms: Sequence[Platform | str],
@@ -80,6 +84,7 @@ def filter_index(
         return _push_index(session, destination, index, [(c, source) for c in kept], {}, progress)
 
 
+@checked
 def remove_from_index(
     target: str,
     *,

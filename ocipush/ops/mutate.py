@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ocipush.arguments import checked
 from ocipush.models import History, Platform, parse_platform
 from ocipush.ops.source import open_image, output_reference, publish, rewrite_image
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from ocipush.build.spec import BuildSpec
 
 
+@checked
 def mutate(
     reference: str,
     target: str,

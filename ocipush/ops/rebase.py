@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from ocipush import mediatypes as mt
+from ocipush.arguments import checked
 from ocipush.baseinfo import BASE_DIGEST, BASE_NAME, base_of, record_base
 from ocipush.errors import UsageError
 from ocipush.models import Platform, parse_platform
@@ -22,6 +23,7 @@ from ocipush.transfer import TransferResult
 log = logging.getLogger("ocipush.ops.rebase")
 
 
+@checked
 def rebase(
     reference: str,
     new_base: str,

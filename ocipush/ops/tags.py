@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ocipush.arguments import checked
 from ocipush.errors import NotFoundError, RegistryError, UsageError
 from ocipush.ops.source import output_reference
 from ocipush.reference import parse_reference
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
-from ocipush.transfer import validate_tags
 
 
+@checked
 def tag(reference: str, tags: Sequence[str], *, options: RegistryOptions | None = None) -> str:
     """Point each of `tags` (in the same repository) at the manifest `reference` names. Returns its digest."""
     source = parse_reference(reference)
-    new_tags = validate_tags(tags)
+    new_tags = list(tags)
     if not new_tags:
         raise UsageError("tag needs at least one new tag")
     with RegistrySession(options) as session:
@@ -27,6 +28,7 @@ def tag(reference: str, tags: Sequence[str], *, options: RegistryOptions | None 
         return document.digest
 
 
+@checked
 def untag(reference: str, *, options: RegistryOptions | None = None) -> None:
     """Remove the tag `reference` names, keeping the manifest (and its other tags). ECR only."""
     target = parse_reference(reference, default_tag=None)

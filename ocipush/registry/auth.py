@@ -233,5 +233,7 @@ class Authenticator:
             value, expires_in = None, 60
         if not value:
             raise AuthError(f"token service for {self.host} returned no token")
+        if not isinstance(value, str) or not value.isascii() or not value.isprintable():
+            raise AuthError(f"token service for {self.host} returned a token that is not printable ASCII")
         # Renew a little early so a token never expires mid-request.
         return _Token(str(value), time.time() + max(expires_in - 10, 10))

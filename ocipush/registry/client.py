@@ -17,7 +17,7 @@ from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
 from ocipush.limits import MAX_MANIFEST_BYTES, read_limited
 from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
-from ocipush.registry.errors import registry_error
+from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 
 if TYPE_CHECKING:
@@ -245,7 +245,8 @@ class RegistryClient:
         query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
         what = f"list referrers of {digest[:19]} in {self.name}"
         try:
-            found = self._paginate(self._path(f"referrers/{digest}{query}"), "manifests", self.pull_scopes, what)
+            path = self._path(f"referrers/{digest}{query}")
+            found = self._paginate(path, "manifests", self.pull_scopes, what, item=dict)
         except NotFoundError:
             return None
         except RegistryError as exc:
@@ -261,7 +262,8 @@ class RegistryClient:
         except ValidationError:
             raise RegistryError(f"{what}: the registry's answer holds a malformed descriptor") from None
 
-    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str) -> list[Any]:
+    def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str, item: type = str) -> list[Any]:
+        """Every `Link` page's `key` list, each entry an `item` (names: str; descriptors: dict)."""
         items: list[Any] = []
         url: str | None = path
         seen: set[str] = set()
@@ -270,12 +272,12 @@ class RegistryClient:
                 raise RegistryError(f"{what}: the registry's pages do not end (Link: rel=next loops)")
             seen.add(url)
             response = self.transport.request("GET", url, scopes=scopes)
+            if url == path and "?n=" in path and _page_size_refused(response):
+                url = path.split("?", 1)[0]  # a registry with a smaller page cap: let it choose the page size
+                continue
             if response.status_code != 200:
                 raise registry_error(response, what, self.name if self.repository else self.transport.host)
-            try:
-                items.extend(response.json().get(key) or [])
-            except (ValueError, AttributeError, TypeError):
-                raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list") from None
+            items.extend(_listed(response, key, what, item))
             match = _LINK_RE.search(response.headers.get("link", ""))
             url = self.absolute(response, match.group(1)) if match else None
         return items
@@ -295,6 +297,25 @@ def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
     return client._paginate(
         f"/v2/_catalog?n={page_size}", "repositories", (CATALOG_SCOPE,), f"list repositories of {transport.host}"
     )
+
+
+def _page_size_refused(response: httpx.Response) -> bool:
+    return response.status_code == 400 and any(c == "PAGINATION_NUMBER_INVALID" for c, _ in error_codes(response))
+
+
+def _listed(response: httpx.Response, key: str, what: str, item: type) -> list[Any]:
+    """`{key: [item, ...]}` from a listing page; a missing or null list is an empty page."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    value = data.get(key) if isinstance(data, dict) else 0
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(entry, item) for entry in value):
+        kind = "strings" if item is str else "objects"
+        raise RegistryError(f"{what}: the registry's answer is not a JSON {key} list of {kind}")
+    return value
 
 
 def _range_end(value: str | None) -> int | None:

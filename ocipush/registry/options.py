@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from ocipush.errors import UsageError
 
 DEFAULT_CHUNK_SIZE = 32 << 20
 MIN_CHUNK_SIZE = 5 << 20  # ECR rejects smaller non-final parts
+DEFAULT_DEADLINE = 300.0
 
 
 def _env_map(value: str) -> dict[str, str]:
@@ -18,9 +21,14 @@ def _env_map(value: str) -> dict[str, str]:
 
 @dataclass
 class RegistryOptions:
-    """How to reach registries. Every field has a sensible default; env vars fill in what is not given:
-    `OCIPUSH_ENDPOINTS` (`host=url,host=url`), `OCIPUSH_INSECURE` (comma-separated hosts),
-    `OCIPUSH_CA_FILE`, `OCIPUSH_USERNAME` + `OCIPUSH_PASSWORD`."""
+    """How to reach registries. Every field has a sensible default.
+
+    The rule for the environment: every `RegistryOptions` (however made) fills the fields the caller left unset
+    from `OCIPUSH_*` when it is created; what the caller gave wins. `OCIPUSH_ENDPOINTS` (`host=url,host=url`) and
+    `OCIPUSH_INSECURE` (comma-separated hosts) are merged with the given ones (given ones win for the same host);
+    `OCIPUSH_CA_FILE` fills `ca_file`; `OCIPUSH_DEADLINE` fills `deadline` when it is the default;
+    `OCIPUSH_USERNAME` + `OCIPUSH_PASSWORD` fill the credentials when no username is given. `environment=False`
+    ignores the environment altogether."""
 
     insecure: set[str] = field(default_factory=set)
     ca_file: str | None = None
@@ -34,29 +42,68 @@ class RegistryOptions:
     timeout: float = 60.0  # per connect / read / write
     # Seconds a registry has to answer a request completely (counted from the last byte sent), and to send each
     # MiB of a blob: a server that trickles bytes ends there. None: no limit. `OCIPUSH_DEADLINE`, `--deadline`.
-    deadline: float | None = 300.0
+    deadline: float | None = DEFAULT_DEADLINE
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cache_dir: str | None = None
     cert_file: str | None = None  # client certificate (PEM) for registries that require mTLS, with key_file
     key_file: str | None = None
     certs_dir: str | None = None  # a docker-style certs.d directory (HOST/ca.crt, client.cert, client.key)
+    environment: bool = True
+
+    def __post_init__(self) -> None:
+        self.check()
+        if self.environment:
+            self._fill_from(os.environ)
+            self.check()  # what came from the environment must hold too
+
+    def _fill_from(self, env: Mapping[str, str]) -> None:
+        if "OCIPUSH_ENDPOINTS" in env:
+            self.endpoints = {**_env_map(env["OCIPUSH_ENDPOINTS"]), **self.endpoints}
+        if "OCIPUSH_INSECURE" in env:
+            self.insecure = self.insecure | {h.strip() for h in env["OCIPUSH_INSECURE"].split(",") if h.strip()}
+        self.ca_file = self.ca_file or env.get("OCIPUSH_CA_FILE")
+        if self.deadline == DEFAULT_DEADLINE and env.get("OCIPUSH_DEADLINE"):
+            self.deadline = parse_deadline(env["OCIPUSH_DEADLINE"], "OCIPUSH_DEADLINE")
+        if self.username is None and env.get("OCIPUSH_USERNAME"):
+            self.username = env["OCIPUSH_USERNAME"]
+            self.password = env.get("OCIPUSH_PASSWORD", "")
 
     @classmethod
     def from_env(cls, **overrides: object) -> RegistryOptions:
-        options = cls(**overrides)  # type: ignore[arg-type]
-        env = os.environ
-        if "OCIPUSH_ENDPOINTS" in env:
-            options.endpoints = {**_env_map(env["OCIPUSH_ENDPOINTS"]), **options.endpoints}
-        if "OCIPUSH_INSECURE" in env:
-            options.insecure |= {h.strip() for h in env["OCIPUSH_INSECURE"].split(",") if h.strip()}
-        options.ca_file = options.ca_file or env.get("OCIPUSH_CA_FILE")
-        if "deadline" not in overrides and env.get("OCIPUSH_DEADLINE"):
-            options.deadline = parse_deadline(env["OCIPUSH_DEADLINE"], "OCIPUSH_DEADLINE")
-        if options.username is None and env.get("OCIPUSH_USERNAME"):
-            options.username = env["OCIPUSH_USERNAME"]
-            options.password = env.get("OCIPUSH_PASSWORD", "")
-        return options
+        """The same as `RegistryOptions(**overrides)` (kept for callers written before the rule above)."""
+        return cls(**overrides)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Raise UsageError naming the first field whose type or value cannot work."""
+        def whole(name: str, value: object, least: float) -> None:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
+                raise UsageError(f"RegistryOptions.{name} must be a number of at least {least:g}, not {value!r}")
+
+        whole("jobs", self.jobs, 1)
+        whole("timeout", self.timeout, 0.001)
+        whole("max_attempts", self.max_attempts, 1)
+        whole("max_retry_seconds", self.max_retry_seconds, 0)
+        if self.deadline is not None:
+            whole("deadline", self.deadline, 0.001)
+        if not isinstance(self.jobs, int):
+            raise UsageError(f"RegistryOptions.jobs must be a whole number, not {self.jobs!r}")
+        if self.chunk_size is not None:
+            whole("chunk_size", self.chunk_size, MIN_CHUNK_SIZE)
+        if not isinstance(self.insecure, set | frozenset) or not all(isinstance(h, str) for h in self.insecure):
+            raise UsageError(f"RegistryOptions.insecure must be a set of host names, not {self.insecure!r}")
+        if not isinstance(self.endpoints, dict):
+            raise UsageError("RegistryOptions.endpoints must map host names to http(s):// URLs")
+        for host, url in self.endpoints.items():
+            if not isinstance(host, str) or not isinstance(url, str) or not _is_http_url(url):
+                raise UsageError(f"endpoint {host}={url}: expected HOST=http(s)://ADDRESS[:PORT]")
+        for name in ("ca_file", "username", "password", "docker_config", "aws_profile", "cache_dir", "cert_file",
+                     "key_file", "certs_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise UsageError(f"RegistryOptions.{name} must be a string, not {type(value).__name__}")
+        if self.ca_file and not os.path.isfile(self.ca_file):
+            raise UsageError(f"CA file {self.ca_file}: no such file")
 
     def base_url(self, host: str) -> str:
         """Where requests for registry `host` go: an override, else HTTPS."""
@@ -65,6 +112,15 @@ class RegistryOptions:
     def may_use_http(self, host: str) -> bool:
         """Whether plain HTTP is allowed for `host` (marked insecure, or loopback as docker allows)."""
         return host not in self.endpoints and (host in self.insecure or is_loopback(host))
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0-65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 def parse_deadline(value: str, where: str) -> float | None:

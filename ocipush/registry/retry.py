@@ -34,7 +34,7 @@ class RetryBudget:
         if self.attempt >= self.max_attempts:
             return None
         delay = _retry_after_seconds(retry_after)
-        if delay is None:
+        if not delay:  # none, or 0 / negative: a server asking for no pause still gets the backoff
             # Exponential backoff with full jitter, so parallel workers do not retry in lock-step.
             delay = random.uniform(0, min(MAX_DELAY, 0.25 * 2**self.attempt))
         if time.monotonic() - self.started + delay > self.max_seconds:

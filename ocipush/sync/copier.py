@@ -30,11 +30,11 @@ class PacedTarget(RegistryTarget):
         super().__init__(session, reference, ignore_progress)
         self.pacer = pacer
 
-    def put_manifest(self, document: ManifestDocument, tags: list[str]) -> None:
+    def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for _ in tags or [document.digest]:
             if self.pacer is not None:
                 self.pacer.wait()
-        super().put_manifest(document, tags)
+        super().put_manifest(document, tags, top)
 
 
 class MountingSource(RegistrySource):
