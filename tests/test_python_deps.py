@@ -175,3 +175,41 @@ def test_a_build_file_python_table_takes_paths_relative_to_the_file(project: Pat
     layout = OCILayout(str(out))
     manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
     assert "opt/python/purelib/__init__.py" in _layer_files(layout, manifest, 0)
+
+
+def _deps_layer(out: Path) -> tarfile.TarFile:
+    layout = OCILayout(str(out))
+    manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
+    layer = manifest["layers"][0]
+    with layout.open_blob(layer["digest"]) as blob:
+        data = decompress_stream(blob, layer_compression(layer["mediaType"])).read()
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def test_the_apps_ignore_file_does_not_strip_the_dependency_layer(project: Path) -> None:
+    # `--ignore-file` is for the app's --layer directories: pip's RECORD files and packages stay whole.
+    (project / "app.ignore").write_text("**/RECORD\nsixish.py\n")
+    out = project / "out"
+    argv = ["build", "--output", f"oci:{out}:v1", "--python-version", "3.12", *_deps_args(project),
+            "--ignore-file", str(project / "app.ignore"), "--layer", f"{project / 'app'}:/app"]  # fmt: skip
+    assert main(argv) == 0
+    names = _deps_layer(out).getnames()
+    assert "opt/python/sixish.py" in names
+    assert "opt/python/purelib-1.0.dist-info/RECORD" in names
+
+
+def test_a_new_owner_or_timestamp_rebuilds_the_dependency_layer(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The key covers everything the layer's bytes depend on: --chown and SOURCE_DATE_EPOCH as well as pip's inputs.
+    out = project / "out"
+    argv = ["build", "--output", f"oci:{out}:v1", "--python-version", "3.12", *_deps_args(project)]
+    assert main(argv) == 0
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main([*argv, "--chown", "1000:1000"]) == 0
+    assert caplog.text.count(INSTALL_LOG) == 1
+    files = [m for m in _deps_layer(out) if m.name.startswith("opt/python/purelib")]
+    assert files and {(m.uid, m.gid) for m in files} == {(1000, 1000)}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
+    assert main([*argv, "--chown", "1000:1000"]) == 0
+    assert {m.mtime for m in _deps_layer(out)} == {1800000000}

@@ -8,6 +8,7 @@ history of the image the target tag names now, whose layer blob is then reused."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -194,8 +195,9 @@ def _links_listing(find_links: list[str]) -> list[object]:
     return listing
 
 
-def cache_key(deps: PythonDeps, target: PythonTarget, placement: Placement | None = None) -> str:
-    """The hash of everything that decides the installed files (secrets in URLs or PIP_* are hashed, not kept)."""
+def cache_key(deps: PythonDeps, target: PythonTarget, placement: Placement | None, options: LayerOptions) -> str:
+    """The hash of everything that decides the layer's bytes: the installed files (secrets in URLs or PIP_* are
+    hashed, not kept) and how they are tarred (owner, timestamp)."""
     inputs = {
         "requirements": [text for path in deps.requirements for text in _included_texts(path, set())],
         "lines": requirement_lines(deps),
@@ -204,6 +206,7 @@ def cache_key(deps: PythonDeps, target: PythonTarget, placement: Placement | Non
         "pip": _pip_version(),
         "index": [deps.index_url, deps.extra_index_urls, _links_listing(deps.find_links)],
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("PIP_")),
+        "tar": [options.owner.uid, options.owner.gid, options.mtime],
     }
     return "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -305,12 +308,14 @@ def dependency_layers(
 ) -> list[DependencyLayer]:
     """The dependency layer of each base image's platform: reused by key when it can be, else installed."""
     recorded = previous_keys(previous)
+    # The app's --ignore-file is for its own directories: pip's tree goes into the layer whole.
+    options = dataclasses.replace(options, ignore_file=None)
     result = []
     for image in images:
         config = image.config
         target = python_target(deps, image.platform, config, image.name)
         placement = placer(image, target.dest)
-        key = cache_key(deps, target, placement)
+        key = cache_key(deps, target, placement, options)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
             deps, target, key, store, options, known, placement
         )
