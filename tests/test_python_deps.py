@@ -213,3 +213,16 @@ def test_a_new_owner_or_timestamp_rebuilds_the_dependency_layer(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1800000000")
     assert main([*argv, "--chown", "1000:1000"]) == 0
     assert {m.mtime for m in _deps_layer(out)} == {1800000000}
+
+
+def test_no_cache_installs_afresh_even_when_the_target_tag_has_the_key(
+    project: Path, registry: LocalRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/python.md: unpinned requirements are keyed by their text, and --no-cache is how to pick up new releases.
+    argv = ["build-push", "--python-version", "3.12", "--platform", "linux/amd64", *_deps_args(project),
+            "--tag", f"{registry.host}/py/nocache:v1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main([*argv, "--no-cache"]) == 0
+    assert caplog.text.count(INSTALL_LOG) == 1
+    assert "layer reused" not in caplog.text

@@ -187,7 +187,8 @@ def _dependency_layers(
     from ocipush.build.python import dependency_layers
 
     emit(ProgressEvent("start", "", message="python dependencies"))
-    configs = _previous_configs(store, previous)
+    # --no-cache installs afresh: the target tag's recorded keys are a cache too.
+    configs = _previous_configs(store, previous) if spec.use_cache else []
     found = dependency_layers(spec.python, bases.images, store, options, known, configs, placer)
     for dep in found:
         emit(ProgressEvent("skip" if dep.layer.reused else "done", dep.layer.digest, dep.layer.size, dep.layer.size,
