@@ -11,19 +11,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ocipush import mediatypes as mt
 from ocipush.digest import check_digest, new_hasher
-from ocipush.extract import ChunkReader, layer_members
+from ocipush.extract import OPAQUE, WHITEOUT, ChunkReader, layer_members
 from ocipush.models import Descriptor, ImageConfig, ManifestDocument, Platform
 from ocipush.transfer import ImageSource
 
 MAX_UNCOMPRESSED = 10 * 1024**3
 LAMBDA_ARCHITECTURES = ("amd64", "arm64")
-_WHITEOUT = ".wh."
 
 
 @dataclass(frozen=True)
@@ -70,23 +70,29 @@ def _handler_paths(handler: str, task_root: str) -> list[str]:
 def _find_and_measure(
     source: ImageSource, manifest: ManifestDocument, wanted: list[str], sizes: SizeCache
 ) -> tuple[bool, int]:
-    """Whether any `wanted` path exists in the image (whiteouts honoured, top layer first) and its total size."""
+    """Whether any `wanted` path exists in the image (whiteouts and opaque directories of higher layers honoured,
+    top layer first) and its total size."""
     found = False
-    hidden: set[str] = set()
+    hidden: list[str] = []  # prefixes ('var/task/' for an opaque directory) that higher layers hide
     total = 0
     for layer in reversed(manifest.manifest.layers):
         if layer.digest in sizes.sizes and (found or not wanted):
             total += sizes.sizes[layer.digest]
             continue
         size = 0
+        hides: list[str] = []  # what this layer hides in the layers below it, not in itself
         for member in _members(source, layer):
             size += member.size
-            name = member.name.removeprefix("./").rstrip("/")
-            parent, _, base = name.rpartition("/")
-            if base.startswith(_WHITEOUT):
-                hidden.add(f"{parent}/{base[len(_WHITEOUT) :]}".lstrip("/"))
-            elif not found and name in wanted and not any(name == h or name.startswith(h + "/") for h in hidden):
-                found = member.isfile()
+            name = posixpath.normpath("/" + member.name).lstrip("/")
+            parent, base = posixpath.split(name)
+            if base == OPAQUE:
+                hides.append(parent + "/")
+            elif base.startswith(WHITEOUT):
+                hides.append(posixpath.join(parent, base[len(WHITEOUT) :]))
+            elif not found and name in wanted and not any(name == h or name.startswith(h.rstrip("/") + "/")
+                                                          for h in hidden):  # fmt: skip
+                found = member.isfile() or member.islnk()
+        hidden += hides
         sizes.sizes[layer.digest] = size
         total += size
     sizes.save()

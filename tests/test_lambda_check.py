@@ -75,3 +75,34 @@ def test_a_multi_platform_lambda_build_pushes_one_tag_per_architecture(
     assert sorted(capsys.readouterr().out.split()) == ["v1-amd64", "v1-arm64"]
     for arch in ("amd64", "arm64"):
         assert _problems(capsys, f"{target}:v1-{arch}", "--platform", f"linux/{arch}") == (0, [])
+
+
+def _tar(path: Path, members: dict[str, bytes | None]) -> Path:
+    """A layer tarball: name -> file contents (None: a hard link to the first member)."""
+    import io
+    import tarfile
+
+    first = next(iter(members))
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.LNKTYPE, first
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_handler_is_looked_up_as_the_runtime_sees_the_layers(
+    app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An opaque directory in a higher layer hides the task root's files below it: the handler is gone.
+    opaque = _tar(tmp_path / "opaque.tar", {"var/task/.wh..wh..opq": b"", "var/task/other.py": b""})
+    assert _build(app, tmp_path / "hidden", "--cmd", "handler.handler", "--layer-tar", str(opaque)) == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'hidden'}:v1") == (11, ["handler"])
+    # A handler module that is a hard link to another file of its layer is a file all the same.
+    linked = _tar(tmp_path / "linked.tar", {"var/task/impl.py": b"def handler(e, c): pass\n", "var/task/fn.py": None})
+    assert _build(app, tmp_path / "linked", "--cmd", "fn.handler", "--layer-tar", str(linked)) == 0
+    assert _problems(capsys, f"oci:{tmp_path / 'linked'}:v1") == (0, [])
