@@ -226,3 +226,15 @@ def test_no_cache_installs_afresh_even_when_the_target_tag_has_the_key(
         assert main([*argv, "--no-cache"]) == 0
     assert caplog.text.count(INSTALL_LOG) == 1
     assert "layer reused" not in caplog.text
+
+
+def test_dependencies_are_staged_in_the_cache_dir_given(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default = project / "default-cache"
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(default))
+    out = project / "out"
+    argv = ["build", "--output", f"oci:{out}:v1", "--python-version", "3.12", *_deps_args(project),
+            "--cache-dir", str(project / "chosen-cache")]  # fmt: skip
+    assert main(argv) == 0
+    assert "opt/python/purelib/__init__.py" in _deps_layer(out).getnames()
+    assert (project / "chosen-cache").is_dir()
+    assert not default.exists()  # nothing written to the cache dir the user did not choose

@@ -189,7 +189,7 @@ def _dependency_layers(
     emit(ProgressEvent("start", "", message="python dependencies"))
     # --no-cache installs afresh: the target tag's recorded keys are a cache too.
     configs = _previous_configs(store, previous) if spec.use_cache else []
-    found = dependency_layers(spec.python, bases.images, store, options, known, configs, placer)
+    found = dependency_layers(spec.python, bases.images, store, options, known, configs, placer, spec.cache_dir)
     for dep in found:
         emit(ProgressEvent("skip" if dep.layer.reused else "done", dep.layer.digest, dep.layer.size, dep.layer.size,
                            f"python dependencies: {'reused' if dep.layer.reused else 'installed'}"))  # fmt: skip

@@ -305,6 +305,7 @@ def dependency_layers(
     known: KnownLayers,
     previous: list[ImageConfig],
     placer: Placer,
+    cache_dir: str | None = None,
 ) -> list[DependencyLayer]:
     """The dependency layer of each base image's platform: reused by key when it can be, else installed."""
     recorded = previous_keys(previous)
@@ -317,7 +318,7 @@ def dependency_layers(
         placement = placer(image, target.dest)
         key = cache_key(deps, target, placement, options)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
-            deps, target, key, store, options, known, placement
+            deps, target, key, store, options, known, placement, cache_dir
         )
         result.append(DependencyLayer(layer, history_entry(key, target), pythonpath_env(target, config)))
     return result
@@ -344,10 +345,11 @@ def _install_layer(
     options: LayerOptions,
     known: KnownLayers,
     placement: Placement | None,
+    cache_dir: str | None,
 ) -> LayerResult:
     from ocipush.cachedir import cache_subdir
 
-    with tempfile.TemporaryDirectory(prefix="deps-", dir=cache_subdir("tmp", None)) as scratch:
+    with tempfile.TemporaryDirectory(prefix="deps-", dir=cache_subdir("tmp", cache_dir)) as scratch:
         into = os.path.join(scratch, "site")
         install(deps, target, into)
         # The dependency tree is fresh every time: fingerprints of it could never match, so none are kept.
