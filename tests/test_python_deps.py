@@ -15,6 +15,7 @@ from support.runtime import Podman
 from support.wheels import wheelhouse
 
 from ocipush.cli import main
+from ocipush.errors import BuildError
 from ocipush.extract import decompress_stream
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
@@ -152,6 +153,10 @@ def test_pyproject_and_pylock_inputs_become_pinned_requirements(project: Path) -
     (project / "broken.toml").write_text("[[packages]]\nversion = 1\n")
     with pytest.raises(Exception, match="a package without name and version"):
         requirement_lines(PythonDeps(lock=str(project / "broken.toml")))
+    for wheels in ('"x"', '[{hashes = "x"}]', '["x"]'):
+        (project / "broken.toml").write_text(f'[[packages]]\nname = "a"\nversion = "1"\nwheels = {wheels}\n')
+        with pytest.raises(BuildError, match=r"package a: \[\[packages.wheels\]\] must be tables"):
+            requirement_lines(PythonDeps(lock=str(project / "broken.toml")))
 
 
 def test_pyproject_dependencies_install_from_the_wheelhouse(project: Path) -> None:

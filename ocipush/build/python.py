@@ -148,10 +148,14 @@ def _lock_lines(path: str) -> list[str]:
     for package in packages:
         if not isinstance(package, dict) or "name" not in package or "version" not in package:
             raise BuildError(f"{path}: a package without name and version: {package!r}")
+        wheels = package.get("wheels", [])
+        if not isinstance(wheels, list) or not all(
+            isinstance(wheel, dict) and isinstance(wheel.get("hashes", {}), dict) for wheel in wheels
+        ):
+            name = package["name"]
+            raise BuildError(f"{path}: package {name}: [[packages.wheels]] must be tables with a hashes table")
         hashes = sorted(
-            f"--hash={algorithm}:{value}"
-            for wheel in package.get("wheels", [])
-            for algorithm, value in wheel.get("hashes", {}).items()
+            f"--hash={algorithm}:{value}" for wheel in wheels for algorithm, value in wheel.get("hashes", {}).items()
         )
         marker = f"; {package['marker']}" if package.get("marker") else ""
         lines.append(" ".join([f"{package['name']}=={package['version']}{marker}", *hashes]))
