@@ -39,7 +39,7 @@ from ocipush.transfer import (
 if TYPE_CHECKING:
     from ocipush.build import BuildResult, BuildSpec
     from ocipush.lambda_rules import LambdaProblem
-    from ocipush.models import Platform
+    from ocipush.models import Descriptor, Platform
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
@@ -369,9 +369,8 @@ def build_to(
         with removed_on_error(target.path) as path:
             store = OCILayout(path, create=True)
             previous = previous_manifests(store, target.tag)
-            built = build_image(spec, store, target.tag, progress, previous, options, oci=True)
-            if spec.lambda_check:
-                check_built_for_lambda(store, built, options)
+            built = build_image(spec, store, target.tag, progress, previous, options, oci=True,
+                                check=_lambda_gate(spec, store, options))  # fmt: skip
             if base_layers:
                 with RegistrySession(options) as session:
                     complete_layout(session, store, built.descriptor.digest, progress=progress)
@@ -384,9 +383,8 @@ def build_to(
         platform = _host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
         with _scratch_dir(options) as scratch, RegistrySession(options) as session:
             store = OCILayout(scratch, create=True)
-            built = build_image(spec, store, None, progress, fetch_options=options)
-            if spec.lambda_check:
-                check_built_for_lambda(store, built, options)
+            built = build_image(spec, store, None, progress, fetch_options=options,
+                                check=_lambda_gate(spec, store, options))  # fmt: skip
             complete_layout(session, store, built.descriptor.digest, platform, progress)
             reference = str(target.reference) if target.reference else None
             write_docker_archive(store, built.descriptor, target.path, reference, platform)
@@ -438,9 +436,7 @@ def build_push(
             streams.submit(upload_growing, client, blob, part)
 
         built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options,
-                            watch=stream)  # fmt: skip
-    if spec.lambda_check:
-        check_built_for_lambda(store, built, options)
+                            watch=stream, check=_lambda_gate(spec, store, options))  # fmt: skip
     if spec.lambda_check and len(built.manifests) > 1:
         # Lambda takes no index: each architecture gets its own tags, TAG-amd64 and TAG-arm64.
         results = []
@@ -467,14 +463,23 @@ def build_push(
     return built, pushed
 
 
-def check_built_for_lambda(store: OCILayout, built: BuildResult, options: RegistryOptions) -> None:
-    """Refuse to push what AWS Lambda would refuse: every platform's problems in one error."""
+def _lambda_gate(
+    spec: BuildSpec, store: OCILayout, options: RegistryOptions
+) -> Callable[[list[Descriptor]], None] | None:
+    """With `--lambda`, the check a build runs on its manifests before it tags or pushes them."""
+    if not spec.lambda_check:
+        return None
+    return lambda manifests: check_built_for_lambda(store, manifests, options)
+
+
+def check_built_for_lambda(store: OCILayout, manifests: list[Descriptor], options: RegistryOptions) -> None:
+    """Refuse to tag or push what AWS Lambda would refuse: every platform's problems in one error."""
     from ocipush.errors import CheckFailedError
     from ocipush.lambda_rules import check_image
 
     problems = []
     with RegistrySession(options) as session:
-        for manifest in built.manifests:
+        for manifest in manifests:
             source = LayoutSource(session, store, None, manifest.digest)
             problems += [f"{manifest.platform}: {p}" for p in check_image(source, manifest.platform, options.cache_dir)]
     if problems:

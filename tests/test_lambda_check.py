@@ -10,6 +10,7 @@ import pytest
 
 from ocipush.cli import main
 from ocipush.localregistry import LocalRegistry
+from ocipush.models import host_platform
 
 LAMBDA_ENV = ["--env", "LAMBDA_TASK_ROOT=/var/task", "--entrypoint", "/lambda-entrypoint.sh"]
 
@@ -106,3 +107,16 @@ def test_the_handler_is_looked_up_as_the_runtime_sees_the_layers(
     linked = _tar(tmp_path / "linked.tar", {"var/task/impl.py": b"def handler(e, c): pass\n", "var/task/fn.py": None})
     assert _build(app, tmp_path / "linked", "--cmd", "fn.handler", "--layer-tar", str(linked)) == 0
     assert _problems(capsys, f"oci:{tmp_path / 'linked'}:v1") == (0, [])
+
+
+def test_a_refused_build_leaves_an_existing_layout_tag_alone(
+    app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert _build(app, out, "--cmd", "handler.handler", "--lambda") == 0
+    before = (out / "index.json").read_bytes()
+    capsys.readouterr()
+    assert _build(app, out, "--cmd", "nope.handler", "--lambda") == 11
+    # Each problem is named with the platform it was found on (not "None" for a single-platform build).
+    assert f"\n  {host_platform()}: handler: nope.handler needs /var/task/nope.py" in capsys.readouterr().err
+    assert (out / "index.json").read_bytes() == before  # v1 still names the image that passed

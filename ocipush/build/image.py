@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,13 +78,15 @@ def build_image(
     fetch_options: Any = None,
     watch: BlobWatcher | None = None,
     oci: bool = False,
+    check: Callable[[list[Descriptor]], None] | None = None,
 ) -> BuildResult:
     """Build `spec` into `store` and point `tag` at it.
 
     `previous` are manifests of the image the tag currently names (its layers are reused by diff_id);
     `fetch_options` is passed to `ocipush.api` when the base is in a registry; `watch` is told about each new
     blob as it starts to be written (build-push uploads it while it grows); `oci` asks for OCI manifests whatever
-    the base's family."""
+    the base's family; `check` is given each platform's manifest once it is in the store, before anything is
+    tagged (an error it raises leaves the tag as it was)."""
     emit = progress or ignore_progress
     options = LayerOptions(
         spec.compression, spec.compression_level, spec.source_date_epoch,
@@ -115,13 +117,15 @@ def build_image(
         _write_manifest(spec, store, image, image_layers, docker, dep)
         for image, image_layers, dep in zip(bases.images, per_image, deps, strict=True)
     ]
+    for manifest in manifests:
+        store.write_blob(manifest.raw, manifest.digest)
+    entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
+    if check is not None:
+        check(entries)
     tags = [tag] if tag else []
     if len(manifests) == 1:
         descriptor = store.add_manifest(manifests[0], tags, _base_record(bases.images[0]))
         return BuildResult(descriptor, [manifests[0].descriptor()], every_layer, tag, warnings)
-    for manifest in manifests:
-        store.write_blob(manifest.raw, manifest.digest)
-    entries = [m.descriptor(platform=i.platform) for m, i in zip(manifests, bases.images, strict=True)]
     index = Index(
         mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
         manifests=entries,
