@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from buildhelpers import LONG_NAME, build, load, make_tree, top_digest, validate_layout
 
+from ocipush.layout import OCILayout
+
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,3 +99,19 @@ def test_skopeo_copies_our_layout(tmp_path: Path) -> None:
         check=True, capture_output=True,
     )  # fmt: skip
     assert top_digest(tmp_path / "copy") == top_digest(tmp_path / "out")
+
+
+def test_a_layout_base_elsewhere_gives_same_digests_and_no_machine_path(tmp_path: Path) -> None:
+    # The base's layout path is this machine's business: it must not reach the image (nor change its digest).
+    import shutil
+
+    src = make_tree(tmp_path / "src")
+    assert build(src, tmp_path / "base-here") == 0
+    shutil.copytree(tmp_path / "base-here", tmp_path / "elsewhere" / "base")
+    for base, out in ((tmp_path / "base-here", "out1"), (tmp_path / "elsewhere" / "base", "out2")):
+        assert build(src, tmp_path / out, "--from", f"oci:{base}:v1") == 0
+    assert top_digest(tmp_path / "out1") == top_digest(tmp_path / "out2")
+    manifest, _ = load(tmp_path / "out1")
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == top_digest(tmp_path / "base-here")
+    layout = OCILayout(str(tmp_path / "out1"))
+    assert str(tmp_path) not in layout.read_blob(layout.resolve("v1").digest).decode()

@@ -138,7 +138,7 @@ def build_image(
 
 def _base_record(image: BaseImage) -> dict[str, str] | None:
     """The base's name for the layout's index.json entry: a push takes the layers the layout lacks from there."""
-    return {BASE_NAME: image.name} if image.manifest is not None and image.name else None
+    return {BASE_NAME: image.name} if image.manifest is not None and image.name and image.layout is None else None
 
 
 def _build_layers(
@@ -250,8 +250,10 @@ def _write_manifest(
     if dep is not None:
         layers = [dep.layer, *layers]
     annotations = dict(spec.annotations)
-    if image.manifest is not None and image.name:
-        record_base({BASE_NAME: image.name, BASE_DIGEST: image.manifest.digest}, docker, annotations, config)
+    if image.manifest is not None:
+        # A layout base's name is a path on this machine: only the digest goes into the image.
+        name = {BASE_NAME: image.name} if image.name and image.layout is None else {}
+        record_base({**name, BASE_DIGEST: image.manifest.digest}, docker, annotations, config)
     config_raw = config.to_json_bytes()
     config_digest = store.write_blob(config_raw)
     base_layers = image.layers
