@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.bases import push_base
 from support.runtime import Podman
+from support.server import BackgroundServer, QuietHandler
 from support.wheels import wheelhouse
 
 from ocipush.cli import main
@@ -243,3 +244,32 @@ def test_dependencies_are_staged_in_the_cache_dir_given(project: Path, monkeypat
     assert "opt/python/purelib/__init__.py" in _deps_layer(out).getnames()
     assert (project / "chosen-cache").is_dir()
     assert not default.exists()  # nothing written to the cache dir the user did not choose
+
+
+class _RefusingIndex(QuietHandler):
+    """A private index that refuses the credentials it is given. A fake: no package index server (devpi,
+    pypiserver) is installed here, and a 401 is all this test needs of one."""
+
+    def do_GET(self) -> None:
+        self.server.owner.hits += 1  # type: ignore[attr-defined]
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="private"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_an_index_that_refuses_the_credentials_is_named_not_blamed_on_wheels(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PIP_NO_INDEX")
+    with BackgroundServer(_RefusingIndex) as index:
+        index.hits = 0  # type: ignore[attr-defined]
+        code = main(["build", "--no-build-file", "--output", f"oci:{project / 'out'}:v1", "--python-version", "3.12",
+                     "--requirements", str(project / "requirements.txt"),
+                     "--index-url", f"http://alice:s3cret@{index.host}/simple"])  # fmt: skip
+        assert index.hits > 0  # the fault fired: pip asked the index and was refused
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "pip could not use a package index" in err and "401" in err
+    assert "has no wheel" not in err
+    assert "s3cret" not in err

@@ -41,6 +41,10 @@ Placer = Callable[[BaseImage, str], Placement | None]
 _ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+# pip says "No matching distribution" also when an index refused it or could not be reached: its warnings tell.
+_INDEX_TROUBLE = re.compile(
+    r"^WARNING: .*(?:\b[45]\d\d Error|Could not fetch URL|connection broken by|SSLError|ProxyError).*$", re.MULTILINE
+)
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,12 @@ def install(deps: PythonDeps, target: PythonTarget, into: str) -> None:
     if done.returncode != 0:
         missing = _NO_MATCH.search(done.stderr)
         where = f"{target.platform}, CPython {target.version}, {target.libc} {'.'.join(map(str, target.libc_version))}"
+        trouble = _INDEX_TROUBLE.findall(done.stderr)
+        if trouble:
+            raise BuildError(
+                f"pip could not use a package index for {where}: {_scrub(trouble[-1]).removeprefix('WARNING: ')}; "
+                "check --index-url/--extra-index-url, their credentials (PIP_* or the URL) and the network"
+            )
         if missing:
             raise BuildError(
                 f"python dependency {missing.group(1)} has no wheel for {where}; ocipush installs wheels only "
