@@ -273,3 +273,21 @@ def test_an_index_that_refuses_the_credentials_is_named_not_blamed_on_wheels(
     assert "pip could not use a package index" in err and "401" in err
     assert "has no wheel" not in err
     assert "s3cret" not in err
+
+
+def test_a_changed_pip_config_file_installs_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # pip reads its config files as well as PIP_*: what they say decides the installed files, so it is in the key.
+    config = project / "pip.conf"
+    config.write_text("[global]\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    out = project / "out"
+    argv = ["build", "--output", f"oci:{out}:v1", "--python-version", "3.12", *_deps_args(project)]
+    assert main(argv) == 0
+    assert "opt/python/sixish.py" in _deps_layer(out).getnames()
+    config.write_text("[install]\nno-deps = true\n")
+    with caplog.at_level(logging.INFO, logger="ocipush.build.python"):
+        assert main(argv) == 0
+    assert caplog.text.count(INSTALL_LOG) == 1
+    assert "opt/python/sixish.py" not in _deps_layer(out).getnames()  # purelib's dependency was not installed

@@ -8,6 +8,7 @@ history of the image the target tag names now, whose layer blob is then reused."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -192,6 +193,23 @@ def _pip_version() -> str:
         raise BuildError("python dependencies need pip in ocipush's environment: python -m pip --version") from None
 
 
+def _pip_config_texts() -> list[tuple[str, str]]:
+    """The config files pip reads besides PIP_* (global, site, user, PIP_CONFIG_FILE), with their texts: an index,
+    a constraint or `no-deps` set there changes what is installed. The locations are pip's own."""
+    try:
+        from pip._internal.configuration import get_configuration_files
+    except ImportError:  # a pip that moved it: PIP_* and the flags still key the layer
+        paths: list[str] = []
+    else:
+        paths = [path for group in get_configuration_files().values() for path in group]
+    paths.append(os.environ.get("PIP_CONFIG_FILE", ""))
+    texts = []
+    for path in dict.fromkeys(p for p in paths if p):
+        with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as f:
+            texts.append((path, f.read()))
+    return texts
+
+
 def _links_listing(find_links: list[str]) -> list[object]:
     """A local --find-links directory's wheel names and sizes: a new wheel there changes the key."""
     listing: list[object] = []
@@ -214,6 +232,7 @@ def cache_key(deps: PythonDeps, target: PythonTarget, placement: Placement | Non
         "pip": _pip_version(),
         "index": [deps.index_url, deps.extra_index_urls, _links_listing(deps.find_links)],
         "env": sorted((k, v) for k, v in os.environ.items() if k.startswith("PIP_")),
+        "pip-config": _pip_config_texts(),
         "tar": [options.owner.uid, options.owner.gid, options.mtime],
     }
     return "sha256:" + hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
