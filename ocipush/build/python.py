@@ -193,9 +193,10 @@ def _pip_version() -> str:
         raise BuildError("python dependencies need pip in ocipush's environment: python -m pip --version") from None
 
 
-def _pip_config_texts() -> list[tuple[str, str]]:
-    """The config files pip reads besides PIP_* (global, site, user, PIP_CONFIG_FILE), with their texts: an index,
-    a constraint or `no-deps` set there changes what is installed. The locations are pip's own."""
+def _pip_config_texts() -> list[str]:
+    """The texts of the config files pip reads besides PIP_* (global, site, user, PIP_CONFIG_FILE), in pip's
+    order: an index, a constraint or `no-deps` set there changes what is installed. The locations are pip's own;
+    they are not keyed themselves (a runner with another HOME must still find the same key)."""
     try:
         from pip._internal.configuration import get_configuration_files
     except ImportError:  # a pip that moved it: PIP_* and the flags still key the layer
@@ -206,7 +207,7 @@ def _pip_config_texts() -> list[tuple[str, str]]:
     texts = []
     for path in dict.fromkeys(p for p in paths if p):
         with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as f:
-            texts.append((path, f.read()))
+            texts.append(f.read())
     return texts
 
 
