@@ -183,10 +183,10 @@ def test_a_build_file_python_table_takes_paths_relative_to_the_file(project: Pat
     assert "opt/python/purelib/__init__.py" in _layer_files(layout, manifest, 0)
 
 
-def _deps_layer(out: Path) -> tarfile.TarFile:
+def _deps_layer(out: Path, index: int = 0) -> tarfile.TarFile:
     layout = OCILayout(str(out))
     manifest = json.loads(layout.read_blob(layout.resolve("v1").digest))
-    layer = manifest["layers"][0]
+    layer = manifest["layers"][index]
     with layout.open_blob(layer["digest"]) as blob:
         data = decompress_stream(blob, layer_compression(layer["mediaType"])).read()
     return tarfile.open(fileobj=io.BytesIO(data))
@@ -291,3 +291,23 @@ def test_a_changed_pip_config_file_installs_again(
         assert main(argv) == 0
     assert caplog.text.count(INSTALL_LOG) == 1
     assert "opt/python/sixish.py" not in _deps_layer(out).getnames()  # purelib's dependency was not installed
+
+
+def test_a_musl_base_gets_musllinux_wheels(project: Path) -> None:
+    # An Alpine-like base: musl's dynamic loader in /lib and PYTHON_VERSION in its environment, nothing that
+    # names the C library in its config. Its filesystem says it: manylinux wheels would not load there.
+    from support.wheels import make_wheel
+
+    make_wheel(project / "wheels", "fastmod", "3.0", {"fastmod/__init__.py": "ARCH = 'x86_64-musl'\n"},
+               tag="cp312-cp312-musllinux_1_1_x86_64")  # fmt: skip
+    rootfs = project / "alpine"
+    (rootfs / "lib").mkdir(parents=True)
+    (rootfs / "lib" / "ld-musl-x86_64.so.1").write_text("")
+    base = f"oci:{project / 'base'}:v1"
+    assert main(["build", "--no-build-file", "--output", base, "--platform", "linux/amd64", "--layer",
+                 f"{rootfs}:/", "--env", "PYTHON_VERSION=3.12.7"]) == 0  # fmt: skip
+    for out, extra, machine in (("musl", [], "x86_64-musl"), ("glibc", ["--libc", "glibc"], "x86_64")):
+        argv = ["build", "--output", f"oci:{project / out}:v1", "--from", base, *_deps_args(project), *extra]
+        assert main(argv) == 0
+        layer = _deps_layer(project / out, 1)  # on top of the base's one layer
+        assert layer.extractfile("opt/python/fastmod/__init__.py").read() == f"ARCH = '{machine}'\n".encode()  # type: ignore[union-attr]

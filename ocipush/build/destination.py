@@ -97,15 +97,24 @@ class BasePlacer:
             self._session = RegistrySession(self._fetch_options)
         return self._session
 
+    def _index(self, image: BaseImage, digest: str) -> BaseIndex:
+        index = self._indexes.get(digest)
+        if index is None:
+            index = BaseIndex(image.layers, layer_opener(image, self._registry), self._store)
+            self._indexes[digest] = index
+        return index
+
     def place(self, image: BaseImage, dest: str) -> Placement:
         """Where a layer at `dest` lands on `image`; a base is indexed only when a layer goes below the root."""
         if image.manifest is None or not dest_parts(dest):
             return new_placement(dest)
-        index = self._indexes.get(image.manifest.digest)
-        if index is None:
-            index = BaseIndex(image.layers, layer_opener(image, self._registry), self._store)
-            self._indexes[image.manifest.digest] = index
-        return place(dest, index.lookup)
+        return place(dest, self._index(image, image.manifest.digest).lookup)
+
+    def lookup(self, image: BaseImage, path: str) -> Node | None:
+        """What `image` has at `path` (no symlink followed); None on scratch or when the base has nothing there."""
+        if image.manifest is None:
+            return None
+        return self._index(image, image.manifest.digest).lookup(path)
 
     def layers(self, layers: list[LayerSpec], images: list[BaseImage]) -> list[list[Placement | None]]:
         """For each platform's base, the placement of each layer; None for a tarball layer, taken as it is."""

@@ -42,7 +42,7 @@ from ocipush.models import (
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 
 if TYPE_CHECKING:
-    from ocipush.build.python import DependencyLayer, Placer
+    from ocipush.build.python import DependencyLayer
 
 log = logging.getLogger("ocipush.build")
 LAYER_TYPES = {
@@ -102,7 +102,7 @@ def build_image(
     with BasePlacer(fetch_options, spec.cache_dir, spec.use_cache, emit) as placer:
         placements = placer.layers(spec.layers, bases.images)
         per_image, layers = _build_layers(spec, store, options, known, emit, watch, placements)
-        deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer.place)
+        deps = _dependency_layers(spec, bases, store, options, known, previous or [], emit, placer)
     every_layer = [d.layer for d in deps if d is not None] + layers
     if cache is not None:
         for built in (b for b in every_layer if store.has_blob(b.digest)):
@@ -183,7 +183,7 @@ def _dependency_layers(
     known: KnownLayers,
     previous: list[ManifestDocument],
     emit: ProgressCallback,
-    placer: Placer,
+    placer: BasePlacer,
 ) -> list[DependencyLayer | None]:
     """Each platform's Python dependency layer (None for all when the spec has no Python dependencies)."""
     if spec.python is None:

@@ -19,10 +19,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ocipush.build.base import BaseImage
+from ocipush.build.destination import BasePlacer
 from ocipush.build.layers import KnownLayers, LayerOptions, LayerResult, build_layer, reuse_layer
 from ocipush.build.spec import LayerSpec, PythonDeps, read_toml
 from ocipush.build.tarstream import Placement
@@ -36,9 +36,9 @@ DEFAULT_DEST = "/opt/python"
 LAMBDA_TASK_ROOT = "/var/task"
 # The glibc floor assumed when the base does not say: manylinux_2_28 wheels run on Debian 10+, RHEL 8+, AL2023.
 DEFAULT_GLIBC = (2, 28)
+# musl 1.2 (Alpine 3.13+): a base has musl's loader, not its version, in a path the base index can see.
+DEFAULT_MUSL = (1, 2)
 HISTORY_PREFIX = "ocipush build: python dependencies "
-# Where a layer at DEST lands in a platform's base (its symlinks followed, its directories' metadata kept).
-Placer = Callable[[BaseImage, str], Placement | None]
 _ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
@@ -99,13 +99,15 @@ def _version_from_base(env: dict[str, str], base_name: str | None) -> str | None
     return None
 
 
-def _libc(deps: PythonDeps, lambda_base: bool, version: str) -> tuple[str, tuple[int, int]]:
+def _libc(deps: PythonDeps, lambda_base: bool, version: str, musl_base: bool) -> tuple[str, tuple[int, int]]:
     if deps.libc:
         kind, _, number = deps.libc.partition(":")
         if number:
             major, minor = (int(x) for x in number.split("."))
             return kind, (major, minor)
-        return kind, (1, 2) if kind == "musl" else DEFAULT_GLIBC
+        return kind, DEFAULT_MUSL if kind == "musl" else DEFAULT_GLIBC
+    if musl_base:
+        return "musl", DEFAULT_MUSL
     if lambda_base:
         # Lambda's Python 3.12+ bases are Amazon Linux 2023 (glibc 2.34); older ones Amazon Linux 2 (glibc 2.26).
         return "glibc", (2, 34) if tuple(int(x) for x in version.split(".")) >= (3, 12) else (2, 26)
@@ -113,9 +115,10 @@ def _libc(deps: PythonDeps, lambda_base: bool, version: str) -> tuple[str, tuple
 
 
 def python_target(
-    deps: PythonDeps, platform: Platform, config: ImageConfig | None, base_name: str | None
+    deps: PythonDeps, platform: Platform, config: ImageConfig | None, base_name: str | None, musl_base: bool = False
 ) -> PythonTarget:
-    """The target of one platform's dependency layer, from the flags first and the base's config second."""
+    """The target of one platform's dependency layer, from the flags first and the base second (its config;
+    `musl_base`: musl's dynamic loader is in its /lib, as on Alpine)."""
     env = _env(config)
     lambda_base = "LAMBDA_TASK_ROOT" in env
     version = deps.python_version or _version_from_base(env, base_name)
@@ -124,7 +127,7 @@ def python_target(
             f"python dependencies: the base {base_name or 'scratch'} does not say which Python it has "
             "(no PYTHON_VERSION in its environment); give it with --python-version 3.12"
         )
-    libc, libc_version = _libc(deps, lambda_base, version)
+    libc, libc_version = _libc(deps, lambda_base, version, musl_base)
     dest = deps.dest or (env.get("LAMBDA_TASK_ROOT", LAMBDA_TASK_ROOT) if lambda_base else DEFAULT_DEST)
     return PythonTarget(platform, version, libc, libc_version, dest, lambda_base)
 
@@ -338,7 +341,7 @@ def dependency_layers(
     options: LayerOptions,
     known: KnownLayers,
     previous: list[ImageConfig],
-    placer: Placer,
+    placer: BasePlacer,
     cache_dir: str | None = None,
 ) -> list[DependencyLayer]:
     """The dependency layer of each base image's platform: reused by key when it can be, else installed."""
@@ -348,14 +351,22 @@ def dependency_layers(
     result = []
     for image in images:
         config = image.config
-        target = python_target(deps, image.platform, config, image.name)
-        placement = placer(image, target.dest)
+        target = python_target(deps, image.platform, config, image.name, _has_musl(deps, image, placer))
+        placement = placer.place(image, target.dest)
         key = cache_key(deps, target, placement, options)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
             deps, target, key, store, options, known, placement, cache_dir
         )
         result.append(DependencyLayer(layer, history_entry(key, target), pythonpath_env(target, config)))
     return result
+
+
+def _has_musl(deps: PythonDeps, image: BaseImage, placer: BasePlacer) -> bool:
+    """Whether the base has musl's dynamic loader (/lib/ld-musl-ARCH.so.1); asked only when --libc does not say."""
+    machine = _ARCHES.get(image.platform.architecture)
+    if deps.libc or machine is None:
+        return False
+    return placer.lookup(image, f"lib/ld-musl-{machine}.so.1") is not None
 
 
 def _reuse_by_key(
