@@ -117,6 +117,9 @@ def test_a_refused_build_leaves_an_existing_layout_tag_alone(
     before = (out / "index.json").read_bytes()
     capsys.readouterr()
     assert _build(app, out, "--cmd", "nope.handler", "--lambda") == 11
-    # Each problem is named with the platform it was found on (not "None" for a single-platform build).
-    assert f"\n  {host_platform()}: handler: nope.handler needs /var/task/nope.py" in capsys.readouterr().err
+    # One line, each problem named with the platform it was found on (not "None" for a single-platform build).
+    err = capsys.readouterr().err
+    assert err.startswith("ocipush: error: the image is not ready for AWS Lambda: ")
+    assert f": {host_platform()}: handler: nope.handler needs /var/task/nope.py" in err
+    assert err.count("\n") == 1 and "\\x0a" not in err
     assert (out / "index.json").read_bytes() == before  # v1 still names the image that passed
