@@ -311,3 +311,23 @@ def test_a_musl_base_gets_musllinux_wheels(project: Path) -> None:
         assert main(argv) == 0
         layer = _deps_layer(project / out, 1)  # on top of the base's one layer
         assert layer.extractfile("opt/python/fastmod/__init__.py").read() == f"ARCH = '{machine}'\n".encode()  # type: ignore[union-attr]
+
+
+def test_an_old_glibc_base_gets_wheels_that_load_there(project: Path) -> None:
+    # A CentOS-7-like base: glibc 2.17's versioned libc in /usr/lib64, PYTHON_VERSION in its environment. A wheel
+    # that needs glibc 2.28 would not load there: the older one that does is installed instead.
+    from support.wheels import make_wheel
+
+    make_wheel(project / "wheels", "fastmod", "4.0", {"fastmod/__init__.py": "ARCH = 'new'\n"},
+               tag="cp312-cp312-manylinux_2_28_x86_64")  # fmt: skip
+    rootfs = project / "centos"
+    (rootfs / "usr" / "lib64").mkdir(parents=True)
+    (rootfs / "usr" / "lib64" / "libc-2.17.so").write_text("")
+    base = f"oci:{project / 'base'}:v1"
+    assert main(["build", "--no-build-file", "--output", base, "--platform", "linux/amd64", "--layer",
+                 f"{rootfs}:/", "--env", "PYTHON_VERSION=3.12.7"]) == 0  # fmt: skip
+    (project / "requirements.txt").write_text("fastmod\n")
+    for out, extra, version in (("old", [], "3.0"), ("flag", ["--libc", "glibc:2.28"], "4.0")):
+        argv = ["build", "--output", f"oci:{project / out}:v1", "--from", base, *_deps_args(project), *extra]
+        assert main(argv) == 0
+        assert f"opt/python/fastmod-{version}.dist-info/RECORD" in _deps_layer(project / out, 1).getnames()

@@ -38,6 +38,9 @@ LAMBDA_TASK_ROOT = "/var/task"
 DEFAULT_GLIBC = (2, 28)
 # musl 1.2 (Alpine 3.13+): a base has musl's loader, not its version, in a path the base index can see.
 DEFAULT_MUSL = (1, 2)
+# Where a glibc before 2.34 keeps its versioned libc-2.N.so (after that, only libc.so.6: the 2.28 default holds).
+_LIBC_DIRS = ("lib64", "usr/lib64", "lib/{machine}-linux-gnu", "usr/lib/{machine}-linux-gnu")
+LibC = tuple[str, tuple[int, int]]
 HISTORY_PREFIX = "ocipush build: python dependencies "
 _ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
@@ -99,15 +102,17 @@ def _version_from_base(env: dict[str, str], base_name: str | None) -> str | None
     return None
 
 
-def _libc(deps: PythonDeps, lambda_base: bool, version: str, musl_base: bool) -> tuple[str, tuple[int, int]]:
+def _libc(
+    deps: PythonDeps, lambda_base: bool, version: str, base_libc: LibC | None
+) -> tuple[str, tuple[int, int]]:
     if deps.libc:
         kind, _, number = deps.libc.partition(":")
         if number:
             major, minor = (int(x) for x in number.split("."))
             return kind, (major, minor)
         return kind, DEFAULT_MUSL if kind == "musl" else DEFAULT_GLIBC
-    if musl_base:
-        return "musl", DEFAULT_MUSL
+    if base_libc is not None:
+        return base_libc
     if lambda_base:
         # Lambda's Python 3.12+ bases are Amazon Linux 2023 (glibc 2.34); older ones Amazon Linux 2 (glibc 2.26).
         return "glibc", (2, 34) if tuple(int(x) for x in version.split(".")) >= (3, 12) else (2, 26)
@@ -115,10 +120,11 @@ def _libc(deps: PythonDeps, lambda_base: bool, version: str, musl_base: bool) ->
 
 
 def python_target(
-    deps: PythonDeps, platform: Platform, config: ImageConfig | None, base_name: str | None, musl_base: bool = False
-) -> PythonTarget:
-    """The target of one platform's dependency layer, from the flags first and the base second (its config;
-    `musl_base`: musl's dynamic loader is in its /lib, as on Alpine)."""
+    deps: PythonDeps, platform: Platform, config: ImageConfig | None, base_name: str | None,
+    base_libc: LibC | None = None,
+) -> PythonTarget:  # fmt: skip
+    """The target of one platform's dependency layer, from the flags first and the base second (its config, and
+    `base_libc`: the C library its files show)."""
     env = _env(config)
     lambda_base = "LAMBDA_TASK_ROOT" in env
     version = deps.python_version or _version_from_base(env, base_name)
@@ -127,7 +133,7 @@ def python_target(
             f"python dependencies: the base {base_name or 'scratch'} does not say which Python it has "
             "(no PYTHON_VERSION in its environment); give it with --python-version 3.12"
         )
-    libc, libc_version = _libc(deps, lambda_base, version, musl_base)
+    libc, libc_version = _libc(deps, lambda_base, version, base_libc)
     dest = deps.dest or (env.get("LAMBDA_TASK_ROOT", LAMBDA_TASK_ROOT) if lambda_base else DEFAULT_DEST)
     return PythonTarget(platform, version, libc, libc_version, dest, lambda_base)
 
@@ -351,7 +357,8 @@ def dependency_layers(
     result = []
     for image in images:
         config = image.config
-        target = python_target(deps, image.platform, config, image.name, _has_musl(deps, image, placer))
+        base_libc = None if deps.libc else _libc_of_base(image, placer)
+        target = python_target(deps, image.platform, config, image.name, base_libc)
         placement = placer.place(image, target.dest)
         key = cache_key(deps, target, placement, options)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
@@ -361,12 +368,19 @@ def dependency_layers(
     return result
 
 
-def _has_musl(deps: PythonDeps, image: BaseImage, placer: BasePlacer) -> bool:
-    """Whether the base has musl's dynamic loader (/lib/ld-musl-ARCH.so.1); asked only when --libc does not say."""
+def _libc_of_base(image: BaseImage, placer: BasePlacer) -> LibC | None:
+    """The C library the base's files show: musl's loader (/lib/ld-musl-ARCH.so.1, as on Alpine), or a glibc
+    older than 2.34 by its versioned libc-2.N.so (CentOS 7, Amazon Linux 2, Ubuntu 18.04). None: not known."""
     machine = _ARCHES.get(image.platform.architecture)
-    if deps.libc or machine is None:
-        return False
-    return placer.lookup(image, f"lib/ld-musl-{machine}.so.1") is not None
+    if machine is None:
+        return None
+    if placer.lookup(image, f"lib/ld-musl-{machine}.so.1") is not None:
+        return "musl", DEFAULT_MUSL
+    for minor in range(33, 4, -1):
+        for directory in _LIBC_DIRS:
+            if placer.lookup(image, f"{directory.format(machine=machine)}/libc-2.{minor}.so") is not None:
+                return "glibc", (2, minor)
+    return None
 
 
 def _reuse_by_key(
