@@ -125,7 +125,8 @@ def test_the_image_runs_under_podman_and_lambda_check_names_what_needs_a_lambda_
 ) -> None:  # fmt: skip
     base = push_base(debian_python_base, registry.host, "base/debian-python")
     target = f"{registry.host}/py/service:v1"
-    argv = ["build-push", "--from", base, "--python-version", "3.11", *_deps_args(project), "--layer",
+    # No --python-version: the base's /usr/bin/python3.11 says it.
+    argv = ["build-push", "--from", base, *_deps_args(project), "--layer",
             f"{project / 'app'}:/app", "--cmd", "python3 /app/main.py", "--tag", target, "--quiet"]  # fmt: skip
     assert main(argv) == 0
     assert podman.run(target) == "purelib 1.0 fastmod x86_64 sixish\n"
@@ -293,6 +294,14 @@ def test_a_changed_pip_config_file_installs_again(
     assert "opt/python/sixish.py" not in _deps_layer(out).getnames()  # purelib's dependency was not installed
 
 
+def _base_image(project: Path, rootfs: Path, *extra: str) -> str:
+    """A one-layer linux/amd64 base made of `rootfs`, as an oci: reference."""
+    base = f"oci:{project / 'base'}:v1"
+    argv = ["build", "--no-build-file", "--output", base, "--platform", "linux/amd64", "--layer", f"{rootfs}:/"]
+    assert main([*argv, *extra]) == 0
+    return base
+
+
 def test_a_musl_base_gets_musllinux_wheels(project: Path) -> None:
     # An Alpine-like base: musl's dynamic loader in /lib and PYTHON_VERSION in its environment, nothing that
     # names the C library in its config. Its filesystem says it: manylinux wheels would not load there.
@@ -303,9 +312,7 @@ def test_a_musl_base_gets_musllinux_wheels(project: Path) -> None:
     rootfs = project / "alpine"
     (rootfs / "lib").mkdir(parents=True)
     (rootfs / "lib" / "ld-musl-x86_64.so.1").write_text("")
-    base = f"oci:{project / 'base'}:v1"
-    assert main(["build", "--no-build-file", "--output", base, "--platform", "linux/amd64", "--layer",
-                 f"{rootfs}:/", "--env", "PYTHON_VERSION=3.12.7"]) == 0  # fmt: skip
+    base = _base_image(project, rootfs, "--env", "PYTHON_VERSION=3.12.7")
     for out, extra, machine in (("musl", [], "x86_64-musl"), ("glibc", ["--libc", "glibc"], "x86_64")):
         argv = ["build", "--output", f"oci:{project / out}:v1", "--from", base, *_deps_args(project), *extra]
         assert main(argv) == 0
@@ -323,11 +330,30 @@ def test_an_old_glibc_base_gets_wheels_that_load_there(project: Path) -> None:
     rootfs = project / "centos"
     (rootfs / "usr" / "lib64").mkdir(parents=True)
     (rootfs / "usr" / "lib64" / "libc-2.17.so").write_text("")
-    base = f"oci:{project / 'base'}:v1"
-    assert main(["build", "--no-build-file", "--output", base, "--platform", "linux/amd64", "--layer",
-                 f"{rootfs}:/", "--env", "PYTHON_VERSION=3.12.7"]) == 0  # fmt: skip
+    base = _base_image(project, rootfs, "--env", "PYTHON_VERSION=3.12.7")
     (project / "requirements.txt").write_text("fastmod\n")
     for out, extra, version in (("old", [], "3.0"), ("flag", ["--libc", "glibc:2.28"], "4.0")):
         argv = ["build", "--output", f"oci:{project / out}:v1", "--from", base, *_deps_args(project), *extra]
         assert main(argv) == 0
         assert f"opt/python/fastmod-{version}.dist-info/RECORD" in _deps_layer(project / out, 1).getnames()
+
+
+def test_the_python_version_is_read_from_the_bases_interpreters(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Debian's own python3 sets no PYTHON_VERSION: its /usr/bin/python3.N says it (two of them: the user says).
+    rootfs = project / "debianish"
+    (rootfs / "usr" / "bin").mkdir(parents=True)
+    (rootfs / "usr" / "bin" / "python3.11").write_text("")
+    base = _base_image(project, rootfs)
+    assert main(["build", "--output", f"oci:{project / 'one'}:v1", "--from", base, *_deps_args(project)]) == 0
+    wheel = _deps_layer(project / "one", 1).extractfile("opt/python/fastmod-3.0.dist-info/WHEEL")
+    assert b"Tag: cp311-cp311-manylinux_2_17_x86_64" in wheel.read()  # type: ignore[union-attr]
+    (rootfs / "usr" / "local" / "bin").mkdir(parents=True)
+    (rootfs / "usr" / "local" / "bin" / "python3.12").write_text("")
+    assert _base_image(project, rootfs) == base
+    capsys.readouterr()
+    assert main(["build", "--output", f"oci:{project / 'two'}:v1", "--from", base, *_deps_args(project)]) == 2
+    assert "has Python 3.11 and 3.12 (no PYTHON_VERSION in its environment); give it with --python-version" in (
+        capsys.readouterr().err
+    )

@@ -41,6 +41,7 @@ DEFAULT_MUSL = (1, 2)
 # Where a glibc before 2.34 keeps its versioned libc-2.N.so (after that, only libc.so.6: the 2.28 default holds).
 _LIBC_DIRS = ("lib64", "usr/lib64", "lib/{machine}-linux-gnu", "usr/lib/{machine}-linux-gnu")
 LibC = tuple[str, tuple[int, int]]
+_PYTHON_DIRS = ("usr/bin", "usr/local/bin", "var/lang/bin", "bin")
 HISTORY_PREFIX = "ocipush build: python dependencies "
 _ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 _NO_MATCH = re.compile(r"No matching distribution found for ([^\s]+)")
@@ -121,17 +122,19 @@ def _libc(
 
 def python_target(
     deps: PythonDeps, platform: Platform, config: ImageConfig | None, base_name: str | None,
-    base_libc: LibC | None = None,
+    base_libc: LibC | None = None, base_pythons: list[str] | None = None,
 ) -> PythonTarget:  # fmt: skip
-    """The target of one platform's dependency layer, from the flags first and the base second (its config, and
-    `base_libc`: the C library its files show)."""
+    """The target of one platform's dependency layer, from the flags first and the base second (its config, then
+    what its files show: `base_libc`, the C library, and `base_pythons`, the python3.N interpreters it has)."""
     env = _env(config)
     lambda_base = "LAMBDA_TASK_ROOT" in env
-    version = deps.python_version or _version_from_base(env, base_name)
+    found = base_pythons or []
+    version = deps.python_version or _version_from_base(env, base_name) or (found[0] if len(found) == 1 else None)
     if version is None:
+        has = f"has Python {' and '.join(found)}" if found else "does not say which Python it has"
         raise BuildError(
-            f"python dependencies: the base {base_name or 'scratch'} does not say which Python it has "
-            "(no PYTHON_VERSION in its environment); give it with --python-version 3.12"
+            f"python dependencies: the base {base_name or 'scratch'} {has} (no PYTHON_VERSION in its "
+            "environment); give it with --python-version 3.12"
         )
     libc, libc_version = _libc(deps, lambda_base, version, base_libc)
     dest = deps.dest or (env.get("LAMBDA_TASK_ROOT", LAMBDA_TASK_ROOT) if lambda_base else DEFAULT_DEST)
@@ -358,7 +361,8 @@ def dependency_layers(
     for image in images:
         config = image.config
         base_libc = None if deps.libc else _libc_of_base(image, placer)
-        target = python_target(deps, image.platform, config, image.name, base_libc)
+        pythons = None if deps.python_version else _pythons_of_base(image, placer)
+        target = python_target(deps, image.platform, config, image.name, base_libc, pythons)
         placement = placer.place(image, target.dest)
         key = cache_key(deps, target, placement, options)
         layer = _reuse_by_key(key, target, recorded, store, options, known) or _install_layer(
@@ -381,6 +385,15 @@ def _libc_of_base(image: BaseImage, placer: BasePlacer) -> LibC | None:
             if placer.lookup(image, f"{directory.format(machine=machine)}/libc-2.{minor}.so") is not None:
                 return "glibc", (2, minor)
     return None
+
+
+def _pythons_of_base(image: BaseImage, placer: BasePlacer) -> list[str]:
+    """The python3.N interpreters the base has where distributions, python images and Lambda bases put them."""
+    return [
+        f"3.{minor}"
+        for minor in range(8, 20)
+        if any(placer.lookup(image, f"{d}/python3.{minor}") is not None for d in _PYTHON_DIRS)
+    ]
 
 
 def _reuse_by_key(
