@@ -41,11 +41,13 @@ def _members(source: ImageSource, layer: Descriptor) -> Iterator[tarfile.TarInfo
 
 
 class SizeCache:
-    """Uncompressed layer sizes by digest in the cache dir: a base's layers are read once per machine."""
+    """Uncompressed layer sizes by digest in the cache dir: a base's layers are read once per machine, and not
+    at all when the base index has read them for the build."""
 
     def __init__(self, directory: str | None = None) -> None:
         from ocipush.cachedir import cache_subdir
 
+        self.directory = directory
         self.path = os.path.join(cache_subdir("lambda", directory), "sizes.json")
         try:
             with open(self.path, "rb") as f:
@@ -53,6 +55,18 @@ class SizeCache:
         except (OSError, ValueError):
             loaded = {}
         self.sizes: dict[str, int] = loaded if isinstance(loaded, dict) else {}
+
+    def get(self, digest: str) -> int | None:
+        """The layer's uncompressed size: from this cache, or from the base index's summary of the layer (a
+        build that placed a layer on this base has just read its headers)."""
+        found = self.sizes.get(digest)
+        if found is None:
+            from ocipush.build.base_index import cached_summary
+
+            summary = cached_summary(digest, self.directory)
+            if summary is not None:
+                found = self.sizes[digest] = summary.size
+        return found
 
     def save(self) -> None:
         from ocipush.fsutil import atomic_write_bytes
@@ -76,8 +90,9 @@ def _find_and_measure(
     hidden: list[str] = []  # prefixes ('var/task/' for an opaque directory) that higher layers hide
     total = 0
     for layer in reversed(manifest.manifest.layers):
-        if layer.digest in sizes.sizes and (found or not wanted):
-            total += sizes.sizes[layer.digest]
+        known = sizes.get(layer.digest)
+        if known is not None and (found or not wanted):
+            total += known
             continue
         size = 0
         hides: list[str] = []  # what this layer hides in the layers below it, not in itself

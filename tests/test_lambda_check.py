@@ -123,3 +123,22 @@ def test_a_refused_build_leaves_an_existing_layout_tag_alone(
     assert f": {host_platform()}: handler: nope.handler needs /var/task/nope.py" in err
     assert err.count("\n") == 1 and "\\x0a" not in err
     assert (out / "index.json").read_bytes() == before  # v1 still names the image that passed
+
+
+def test_a_fresh_runner_reads_a_registry_bases_layers_once_for_a_lambda_build(
+    app: Path, tmp_path: Path, registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The base index (for the layer's place under /var/task) and the size check both need every base layer's
+    # headers: one pass serves both, so --lambda does not stream the base a second time.
+    basefs = tmp_path / "basefs"
+    (basefs / "var" / "task").mkdir(parents=True)
+    (basefs / "var" / "runtime.bin").write_bytes(b"x" * 100_000)
+    base = f"{registry.host}/lambda/base:1"
+    assert main(["build-push", "--no-build-file", "--layer", f"{basefs}:/", *LAMBDA_ENV, "--tag", base]) == 0
+    monkeypatch.setenv("OCIPUSH_CACHE_DIR", str(tmp_path / "fresh-runner"))
+    code = main(["build-push", "--no-build-file", "--from", base, "--layer", f"{app}:/var/task", "--cmd",
+                 "handler.handler", "--lambda", "--tag", f"{registry.host}/fn/fresh:v1"])  # fmt: skip
+    assert code == 0
+    log = registry.log_path.read_text()
+    layer_gets = [line for line in log.splitlines() if '"GET /v2/lambda/base/blobs/sha256:' in line]
+    assert len(layer_gets) == 2  # the config once, the one layer once

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ocipush.build.base_index")
 
-_VERSION = 1
+_VERSION = 2
+_SETS = ("others", "whiteouts", "opaque", "implied")
 _READ_SIZE = 1 << 20
 
 # Opens a layer blob of the base for reading (compressed bytes, as stored).
@@ -66,6 +67,7 @@ class LayerSummary:
     whiteouts: set[str] = field(default_factory=set)
     opaque: set[str] = field(default_factory=set)
     implied: set[str] = field(default_factory=set)
+    size: int = 0  # the sum of the members' sizes (what the Lambda size check needs, read in the same pass)
 
     def node(self, path: str) -> Node | None:
         found = self.dirs.get(path)
@@ -89,7 +91,8 @@ class LayerSummary:
             "version": _VERSION,
             "dirs": self.dirs,
             "links": self.links,
-            **{key: sorted(getattr(self, key)) for key in ("others", "whiteouts", "opaque", "implied")},
+            "size": self.size,
+            **{key: sorted(getattr(self, key)) for key in _SETS},
         }
         return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
 
@@ -100,11 +103,12 @@ class LayerSummary:
             data = json.loads(raw)
             if data.get("version") != _VERSION:
                 return None
+            others, whiteouts, opaque, implied = (set(map(str, data[key])) for key in _SETS)
             return cls(
                 {k: (int(m), int(u), int(g)) for k, (m, u, g) in data["dirs"].items()},
                 {k: str(v) for k, v in data["links"].items()},
-                *(set(map(str, data[key])) for key in ("others", "whiteouts", "opaque", "implied")),
-            )
+                others, whiteouts, opaque, implied, int(data["size"]),
+            )  # fmt: skip
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -118,6 +122,7 @@ def summarize(members: Iterable[tarfile.TarInfo]) -> LayerSummary:
     summary = LayerSummary()
     named: set[str] = set()
     for member in members:
+        summary.size += member.size
         path = _clean(member.name)
         if not path:
             continue  # the root's own entry: a layer cannot change the root directory's metadata
@@ -164,15 +169,12 @@ class SummaryStore:
         self._emit = emit
 
     def _path(self, digest: str) -> str:
-        from ocipush.cachedir import cache_subdir
-
-        return os.path.join(cache_subdir("base-index", self._directory), digest.replace(":", "-") + ".json")
+        return summary_path(digest, self._directory)
 
     def get(self, layer: Descriptor, opener: LayerOpener) -> LayerSummary:
         found = self._memory.get(layer.digest)
         if found is None and self._use_disk:
-            with contextlib.suppress(OSError), open(self._path(layer.digest), "rb") as f:
-                found = LayerSummary.from_json(f.read())
+            found = cached_summary(layer.digest, self._directory)
         if found is None:
             self._emit(ProgressEvent("info", layer.digest, message="base layer: reading its tar headers, once"))
             found = read_layer(layer, opener)
@@ -180,6 +182,22 @@ class SummaryStore:
                 atomic_write_bytes(self._path(layer.digest), found.to_json())
         self._memory[layer.digest] = found
         return found
+
+
+def summary_path(digest: str, cache_dir: str | None) -> str:
+    """Where the summary of the layer `digest` is cached."""
+    from ocipush.cachedir import cache_subdir
+
+    return os.path.join(cache_subdir("base-index", cache_dir), digest.replace(":", "-") + ".json")
+
+
+def cached_summary(digest: str, cache_dir: str | None) -> LayerSummary | None:
+    """The cached summary of the layer `digest` (written only once its bytes matched the digest), if any."""
+    try:
+        with open(summary_path(digest, cache_dir), "rb") as f:
+            return LayerSummary.from_json(f.read())
+    except OSError:
+        return None
 
 
 def read_layer(layer: Descriptor, opener: LayerOpener) -> LayerSummary:
