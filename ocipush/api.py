@@ -438,29 +438,41 @@ def build_push(
         built = build_image(spec, store, None, progress=progress, previous=previous, fetch_options=options,
                             watch=stream, check=_lambda_gate(spec, store, options))  # fmt: skip
     if spec.lambda_check and len(built.manifests) > 1:
-        # Lambda takes no index: each architecture gets its own tags, TAG-amd64 and TAG-arm64.
-        results = []
-        for manifest in built.manifests:
-            arch = manifest.platform.architecture if manifest.platform else "unknown"
-            wanted = [f"{t}-{arch}" for t in [reference.tag or "latest", *tags]]
-            results.append(copy(LayoutLocation(store.path, None, manifest.digest), reference.with_tag(wanted[0]),
-                                tags=wanted[1:], options=options, progress=progress,
-                                create_repository=create_repository))  # fmt: skip
-        first = results[0]
-        blobs = {digest: outcome for result in results for digest, outcome in result.blobs.items()}
-        return built, TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags],
-                                     blobs)  # fmt: skip
-    source = LayoutLocation(store.path, None, built.descriptor.digest)
-    pushed = copy(
-        source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
-        referrers=False,
-    )  # fmt: skip
+        pushed = _push_per_architecture(store, built, reference, tags, options, progress, create_repository)
+    else:
+        source = LayoutLocation(store.path, None, built.descriptor.digest)
+        pushed = copy(
+            source, reference, tags=tags, options=options, progress=progress, create_repository=create_repository,
+            referrers=False,
+        )  # fmt: skip
     if sbom:
         from ocipush.supply import push_sboms
 
         with RegistrySession(options) as session:
             pushed.referrers = push_sboms(session, reference, store, built, spec.source_date_epoch)
     return built, pushed
+
+
+def _push_per_architecture(
+    store: OCILayout,
+    built: BuildResult,
+    reference: Reference,
+    tags: Iterable[str],
+    options: RegistryOptions,
+    progress: ProgressCallback,
+    create_repository: Callable[[], bool] | None,
+) -> TransferResult:
+    """Lambda takes no index: each architecture's image gets its own tags, TAG-amd64 and TAG-arm64."""
+    results = []
+    for manifest in built.manifests:
+        arch = manifest.platform.architecture if manifest.platform else "unknown"
+        wanted = [f"{t}-{arch}" for t in [reference.tag or "latest", *tags]]
+        results.append(copy(LayoutLocation(store.path, None, manifest.digest), reference.with_tag(wanted[0]),
+                            tags=wanted[1:], options=options, progress=progress,
+                            create_repository=create_repository))  # fmt: skip
+    first = results[0]
+    blobs = {digest: outcome for result in results for digest, outcome in result.blobs.items()}
+    return TransferResult(first.digest, first.media_type, first.size, [t for r in results for t in r.tags], blobs)
 
 
 def _lambda_gate(

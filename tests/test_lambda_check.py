@@ -142,3 +142,14 @@ def test_a_fresh_runner_reads_a_registry_bases_layers_once_for_a_lambda_build(
     log = registry.log_path.read_text()
     layer_gets = [line for line in log.splitlines() if '"GET /v2/lambda/base/blobs/sha256:' in line]
     assert len(layer_gets) == 2  # the config once, the one layer once
+
+
+def test_a_multi_platform_lambda_build_keeps_its_sboms(
+    app: Path, registry: LocalRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --sbom is not dropped on the one-tag-per-architecture path: each architecture's image gets its SBOM.
+    capsys.readouterr()
+    assert main(["build-push", "--no-build-file", "--layer", f"{app}:/var/task", *LAMBDA_ENV, "--cmd",
+                 "handler.handler", "--platform", "linux/amd64,linux/arm64", "--lambda", "--sbom", "--json",
+                 "--tag", f"{registry.host}/fn/sbom:v1"]) == 0  # fmt: skip
+    assert len(json.loads(capsys.readouterr().out)["referrers"]) == 2
