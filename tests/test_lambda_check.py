@@ -153,3 +153,19 @@ def test_a_multi_platform_lambda_build_keeps_its_sboms(
                  "handler.handler", "--platform", "linux/amd64,linux/arm64", "--lambda", "--sbom", "--json",
                  "--tag", f"{registry.host}/fn/sbom:v1"]) == 0  # fmt: skip
     assert len(json.loads(capsys.readouterr().out)["referrers"]) == 2
+
+
+def test_a_multi_platform_lambda_build_signs_every_architecture(
+    app: Path, tmp_path: Path, registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --sign-key signs each TAG-ARCH image, not only the first one pushed.
+    from ocipush import supply
+
+    supply.generate_key_pair(str(tmp_path), lambda: b"pw")
+    monkeypatch.setenv("COSIGN_PASSWORD", "pw")
+    target = f"{registry.host}/fn/signed"
+    assert main(["build-push", "--no-build-file", "--layer", f"{app}:/var/task", *LAMBDA_ENV, "--cmd",
+                 "handler.handler", "--platform", "linux/amd64,linux/arm64", "--lambda", "--quiet",
+                 "--sign-key", str(tmp_path / "cosign.key"), "--tag", f"{target}:v1"]) == 0  # fmt: skip
+    for arch in ("amd64", "arm64"):
+        assert main(["verify", f"{target}:v1-{arch}", "--key", str(tmp_path / "cosign.pub"), "--quiet"]) == 0

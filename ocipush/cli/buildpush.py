@@ -72,7 +72,10 @@ def run_build_push(args: argparse.Namespace) -> int:
             print(f"{state} {layer.digest[:19]} {layer.size:>12,} B  {layer.dest}", file=sys.stderr)
     from ocipush.cli.sign import password_once, sign_pushed
 
-    password = password_once()  # the image and each SBOM are signed with one key: one prompt
-    for digest in [pushed.digest, *pushed.referrers]:
+    password = password_once()  # the images and each SBOM are signed with one key: one prompt
+    # A multi-platform --lambda build pushes one image per architecture and no index: each one is signed.
+    per_arch = spec.lambda_check and len(built.manifests) > 1
+    images = [m.digest for m in built.manifests] if per_arch else [pushed.digest]
+    for digest in [*images, *pushed.referrers]:
         sign_pushed(args, str(target), digest, options, password)
     return report_transfer(args, "pushed", str(target), pushed, {"layers": layers_json(built)})
