@@ -328,6 +328,7 @@ def test_sbom_of_an_spdx_referrer_without_a_document_is_not_found(registry: Loca
     from ocipush.artifact import artifact_manifest, push_artifact
     from ocipush.blobsource import BlobSource
     from ocipush.errors import NotFoundError
+    from ocipush.reference import parse_reference
     from ocipush.registry.session import RegistrySession
 
     source, image = make_image(tmp_path / "src")
@@ -335,7 +336,7 @@ def test_sbom_of_an_spdx_referrer_without_a_document_is_not_found(registry: Loca
     api.push(f"oci:{source.path}:v1", ref, options=options(tmp_path))
     blobs: dict[str, BlobSource] = {}
     with RegistrySession(options(tmp_path)) as session:
-        push_artifact(session, api._reference(ref), artifact_manifest(SBOM_TYPE, [], image, blobs=blobs), blobs)
+        push_artifact(session, parse_reference(ref), artifact_manifest(SBOM_TYPE, [], image, blobs=blobs), blobs)
     assert [r.descriptor.artifact_type for r in supply.list_referrers(ref, options=options(tmp_path))] == [SBOM_TYPE]
     with pytest.raises(NotFoundError, match="holds no document"):
         supply.sbom(ref, options=options(tmp_path))
