@@ -249,7 +249,7 @@ def write(raw: dict[str, Any], out: Path) -> Path:
         if key == "P4":
             lines += _p4_table(scenarios)
             continue
-        if key.startswith("S"):
+        if key in scaling.KEYS:
             lines += scaling.table(scenario)
         else:
             lines += _time_table(scenario, extras_for.get(key, ()), no_ratio=key == "P9")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the benchmark suite: install what it needs, then run it.
-#   benchmarks/run.sh            full run (≈ 15–20 min), report in benchmarks/results/
+#   benchmarks/run.sh            full run (≈ 25 min with --reps 3, 40+ with the default 5), report in benchmarks/results/
 #   benchmarks/run.sh --quick    small data, one repetition (< 2 min), report in benchmarks/results-quick/
 # Other arguments go to bench.py (--reps N, --only P2,P3, --out DIR, --keep-data).
 set -euo pipefail

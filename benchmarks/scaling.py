@@ -33,6 +33,7 @@ MiB = data.MiB
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 FIRST_REQUEST = re.compile(r"^first_request_s=([\d.]+)$", re.M)
+KEYS = ("S1", "S2", "S3", "S4", "S5")  # the scenarios this module records (report.py renders them as curves)
 
 
 def _ocipush() -> Path:
