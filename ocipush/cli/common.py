@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ocipush.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ocipush.progress import ProgressCallback, ProgressEvent
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import TransferResult
@@ -236,6 +238,19 @@ def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
         print(json.dumps(data, indent=2))
     else:
         print(text)
+
+
+def run_and_report(
+    args: argparse.Namespace, verb: str, target: str, call: Callable[[ProgressCallback], TransferResult]
+) -> int:
+    """Run one transfer (`call` gets the progress callback) with the command's progress printer, then print its
+    result: mutate, rebase, flatten and the index commands."""
+    progress, printer = progress_for(args)
+    try:
+        result = call(progress)
+    finally:
+        printer.finish()
+    return report_transfer(args, verb, target, result)
 
 
 def report_transfer(

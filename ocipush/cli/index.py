@@ -6,9 +6,10 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ocipush.cli.common import add_registry_arguments, progress_for, registry_options
+from ocipush.cli.common import add_registry_arguments, registry_options, run_and_report
 
 if TYPE_CHECKING:
+    from ocipush.progress import ProgressCallback
     from ocipush.transfer import TransferResult
 
 Run = Callable[..., "TransferResult"]
@@ -65,15 +66,10 @@ def _annotations(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace, verb: str, call: Run, **kwargs: Any) -> int:
-    from ocipush.cli.common import report_transfer
+    def transfer(progress: ProgressCallback) -> TransferResult:
+        return call(args.target, options=registry_options(args), progress=progress, **kwargs)
 
-    progress, printer = progress_for(args)
-    try:
-        result = call(args.target, options=registry_options(args), progress=progress, **kwargs)
-    finally:
-        printer.finish()
-    where = getattr(args, "output", None) or args.target
-    return report_transfer(args, verb, where, result)
+    return run_and_report(args, verb, getattr(args, "output", None) or args.target, transfer)
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ocipush.cli.common import add_registry_arguments, emit, progress_for, registry_options
+from ocipush.cli.common import add_registry_arguments, emit, registry_options, run_and_report
 
 
 def register(subparsers: Any) -> None:
@@ -105,40 +105,28 @@ def _untag(args: argparse.Namespace) -> int:
 def _mutate(args: argparse.Namespace) -> int:
     from ocipush.build.args import config_overrides
     from ocipush.build.spec import make_spec
-    from ocipush.cli.common import report_transfer
     from ocipush.ops.mutate import mutate
 
     spec = make_spec({}, config_overrides(args))
-    progress, printer = progress_for(args)
-    try:
-        result = mutate(args.reference, args.output, spec, set_platform=args.set_platform, platform=args.platform,
-                        options=registry_options(args), progress=progress)  # fmt: skip
-    finally:
-        printer.finish()
-    return report_transfer(args, "mutated", args.output, result)
+    return run_and_report(args, "mutated", args.output, lambda progress: mutate(
+        args.reference, args.output, spec, set_platform=args.set_platform, platform=args.platform,
+        options=registry_options(args), progress=progress,
+    ))  # fmt: skip
 
 
 def _rebase(args: argparse.Namespace) -> int:
-    from ocipush.cli.common import report_transfer
     from ocipush.ops.rebase import rebase
 
-    progress, printer = progress_for(args)
-    try:
-        result = rebase(args.reference, args.new_base, args.output, old_base=args.old_base, platform=args.platform,
-                        options=registry_options(args), progress=progress)  # fmt: skip
-    finally:
-        printer.finish()
-    return report_transfer(args, "rebased", args.output, result)
+    return run_and_report(args, "rebased", args.output, lambda progress: rebase(
+        args.reference, args.new_base, args.output, old_base=args.old_base, platform=args.platform,
+        options=registry_options(args), progress=progress,
+    ))  # fmt: skip
 
 
 def _flatten(args: argparse.Namespace) -> int:
-    from ocipush.cli.common import report_transfer
     from ocipush.ops.flatten import flatten
 
-    progress, printer = progress_for(args)
-    try:
-        result = flatten(args.reference, args.output, platform=args.platform, compression=args.compression,
-                         options=registry_options(args), progress=progress)  # fmt: skip
-    finally:
-        printer.finish()
-    return report_transfer(args, "flattened", args.output, result)
+    return run_and_report(args, "flattened", args.output, lambda progress: flatten(
+        args.reference, args.output, platform=args.platform, compression=args.compression,
+        options=registry_options(args), progress=progress,
+    ))  # fmt: skip
