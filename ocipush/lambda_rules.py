@@ -138,7 +138,7 @@ def check_image(
         problems.append(LambdaProblem("architecture", f"the image is {arch}, the function is {platform.architecture}",
                                       f"build with --platform linux/{platform.architecture}"))  # fmt: skip
     container = config.config
-    env = dict(e.split("=", 1) for e in (container.env or []) if "=" in e) if container else {}
+    env = config.environment
     entrypoint, cmd = (container.entrypoint or [], container.cmd or []) if container else ([], [])
     if not entrypoint and not cmd:
         problems.append(LambdaProblem("command", "the image has neither an entrypoint nor a command",

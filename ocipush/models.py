@@ -109,6 +109,12 @@ class ImageConfig(_Model):
     def platform(self) -> Platform:
         return Platform(architecture=self.architecture, os=self.os, os_version=self.os_version, variant=self.variant)
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The container's `Env` as a mapping (entries without '=' are skipped)."""
+        entries = (self.config.env or []) if self.config is not None else []
+        return dict(item.split("=", 1) for item in entries if "=" in item)
+
 
 _ARCH_ALIASES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}
 

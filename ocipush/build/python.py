@@ -85,11 +85,6 @@ class PythonTarget:
         return "cp" + self.version.replace(".", "")
 
 
-def _env(config: ImageConfig | None) -> dict[str, str]:
-    pairs = (config.config.env or []) if config is not None and config.config is not None else []
-    return dict(item.split("=", 1) for item in pairs if "=" in item)
-
-
 def _version_from_base(env: dict[str, str], base_name: str | None) -> str | None:
     """The official Python images set PYTHON_VERSION; AWS's Lambda bases name it in their tag (python:3.12)."""
     for value in (env.get("PYTHON_VERSION", ""), env.get("AWS_EXECUTION_ENV", "")):
@@ -126,7 +121,7 @@ def python_target(
 ) -> PythonTarget:  # fmt: skip
     """The target of one platform's dependency layer, from the flags first and the base second (its config, then
     what its files show: `base_libc`, the C library, and `base_pythons`, the python3.N interpreters it has)."""
-    env = _env(config)
+    env = config.environment if config is not None else {}
     lambda_base = "LAMBDA_TASK_ROOT" in env
     found = base_pythons or []
     version = deps.python_version or _version_from_base(env, base_name) or (found[0] if len(found) == 1 else None)
@@ -330,7 +325,7 @@ def pythonpath_env(target: PythonTarget, config: ImageConfig | None) -> dict[str
     """Outside Lambda (whose task root is already on sys.path) the layer's directory goes on PYTHONPATH."""
     if target.lambda_base:
         return {}
-    existing = _env(config).get("PYTHONPATH")
+    existing = config.environment.get("PYTHONPATH") if config is not None else None
     return {"PYTHONPATH": f"{target.dest}:{existing}" if existing else target.dest}
 
 
