@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ocipush.errors import OcipushError, RegistryError
 
 if TYPE_CHECKING:
-    import httpx
+    from ocipush.registry.wire import Response
 
 MAX_MANIFEST_BYTES = 4 << 20  # what distribution and containerd accept
 MAX_LISTING_BYTES = 16 << 20  # one page of tags or repositories
@@ -40,24 +40,18 @@ def read_prefix(chunks: Iterable[bytes], limit: int) -> bytes:
     return bytes(data[:limit])
 
 
-def buffered(response: httpx.Response, limit: int) -> httpx.Response:
+def buffered(response: Response, limit: int) -> Response:
     """The response with its body read, never more than `limit` bytes of it (MAX_ERROR_BYTES of an error)."""
-    import httpx
-
     try:
-        if response.request.method == "HEAD":
-            response.read()
-            return response
         if response.status_code >= 400:
-            data = read_prefix(response.iter_bytes(), MAX_ERROR_BYTES)
+            data = read_prefix(response.iter_raw(), MAX_ERROR_BYTES)
         else:
-            what = f"the answer of {response.url.host} to {response.request.method} {response.url.path}"
-            data = read_limited(response.iter_bytes(), limit, what)
+            host_path = response.url.split("://", 1)[-1].split("?", 1)[0]
+            what = f"the answer of {host_path.split('/', 1)[0]} to {response.method} /{host_path.partition('/')[2]}"
+            data = read_limited(response.iter_raw(), limit, what)
     finally:
         response.close()
-    # The body is decoded already: a copy without Content-Encoding, so that it is not decoded twice.
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
-    return httpx.Response(response.status_code, headers=headers, content=data, request=response.request)
+    return response.with_content(data)
 
 
 def _size(n: int) -> str:

@@ -136,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, f"{exc.strerror or exc}{where}", 1, exc)
     except Exception as exc:
         # A network error that slipped past the transport's own mapping: still one line, never a traceback.
-        if type(exc).__module__.split(".")[0] not in ("httpx", "httpcore", "h11"):
+        from ocipush.registry.wire import WireError
+
+        if not isinstance(exc, WireError):
             raise
         return _fail(args, f"network failure ({type(exc).__name__}: {exc})", 6, exc)
 

@@ -1,5 +1,5 @@
 """Where the CLI sends the library's log: stderr, warnings (retries) always, `-v` adds each step, `--debug` every
-request and httpx's own lines. URLs are cut to host and path, so no presigned query string is ever shown."""
+request with its status. URLs are cut to host and path, so no presigned query string is ever shown."""
 
 from __future__ import annotations
 
@@ -32,12 +32,12 @@ def add_logging_flags(parser: argparse.ArgumentParser, top: bool = True) -> None
     group.add_argument("--verbose", "-v", action="store_true", default=False if top else argparse.SUPPRESS,
                        help="log each step (auth, mounts, resumes, retries) to stderr")  # fmt: skip
     group.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
-                       help="also log every request, and httpx's own lines")  # fmt: skip
+                       help="also log every request and its status")  # fmt: skip
 
 
 @contextlib.contextmanager
 def logging_to_stderr(verbose: bool, debug: bool) -> Iterator[None]:
-    """For the length of one command, the library's log (and with `debug` httpx's) goes to stderr; afterwards
+    """For the length of one command, the library's log goes to stderr; afterwards
     logging is as it was (main() may run again in the same process, as tests and embedding programs do)."""
     import logging  # here, not at the top: `ocipush --help` never needs it
 
@@ -47,15 +47,12 @@ def logging_to_stderr(verbose: bool, debug: bool) -> Iterator[None]:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("ocipush: %(level)s: %(message)s"))
-    loggers = [logging.getLogger("ocipush")] + ([logging.getLogger("httpx")] if debug else [])
-    saved = [logger.level for logger in loggers]
-    levels = [logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING, logging.INFO]
-    for logger, level in zip(loggers, levels, strict=False):
-        logger.addHandler(handler)  # records still propagate: a program embedding main() keeps its own handlers
-        logger.setLevel(level)
+    logger = logging.getLogger("ocipush")
+    saved = logger.level
+    logger.addHandler(handler)  # records still propagate: a program embedding main() keeps its own handlers
+    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
     try:
         yield
     finally:
-        for logger, level in zip(loggers, saved, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
+        logger.removeHandler(handler)
+        logger.setLevel(saved)

@@ -7,19 +7,26 @@ import base64
 import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlencode, urlsplit
 
 from ocipush.errors import AuthError, TransportError
-from ocipush.limits import MAX_TOKEN_BYTES, buffered
+from ocipush.limits import MAX_TOKEN_BYTES
 from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
 from ocipush.registry.credentials import Credentials, lookup_credentials
-from ocipush.registry.deadline import deadline
 from ocipush.registry.options import RegistryOptions
+from ocipush.registry.wire import WireError
+
+if TYPE_CHECKING:
+    from ocipush.registry.wire import Response
+
+
+class Send(Protocol):
+    """How the authenticator reaches a token service: one plain request, its answer read up to `limit` bytes."""
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes | None, limit: int) -> Response: ...
 
 _PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()
@@ -118,9 +125,9 @@ class Authenticator:
 
     def handle_unauthorized(
         self,
-        response: httpx.Response,
+        response: Response,
         scopes: tuple[str, ...],
-        client_for: Callable[[str], httpx.Client],
+        send: Send,
         sent_authorization: bool,
     ) -> None:
         """Learn from a 401 and get what the next attempt needs; raises AuthError when nothing can help."""
@@ -137,7 +144,7 @@ class Authenticator:
             self._scheme = "basic"
             return
         self._scheme = "bearer"
-        token = self._fetch_token(challenge, scopes, client_for)
+        token = self._fetch_token(challenge, scopes, send)
         with self._lock:
             self._tokens[scopes] = token
 
@@ -186,9 +193,7 @@ class Authenticator:
             )
         return creds
 
-    def _fetch_token(
-        self, challenge: Challenge, scopes: tuple[str, ...], client_for: Callable[[str], httpx.Client]
-    ) -> _Token:
+    def _fetch_token(self, challenge: Challenge, scopes: tuple[str, ...], send: Send) -> _Token:
         realm = challenge.params.get("realm")
         if not realm:
             raise AuthError(f"{self.host} sent a bearer challenge without a realm")
@@ -198,7 +203,6 @@ class Authenticator:
             wanted.append(challenge.params["scope"])
         service = challenge.params.get("service")
         creds = self._realm_credentials(realm)
-        client = client_for(realm)
         _log.info("token for %s from %s (scopes %s, %s)", self.host, redact(realm), " ".join(wanted),
                   "with credentials" if creds else "anonymous")  # fmt: skip
         try:
@@ -208,16 +212,14 @@ class Authenticator:
                     form["service"] = service
                 if wanted:
                     form["scope"] = " ".join(wanted)
-                request = client.build_request("POST", realm, data=form)
+                headers = {"Content-Type": "application/x-www-form-urlencoded"}
+                answer = send("POST", realm, headers, urlencode(form).encode(), MAX_TOKEN_BYTES)
             else:
-                params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
-                params += [("scope", s) for s in wanted]
-                request = client.build_request("GET", realm, params=params)
-                if creds:
-                    request.headers["Authorization"] = _basic(creds)
-            with deadline(self.options.deadline):
-                answer = buffered(client.send(request, stream=True), MAX_TOKEN_BYTES)
-        except httpx.TransportError as exc:
+                query = urlencode(([("service", service)] if service else []) + [("scope", s) for s in wanted])
+                url = realm + ("&" if "?" in realm else "?") + query if query else realm
+                headers = {"Authorization": _basic(creds)} if creds else {}
+                answer = send("GET", url, headers, None, MAX_TOKEN_BYTES)
+        except WireError as exc:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None
         if answer.status_code in (401, 403):
             what = "rejected the credentials" if creds else "requires credentials (none are configured)"

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-import httpx
-
 from ocipush import mediatypes as mt
 from ocipush.digest import hash_as, is_digest
 from ocipush.document import ManifestDocument, sniff_media_type
@@ -19,6 +17,7 @@ from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
 from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
+from ocipush.registry.wire import Response
 
 if TYPE_CHECKING:
     from ocipush.models import Descriptor
@@ -54,13 +53,13 @@ class RegistryClient:
         scopes = self.push_scopes if push else self.pull_scopes
         response = self.transport.request("HEAD", self._path(f"blobs/{digest}"), scopes=scopes)
         if response.status_code == 200:
-            return int(response.headers.get("content-length", -1))
+            return int(response.headers.get("content-length", "-1"))
         if response.status_code == 404:
             return None
         raise registry_error(response, f"check blob {digest[:19]} in {self.name}", f"{self.name}@{digest}")
 
     @contextlib.contextmanager
-    def open_blob(self, digest: str, start: int = 0) -> Iterator[httpx.Response]:
+    def open_blob(self, digest: str, start: int = 0) -> Iterator[Response]:
         """A streamed GET of a blob from byte `start` (redirects followed without credentials)."""
         # identity: the bytes must be the blob's own, read raw and hashed as they come.
         headers = {"Accept-Encoding": "identity"}
@@ -77,7 +76,7 @@ class RegistryClient:
         finally:
             response.close()
 
-    def blob_chunks(self, response: httpx.Response) -> Iterator[bytes]:
+    def blob_chunks(self, response: Response) -> Iterator[bytes]:
         """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
         return deadline.paced(response.iter_raw(), self.transport.options.deadline)
 
@@ -116,10 +115,10 @@ class RegistryClient:
             return self.absolute(response, response.headers["location"]), None
         raise registry_error(response, f"start blob upload to {self.name}", self.name)
 
-    def absolute(self, response: httpx.Response, location: str) -> str:
+    def absolute(self, response: Response, location: str) -> str:
         """A Location made absolute. One that names the registry with another scheme (a TLS-terminating proxy
         saying http://) keeps the registry's own, so that credentials never go over plain HTTP."""
-        url = urljoin(str(response.url), location)
+        url = urljoin(response.url, location)
         parts, base = urlsplit(url), urlsplit(self.transport.base_url)
         if parts.netloc == base.netloc and parts.scheme != base.scheme:
             url = urlunsplit((base.scheme, *parts[1:]))
@@ -135,7 +134,7 @@ class RegistryClient:
         url = self.absolute(response, response.headers.get("location", session_url))
         return url, _range_end(response.headers.get("range")) or 0
 
-    def patch_chunk(self, session_url: str, start: int, length: int, body: BodyFactory) -> tuple[str, httpx.Response]:
+    def patch_chunk(self, session_url: str, start: int, length: int, body: BodyFactory) -> tuple[str, Response]:
         """Send one chunk; returns (next session URL, response). 202 is the spec's answer, ECR answers 201."""
         headers = {
             "Content-Type": "application/octet-stream",
@@ -187,7 +186,7 @@ class RegistryClient:
         digest = response.headers.get("docker-content-digest")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if digest and media_type in mt.MANIFESTS:
-            return digest, media_type, int(response.headers.get("content-length", 0))
+            return digest, media_type, int(response.headers.get("content-length", "0"))
         document = self.get_manifest(reference)
         return document.digest, document.media_type, len(document.raw)
 
@@ -299,11 +298,11 @@ def list_catalog(transport: Transport, page_size: int = 1000) -> list[str]:
     )
 
 
-def _page_size_refused(response: httpx.Response) -> bool:
+def _page_size_refused(response: Response) -> bool:
     return response.status_code == 400 and any(c == "PAGINATION_NUMBER_INVALID" for c, _ in error_codes(response))
 
 
-def _listed(response: httpx.Response, key: str, what: str, item: type) -> list[Any]:
+def _listed(response: Response, key: str, what: str, item: type) -> list[Any]:
     """`{key: [item, ...]}` from a listing page; a missing or null list is an empty page."""
     try:
         data = response.json()
@@ -331,7 +330,7 @@ def _range_end(value: str | None) -> int | None:
     return 0 if end == 0 else end + 1
 
 
-def range_start(response: httpx.Response) -> int | None:
+def range_start(response: Response) -> int | None:
     """The first byte of a 206 answer, from `Content-Range: bytes START-END/TOTAL`."""
     match = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
     return int(match.group(1)) if match else None

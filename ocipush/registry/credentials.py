@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 
 from ocipush.errors import AuthError
@@ -52,6 +51,8 @@ def host_keys(host: str) -> list[str]:
 
 
 def _from_helper(helper: str, host: str) -> Credentials | None:
+    import subprocess  # here: only docker configs with credential helpers need it
+
     try:
         done = subprocess.run(
             [f"docker-credential-{helper}", "get"], input=host.encode(), capture_output=True, timeout=60, check=False

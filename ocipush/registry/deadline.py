@@ -1,4 +1,4 @@
-"""An overall deadline per request. httpx's timeouts are per read, so a server trickling one byte every few seconds
+"""An overall deadline per request. Socket timeouts are per read, so a server trickling one byte every few seconds
 never trips them; here every read of the socket is also cut at a deadline kept per thread. The deadline counts from
 the last byte sent (an upload of any length never eats into it) and is renewed after each MiB of a blob received,
 so a slow but moving transfer goes on while a stalled or trickling one ends."""
@@ -10,9 +10,6 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-import httpcore
 
 MESSAGE = "no complete answer within the deadline"
 RENEW_BYTES = 1 << 20
@@ -56,41 +53,11 @@ def paced(chunks: Iterable[bytes], seconds: float | None) -> Iterator[bytes]:
             yield chunk
 
 
-class _Stream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        left = _STATE.at - time.monotonic()
-        if left <= 0:
-            raise httpcore.ReadTimeout(MESSAGE)
-        try:
-            return self._inner.read(max_bytes, left if timeout is None else min(timeout, left))
-        except httpcore.ReadTimeout:
-            if _STATE.at <= time.monotonic():
-                raise httpcore.ReadTimeout(MESSAGE) from None
-            raise
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
-        renew()
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _Stream(self._inner.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
+def read_timeout(timeout: float) -> float:
+    """How long the next read may wait: the per-read `timeout`, cut at the deadline (0 or less: it has passed)."""
+    return min(timeout, _STATE.at - time.monotonic())
 
 
-class _Backend(httpcore.SyncBackend):
-    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _Stream(super().connect_tcp(*args, **kwargs))
-
-
-def install(transport: Any) -> None:
-    """Make an httpx.HTTPTransport's connections honour the deadline. httpx has no setting for the network
-    backend; `_pool._network_backend` is the attribute httpcore's pool reads when it opens a connection."""
-    transport._pool._network_backend = _Backend()
+def timeout_message() -> str:
+    """Why a read that waited its whole time gave up: the deadline, or the per-read timeout."""
+    return MESSAGE if _STATE.at <= time.monotonic() else "timed out"

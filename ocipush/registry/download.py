@@ -9,8 +9,6 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-import httpx
-
 from ocipush.digest import new_hasher
 from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
 from ocipush.fsutil import locked_file, open_regular, write_all
@@ -18,6 +16,7 @@ from ocipush.layout import OCILayout
 from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 from ocipush.registry.client import RegistryClient, range_start
+from ocipush.registry.wire import WireError
 
 if TYPE_CHECKING:
     from ocipush.models import Descriptor
@@ -128,7 +127,7 @@ def _fill(
         before = partial.size
         try:
             _fetch_into(client, descriptor, partial, progress, stop)
-        except (TransportError, httpx.HTTPError) as exc:
+        except (TransportError, WireError) as exc:
             if partial.size > before:
                 budget = client.transport.budget()  # the retry limits count from the last progress
             announce = functools.partial(_announce_retry, progress, digest, size, partial.size)
@@ -147,7 +146,6 @@ def _fetch_into(
         if response.status_code != 206:
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size
-        # Raw (asked for as identity): skips httpx's decoder and its re-chunking.
         for data in client.blob_chunks(response):
             if stop.is_set():
                 raise TransferStopped

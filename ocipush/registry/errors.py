@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
-
-import httpx
+from typing import TYPE_CHECKING
 
 from ocipush.errors import AuthError, NotFoundError, OcipushError, RegistryError
+from ocipush.registry.wire import WireError
+
+if TYPE_CHECKING:
+    from ocipush.registry.wire import Response
 
 _NOT_FOUND_CODES = {"NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "BLOB_UPLOAD_UNKNOWN"}
 _AUTH_CODES = {"UNAUTHORIZED", "DENIED"}
 
 
-def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
+def error_codes(response: Response) -> list[tuple[str, str]]:
     """(code, message) pairs of an OCI error body; empty when the body is not one."""
     try:
         data = json.loads(response.content or b"{}")
-    except (ValueError, httpx.ResponseNotRead):
+    except (ValueError, WireError):
         return []
     errors = data.get("errors") if isinstance(data, dict) else None
     if not isinstance(errors, list):
@@ -24,7 +27,7 @@ def error_codes(response: httpx.Response) -> list[tuple[str, str]]:
     return [(str(e.get("code", "")), str(e.get("message", ""))) for e in errors if isinstance(e, dict)]
 
 
-def registry_error(response: httpx.Response, what: str, reference: str | None = None) -> OcipushError:
+def registry_error(response: Response, what: str, reference: str | None = None) -> OcipushError:
     """The exception for a failed `what` (e.g. "push manifest to host/repo:tag") on `reference`, carrying the
     status, the registry's error code and the reference, so that callers can tell a missing repository
     (NAME_UNKNOWN) from a missing tag (MANIFEST_UNKNOWN) without reading the message."""

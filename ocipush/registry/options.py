@@ -109,6 +109,13 @@ class RegistryOptions:
         """Where requests for registry `host` go: an override, else HTTPS."""
         return self.endpoints.get(host, f"https://{host}")
 
+    def route(self, url: str) -> str:
+        """`url`, sent to the endpoint override of its host when that host has one (a token service on the
+        registry's own host goes through the same VPC endpoint or proxy as the registry)."""
+        scheme, netloc = urlsplit(url)[:2]
+        endpoint = self.endpoints.get(netloc)
+        return url if endpoint is None else endpoint + url[len(f"{scheme}://{netloc}") :]
+
     def may_use_http(self, host: str) -> bool:
         """Whether plain HTTP is allowed for `host` (marked insecure, or loopback as docker allows)."""
         return host not in self.endpoints and (host in self.insecure or is_loopback(host))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from ocipush.log import get_logger
 
@@ -36,6 +34,8 @@ class RetryBudget:
         delay = _retry_after_seconds(retry_after)
         if not delay:  # none, or 0 / negative: a server asking for no pause still gets the backoff
             # Exponential backoff with full jitter, so parallel workers do not retry in lock-step.
+            import random  # here: most commands never retry, and start-up is what short commands pay for
+
             delay = random.uniform(0, min(MAX_DELAY, 0.25 * 2**self.attempt))
         if time.monotonic() - self.started + delay > self.max_seconds:
             return None
@@ -63,6 +63,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return min(max(float(value), 0.0), 60.0)
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

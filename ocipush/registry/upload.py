@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
-
 from ocipush.blobsource import BlobSource
 from ocipush.errors import OcipushError, RegistryError, TransferStopped, TransportError, UsageError
 from ocipush.log import get_logger
@@ -25,6 +23,7 @@ from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
 from ocipush.registry.retry import RETRYABLE_STATUS
+from ocipush.registry.wire import Response, WireError
 
 _log = get_logger(__name__)
 
@@ -224,7 +223,7 @@ class BlobUploader:
                     session, doubtful = self._restart(source, chunk, fresh_sessions), False
                     fresh_sessions += 1
                     continue
-            except (TransportError, httpx.HTTPError) as exc:
+            except (TransportError, WireError) as exc:
                 failure = str(exc) or exc.__class__.__name__
             if not budget.sleep(why=failure, announce=self._announcer(source, start)):
                 raise TransportError(f"upload of {source.digest[:19]} to {self.client.name} failed: {failure}")
@@ -257,7 +256,7 @@ class BlobUploader:
         return self._new_session(source, chunk)
 
 
-def _is_range_mismatch(response: httpx.Response) -> bool:
+def _is_range_mismatch(response: Response) -> bool:
     """416, or ECR's "First byte of the layer part is X instead of Y": the part did not start at the registry's size."""
     return response.status_code == 416 or (
         response.status_code == 400 and b"first byte of the layer part" in response.content.lower()

@@ -1,0 +1,60 @@
+"""The HTTP proxy the environment names for a request, as curl, docker and skopeo read it: `HTTPS_PROXY` for
+https URLs, `HTTP_PROXY` for http ones, `ALL_PROXY` for both (lower-case names too, which win), and `NO_PROXY`
+(comma-separated host names, domain suffixes with or without a leading dot, IP addresses, `*` for all)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+from ocipush.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Proxy:
+    host: str
+    port: int
+    authorization: str | None = field(default=None, repr=False)  # carries the proxy's password
+
+
+def _setting(name: str) -> str:
+    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
+
+
+def proxy_for(scheme: str, host: str) -> Proxy | None:
+    """The proxy for a request to `host` over `scheme`, or None to go direct."""
+    url = _setting(f"{scheme}_proxy") or _setting("all_proxy")
+    if not url or bypassed(host, _setting("no_proxy")):
+        return None
+    return _parse(url)
+
+
+def bypassed(host: str, no_proxy: str) -> bool:
+    host = host.strip("[]").lower()
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        entry = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # a port on a name is not compared
+        entry = entry.strip("[]").lstrip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def _parse(url: str) -> Proxy:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", ""):
+        raise UsageError(f"proxy scheme {parts.scheme!r} is not supported (an http:// proxy is)")
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = 0
+    if not parts.hostname or not port:
+        raise UsageError("the proxy named in the environment is not a host[:port] URL")
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+    return Proxy(parts.hostname, port, authorization)

@@ -1,0 +1,496 @@
+"""A small HTTP/1.1 client for registry traffic: keep-alive connections per origin, TLS through the standard
+library, proxies from the environment, and bodies read straight from the socket.
+
+Why not a general HTTP library: importing one cost ~45 ms of every command's start-up (a third of `ocipush tags`),
+and parsing answers through it cost ~30 % of a pull's CPU. A registry client needs little of HTTP: requests with a
+known body, answers framed by Content-Length, chunks or the end of the connection, no content decoding (every
+request asks for identity: blobs and manifests are hashed as they arrive). Every read of the socket is bounded by
+the per-request deadline (`deadline.py`) as well as the per-read timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, overload
+from urllib.parse import urlsplit
+
+from ocipush.registry import deadline
+from ocipush.registry.proxy import Proxy, proxy_for
+
+if TYPE_CHECKING:
+    import ssl
+
+READ_SIZE = 1 << 20
+MAX_HEAD_BYTES = 64 << 10  # status line and headers of one answer
+MAX_HEADERS = 200
+IDLE_SECONDS = 60.0  # a kept-alive connection older than this is closed rather than reused
+_NO_BODY_STATUS = frozenset({204, 304})
+
+
+class WireError(Exception):
+    """A request failed on the wire: no connection, a timeout, or an answer that is not HTTP/1.1."""
+
+
+class ConnectError(WireError):
+    pass
+
+
+class ProxyRefused(ConnectError):
+    """The proxy from the environment would not open a tunnel (its message says why)."""
+
+
+class TLSFailed(ConnectError):
+    """The TLS handshake failed: an untrusted certificate or no common protocol (its message says which)."""
+
+
+class Timeout(WireError):
+    pass
+
+
+class ProtocolError(WireError):
+    pass
+
+
+class StaleConnection(WireError):
+    """A kept-alive connection the server had closed before it read the request: sending again is safe."""
+
+
+class Headers:
+    """Answer headers, looked up case-insensitively; repeated headers read as one value joined with ", "."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            self._values[key] = f"{self._values[key]}, {value}" if key in self._values else value
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._values.get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._values.items())
+
+
+class Connection:
+    """One socket to an origin, with the bytes read past the last answer's head."""
+
+    def __init__(self, sock: socket.socket, key: str, timeout: float) -> None:
+        self.sock = sock
+        self.key = key
+        self.timeout = timeout  # per read and per write
+        self.pending = b""
+        self.reused = False
+        self.idle_since = 0.0
+
+    def recv(self, size: int) -> bytes:
+        """Up to `size` bytes (the pending ones first); b"" at the end of the connection."""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.recv_into(memoryview(buffer))])
+
+    def recv_into(self, buffer: memoryview) -> int:
+        """Read into `buffer` (the pending bytes first); 0 at the end of the connection."""
+        if self.pending:
+            n = min(len(buffer), len(self.pending))
+            buffer[:n] = self.pending[:n]
+            self.pending = self.pending[n:]
+            return n
+        self._arm()
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError as exc:
+            raise Timeout(deadline.timeout_message()) from exc
+        except OSError as exc:
+            raise ProtocolError(exc.__class__.__name__) from None
+
+    def _arm(self) -> None:
+        """The next read waits no longer than the per-read timeout, nor past the request's deadline."""
+        wait = deadline.read_timeout(self.timeout)
+        if wait <= 0:
+            raise Timeout(deadline.MESSAGE)
+        self.sock.settimeout(wait)
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        self.sock.settimeout(self.timeout)
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise Timeout("timed out sending") from None
+        except OSError as exc:
+            raise ProtocolError(exc.__class__.__name__) from None
+        deadline.renew()
+
+    def readable_while_idle(self) -> bool:
+        """Whether an idle connection has something to read: the server closed it (or sent junk). Either way it
+        cannot carry another request."""
+        if self.pending:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class Response:
+    """An answer. Its body is read by `iter_raw` (streamed) or `read` (whole); `close` returns the connection
+    to its pool when the body was read to its end, and closes it otherwise."""
+
+    def __init__(
+        self, status: int, reason: str, headers: Headers, url: str, method: str,
+        connection: Connection | None, pool: Pool | None,
+    ) -> None:  # fmt: skip
+        self.status_code = status
+        self.reason = reason
+        self.headers = headers
+        self.url = url
+        self.method = method
+        self._connection = connection
+        self._pool = pool
+        self._content: bytes | None = None
+        self._left: int | None = None  # body bytes still to read when framed by Content-Length
+        self._chunked = False
+        self._keep_alive = False
+        if connection is not None:
+            self._frame(connection)
+
+    def with_content(self, content: bytes) -> Response:
+        """A copy of this (closed) answer holding its body, read by the caller."""
+        copy = Response(self.status_code, self.reason, self.headers, self.url, self.method, None, None)
+        copy._content = bytes(content)
+        return copy
+
+    def _frame(self, connection: Connection) -> None:
+        headers = self.headers
+        persistent = (headers.get("connection") or "").lower() != "close"
+        if self.method == "HEAD" or self.status_code in _NO_BODY_STATUS or 100 <= self.status_code < 200:
+            self._left, self._keep_alive = 0, persistent
+        elif "chunked" in (headers.get("transfer-encoding") or "").lower():
+            self._chunked, self._keep_alive = True, persistent
+        elif (length := headers.get("content-length")) is not None:
+            try:
+                self._left = int(length.split(",")[0])
+            except ValueError:
+                raise ProtocolError(f"the answer has an invalid Content-Length {length[:40]!r}") from None
+            if self._left < 0:
+                raise ProtocolError("the answer has a negative Content-Length")
+            self._keep_alive = persistent
+        # else: the body runs to the end of the connection, which cannot be kept
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            raise ProtocolError("the answer's body was not read")
+        return self._content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    def read(self) -> bytes:
+        if self._content is None:
+            self._content = b"".join(self.iter_raw())
+        return self._content
+
+    def iter_raw(self, size: int = READ_SIZE) -> Iterator[bytes]:
+        """The body's bytes as they come (pieces of up to `size` bytes); ends with the body."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        connection = self._connection
+        if connection is None:
+            return
+        if self._chunked:
+            yield from self._chunks(connection, size)
+        elif self._left is None:
+            while data := connection.recv(size):
+                yield data
+        else:
+            while self._left > 0:
+                buffer = bytearray(min(self._left, size))
+                view, got = memoryview(buffer), 0
+                while got < len(buffer):
+                    n = connection.recv_into(view[got:])
+                    if not n:
+                        raise ProtocolError(f"the connection closed {self._left - got} bytes before the answer's end")
+                    got += n
+                self._left -= got
+                yield buffer  # type: ignore[misc]  # bytes-like: hashers, files and joins take it as it is
+        self._finished()
+
+    def _chunks(self, connection: Connection, size: int) -> Iterator[bytes]:
+        while True:
+            line = _read_line(connection, 1024)
+            try:
+                length = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise ProtocolError("the answer's chunked body is malformed") from None
+            if length == 0:
+                while _read_line(connection, MAX_HEAD_BYTES):  # trailers, up to the empty line
+                    pass
+                return
+            while length:
+                data = connection.recv(min(length, size))
+                if not data:
+                    raise ProtocolError("the connection closed inside a chunk of the answer")
+                length -= len(data)
+                yield data
+            _read_line(connection, 2)
+
+    def _finished(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._keep_alive and self._pool is not None:
+            self._pool.release(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        """Done with the answer: a body not read to its end costs the connection (never drained: it may be huge)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._keep_alive and self._left == 0 and self._pool is not None:
+            self._pool.release(connection)
+        else:
+            connection.close()
+
+
+def _read_line(connection: Connection, limit: int) -> bytes:
+    """One CRLF-terminated line without its CRLF."""
+    data = b""
+    while True:
+        end = data.find(b"\n")
+        if end >= 0:
+            connection.pending = data[end + 1 :] + connection.pending
+            return data[:end].rstrip(b"\r")
+        if len(data) > limit:
+            raise ProtocolError("an answer line is too long")
+        more = connection.recv(4096)
+        if not more:
+            raise ProtocolError("the connection closed inside the answer")
+        data += more
+
+
+class Pool:
+    """Kept-alive connections per origin for one Transport (shared by its threads), each origin's TLS context and
+    the proxy the environment names for it."""
+
+    def __init__(self, timeout: float, connect_timeout: float, max_idle: int) -> None:
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_idle = max_idle
+        self._idle: dict[str, list[Connection]] = {}
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | Iterable[bytes] | None,
+        tls: ssl.SSLContext | None,
+    ) -> Response:
+        """Send one request and read the answer's head. A streamed body needs its Content-Length in `headers`
+        (otherwise it goes chunked)."""
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = proxy_for(scheme, host)
+        if proxy is not None and scheme == "http":
+            target = url.split("#", 1)[0]  # a plain-HTTP request through a proxy names the whole URL
+        key = f"{scheme}://{host}:{port}|{id(tls)}"
+        connection = self._acquire(key) or self._connect(key, scheme, host, port, tls, proxy)
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {_host_header(parts.netloc, scheme)}"]
+        if proxy is not None and scheme == "http" and proxy.authorization:
+            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
+        lowered = {name.lower() for name in headers}
+        if body is not None and not streamed and "content-length" not in lowered:
+            lines.append(f"Content-Length: {len(body)}")  # type: ignore[arg-type]
+        chunked = streamed and "content-length" not in lowered
+        if chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines += (f"{name}: {value}" for name, value in headers.items())
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            if body is None or streamed:
+                _send_head(connection, head)
+                if streamed:
+                    _send_stream(connection, body, chunked)  # type: ignore[arg-type]
+            elif len(body) <= 64 << 10:  # type: ignore[arg-type]
+                _send_head(connection, head + bytes(body))  # type: ignore[arg-type]
+            else:
+                _send_head(connection, head)
+                connection.send(body)  # type: ignore[arg-type]
+            status, reason, answer_headers = _read_head(connection, replayable=not streamed)
+        except BaseException:
+            connection.close()
+            raise
+        return Response(status, reason, answer_headers, url, method, connection, self)
+
+    def _acquire(self, key: str) -> Connection | None:
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                return None
+            if time.monotonic() - connection.idle_since < IDLE_SECONDS and not connection.readable_while_idle():
+                connection.reused = True
+                return connection
+            connection.close()
+
+    def release(self, connection: Connection) -> None:
+        connection.idle_since = time.monotonic()
+        with self._lock:
+            idle = self._idle.setdefault(connection.key, [])
+            if len(idle) < self.max_idle:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def _connect(
+        self, key: str, scheme: str, host: str, port: int, tls: ssl.SSLContext | None, proxy: Proxy | None
+    ) -> Connection:
+        address = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        try:
+            sock = socket.create_connection(address, timeout=self.connect_timeout)
+        except TimeoutError:
+            raise ConnectError(f"timed out connecting to {address[0]}:{address[1]}") from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {address[0]}:{address[1]} ({exc.__class__.__name__})") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = Connection(sock, key, self.timeout)
+        try:
+            if proxy is not None and scheme == "https":
+                _tunnel(connection, host, port, proxy)
+            if scheme == "https":
+                if tls is None:
+                    raise ConnectError("an HTTPS request needs a TLS context")
+                connection.sock = _start_tls(sock, tls, host, self.connect_timeout)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            idle = [c for connections in self._idle.values() for c in connections]
+            self._idle.clear()
+        for connection in idle:
+            connection.close()
+
+
+def _host_header(netloc: str, scheme: str) -> str:
+    host = netloc.rsplit("@", 1)[-1]
+    default = ":443" if scheme == "https" else ":80"
+    return host.removesuffix(default)
+
+
+def _send_head(connection: Connection, data: bytes) -> None:
+    """The request's head (and a small body): failing on a kept-alive connection means the server closed it while
+    it was idle, before anything of this request was read."""
+    try:
+        connection.send(data)
+    except ProtocolError as exc:
+        if connection.reused:
+            raise StaleConnection(str(exc)) from None
+        raise
+
+
+def _send_stream(connection: Connection, body: Iterable[bytes], chunked: bool) -> None:
+    for piece in body:
+        if not piece:
+            continue
+        if chunked:
+            connection.send(b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n")
+        else:
+            connection.send(piece)
+    if chunked:
+        connection.send(b"0\r\n\r\n")
+
+
+def _read_head(connection: Connection, replayable: bool = False) -> tuple[int, str, Headers]:
+    """The status and headers of the next final (non-1xx) answer. On a kept-alive connection that ends before any
+    answer, a request without a streamed body is reported as stale, to be sent again."""
+    while True:
+        data = b""
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            if len(data) > MAX_HEAD_BYTES:
+                raise ProtocolError("the answer's headers are too large")
+            stale = not data and connection.reused and replayable
+            try:
+                more = connection.recv(16384)
+            except ProtocolError as exc:  # reset
+                if stale:
+                    raise StaleConnection(str(exc)) from None
+                raise
+            if not more:
+                if stale:
+                    raise StaleConnection("the kept-alive connection was closed by the server")
+                raise ProtocolError("the connection closed before a complete answer")
+            data += more
+        connection.pending = data[end + 4 :] + connection.pending
+        lines = data[:end].decode("latin-1").split("\r\n")
+        status_line = lines[0].split(" ", 2)
+        if len(status_line) < 2 or not status_line[0].startswith("HTTP/1.") or not status_line[1].isdigit():
+            raise ProtocolError("the answer is not HTTP/1.x")
+        status = int(status_line[1])
+        if 100 <= status < 200 and status != 101:
+            continue  # 100 Continue and the like: the real answer follows
+        if len(lines) > MAX_HEADERS:
+            raise ProtocolError("the answer has too many headers")
+        pairs = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise ProtocolError("the answer has a malformed header line")
+            pairs.append((name, value.strip()))
+        return status, status_line[2] if len(status_line) > 2 else "", Headers(pairs)
+
+
+def _tunnel(connection: Connection, host: str, port: int, proxy: Proxy) -> None:
+    """CONNECT through an HTTP proxy, so that TLS runs end to end with the registry."""
+    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    connection.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    status, _reason, _headers = _read_head(connection)
+    if status != 200:
+        why = " (set its credentials in the proxy URL: http://USER:PASSWORD@HOST:PORT)" if status in (401, 407) else ""
+        raise ProxyRefused(f"the proxy {proxy.host}:{proxy.port} refused a tunnel to {host}:{port}: HTTP {status}{why}")
+    if connection.pending:
+        raise ProtocolError("the proxy sent data before the tunnel opened")
+
+
+def _start_tls(sock: socket.socket, tls: ssl.SSLContext, host: str, timeout: float) -> socket.socket:
+    import ssl
+
+    sock.settimeout(timeout)
+    try:
+        return tls.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        raise TLSFailed(f"the TLS certificate of {host} is not trusted ({exc.verify_message})") from exc
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSFailed(f"the TLS handshake with {host} failed ({exc.__class__.__name__})") from None

@@ -1,0 +1,134 @@
+"""The HTTP/1.1 client's edges that no registry shows on demand, against a scripted socket server: a kept-alive
+connection the server drops while it is idle or just as the next request arrives, chunked answers, answers that end
+with the connection, and an interim 100 Continue. Each case asserts that the server really did the odd thing."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ocipush.registry.wire import Pool, ProtocolError, StaleConnection
+
+Script = Callable[[socket.socket, int, int], bool]  # (connection, its number, request number on it) -> keep open
+
+
+class ScriptedServer:
+    """Reads each request's head and lets `script` answer it; counts connections and requests."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn, self.connections), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, number: int) -> None:
+        buffer, served = b"", 0
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                self.requests.append(head.split(b"\r\n", 1)[0])
+                served += 1
+                if not self.script(conn, number, served):
+                    return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(script: Script) -> ScriptedServer:
+        servers.append(ScriptedServer(script))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _answer(body: bytes, extra: str = "") -> bytes:
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+
+
+def _get(pool: Pool, server: ScriptedServer, path: str = "/v2/") -> bytes:
+    response = pool.request("GET", f"http://127.0.0.1:{server.port}{path}", {}, None, None)
+    return response.read()
+
+
+def test_a_connection_closed_while_idle_is_not_reused(serve: Callable[[Script], ScriptedServer]) -> None:
+    def answer_then_hang_up(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(_answer(b"one"))
+        return False  # closes without saying "Connection: close"
+
+    server = serve(answer_then_hang_up)
+    pool = Pool(10, 10, max_idle=4)
+    answers = []
+    for _ in range(3):
+        answers.append(_get(pool, server))
+        time.sleep(0.1)  # the server's close lands while the connection is idle in the pool
+    assert answers == [b"one"] * 3
+    assert server.connections == 3
+
+
+def test_a_request_racing_the_servers_close_is_sent_again(serve: Callable[[Script], ScriptedServer]) -> None:
+    def drop_the_second_request(conn: socket.socket, number: int, served: int) -> bool:
+        if number == 1 and served == 2:
+            return False  # the request arrived as the server gave up the connection: no answer at all
+        conn.sendall(_answer(b"ok"))
+        return True
+
+    server = serve(drop_the_second_request)
+    pool = Pool(10, 10, max_idle=4)
+    assert _get(pool, server) == b"ok"
+    with pytest.raises(StaleConnection):
+        _get(pool, server)  # the transport sends it again on a fresh connection; the pool reports why
+    assert _get(pool, server) == b"ok"
+    assert server.connections == 2 and len(server.requests) == 3
+
+
+def test_chunked_and_close_delimited_answers(serve: Callable[[Script], ScriptedServer]) -> None:
+    def answer(conn: socket.socket, number: int, served: int) -> bool:
+        if served == 1:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")  # fmt: skip
+            return True
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nto the end")
+        return False
+
+    server = serve(answer)
+    pool = Pool(10, 10, max_idle=4)
+    assert _get(pool, server) == b"hello world"
+    assert _get(pool, server) == b"to the end"  # on the same, kept-alive connection
+    assert server.connections == 1
+
+
+def test_an_answer_cut_short_is_an_error(serve: Callable[[Script], ScriptedServer]) -> None:
+    def cut(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+        return False
+
+    server = serve(cut)
+    with pytest.raises(ProtocolError, match="closed 91 bytes before the answer's end"):
+        _get(Pool(10, 10, max_idle=4), server)
