@@ -8,9 +8,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from ocipush.blobsource import FileRangeBody
+from ocipush.errors import RegistryError
 from ocipush.registry.wire import Pool, ProtocolError, StaleConnection
 
 Script = Callable[[socket.socket, int, int], bool]  # (connection, its number, request number on it) -> keep open
@@ -132,3 +135,16 @@ def test_an_answer_cut_short_is_an_error(serve: Callable[[Script], ScriptedServe
     server = serve(cut)
     with pytest.raises(ProtocolError, match="closed 91 bytes before the answer's end"):
         _get(Pool(10, 10, max_idle=4), server)
+
+
+def test_a_file_body_goes_by_sendfile_and_a_short_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"0123456789" * 1000)
+    seen: list[int] = []
+    left, right = socket.socketpair()
+    with left, right:
+        FileRangeBody(str(path), 5, 9000, seen.append).send_to(left)
+        assert right.recv(9000, socket.MSG_WAITALL) == (b"0123456789" * 1000)[5:9005]
+        assert seen[-1] == 9000
+        with pytest.raises(RegistryError, match="shorter than its descriptor"):
+            FileRangeBody(str(path), 5000, 9000, seen.append).send_to(left)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -17,6 +17,7 @@ from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
 from ocipush.registry.retry import RETRYABLE_STATUS, RetryBudget
 from ocipush.registry.wire import (
+    Body,
     ConnectError,
     Pool,
     ProxyRefused,
@@ -30,8 +31,7 @@ from ocipush.registry.wire import (
 if TYPE_CHECKING:
     import ssl
 
-BodyFactory = Callable[[], Iterable[bytes] | bytes]
-Body = Iterable[bytes] | bytes
+BodyFactory = Callable[[], Body]
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5

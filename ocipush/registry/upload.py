@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ocipush.blobsource import BlobSource
+from ocipush.blobsource import BlobSource, FileBlobSource, FileRangeBody
 from ocipush.errors import OcipushError, RegistryError, TransferStopped, TransportError, UsageError
 from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -23,6 +23,7 @@ from ocipush.registry.errors import registry_error
 from ocipush.registry.journal import JournalEntry, UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE
 from ocipush.registry.retry import RETRYABLE_STATUS
+from ocipush.registry.transport import BodyFactory
 from ocipush.registry.wire import Response, WireError
 
 _log = get_logger(__name__)
@@ -114,7 +115,7 @@ class BlobUploader:
                 self.client.finish_upload(
                     url,
                     source.digest,
-                    body=functools.partial(self._reporting, source, 0, source.size),
+                    body=self._body(source, 0, source.size),
                     length=source.size,
                 )
                 return
@@ -175,6 +176,20 @@ class BlobUploader:
         if self.stop.is_set():
             raise TransferStopped
 
+    def _body(self, source: BlobSource, start: int, length: int) -> BodyFactory:
+        """What sends the part: a file's bytes by sendfile, any other source's as they are read."""
+        if isinstance(source, FileBlobSource):
+            reported = [start]
+
+            def sent(done: int) -> None:
+                self._check_stop()
+                if start + done - reported[0] >= PROGRESS_STEP:
+                    reported[0] = start + done
+                    self.progress(ProgressEvent("progress", source.digest, source.size, start + done))
+
+            return lambda: FileRangeBody(source.path, start, length, sent)
+        return functools.partial(self._reporting, source, start, length)
+
     def _reporting(self, source: BlobSource, start: int, length: int) -> Iterator[bytes]:
         """The part's bytes, with a progress event every PROGRESS_STEP (a part can be the whole blob); stops
         between pieces when the transfer is being stopped."""
@@ -198,9 +213,7 @@ class BlobUploader:
             length = min(chunk, source.size - start)
             failure: str
             try:
-                url, response = self.client.patch_chunk(
-                    session.url, start, length, functools.partial(self._reporting, source, start, length)
-                )
+                url, response = self.client.patch_chunk(session.url, start, length, self._body(source, start, length))
                 if response.status_code in (201, 202):
                     session = _Session(url, start + length)
                     self._record(source, session, chunk)

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 from urllib.parse import urlsplit
 
 from ocipush.registry import deadline
@@ -58,6 +58,28 @@ class ProtocolError(WireError):
 
 class StaleConnection(WireError):
     """A kept-alive connection the server had closed before it read the request: sending again is safe."""
+
+
+@runtime_checkable
+class SocketBody(Protocol):
+    """A body of `length` bytes that writes itself to the socket: a file range goes with sendfile, never through
+    Python's memory (`blobsource.FileRangeBody`)."""
+
+    length: int
+
+    def send_to(self, sock: socket.socket) -> None: ...
+
+
+class _Bytes:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self.data = data
+        self.length = len(data)
+
+    def send_to(self, sock: socket.socket) -> None:
+        sock.sendall(self.data)
+
+
+Body = bytes | Iterable[bytes] | SocketBody
 
 
 class Headers:
@@ -125,9 +147,12 @@ class Connection:
         self.sock.settimeout(wait)
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
+        self.send_body(_Bytes(data))
+
+    def send_body(self, body: SocketBody) -> None:
         self.sock.settimeout(self.timeout)
         try:
-            self.sock.sendall(data)
+            body.send_to(self.sock)
         except TimeoutError:
             raise Timeout("timed out sending") from None
         except OSError as exc:
@@ -304,14 +329,9 @@ class Pool:
         self._lock = threading.Lock()
 
     def request(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        body: bytes | Iterable[bytes] | None,
-        tls: ssl.SSLContext | None,
+        self, method: str, url: str, headers: dict[str, str], body: Body | None, tls: ssl.SSLContext | None
     ) -> Response:
-        """Send one request and read the answer's head. A streamed body needs its Content-Length in `headers`
+        """Send one request and read the answer's head. An iterable body needs its Content-Length in `headers`
         (otherwise it goes chunked)."""
         parts = urlsplit(url)
         scheme, host, port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
@@ -324,26 +344,29 @@ class Pool:
         lines = [f"{method} {target} HTTP/1.1", f"Host: {_host_header(parts.netloc, scheme)}"]
         if proxy is not None and scheme == "http" and proxy.authorization:
             lines.append(f"Proxy-Authorization: {proxy.authorization}")
-        streamed = body is not None and not isinstance(body, bytes | bytearray | memoryview)
-        lowered = {name.lower() for name in headers}
-        if body is not None and not streamed and "content-length" not in lowered:
-            lines.append(f"Content-Length: {len(body)}")  # type: ignore[arg-type]
-        chunked = streamed and "content-length" not in lowered
+        whole = body if isinstance(body, bytes | bytearray | memoryview) else None
+        sized = "content-length" in {name.lower() for name in headers}
+        if not sized and (whole is not None or isinstance(body, SocketBody)):
+            lines.append(f"Content-Length: {len(whole) if whole is not None else body.length}")  # type: ignore[union-attr]
+        chunked = not sized and whole is None and body is not None and not isinstance(body, SocketBody)
         if chunked:
             lines.append("Transfer-Encoding: chunked")
         lines += (f"{name}: {value}" for name, value in headers.items())
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
-            if body is None or streamed:
-                _send_head(connection, head)
-                if streamed:
-                    _send_stream(connection, body, chunked)  # type: ignore[arg-type]
-            elif len(body) <= 64 << 10:  # type: ignore[arg-type]
-                _send_head(connection, head + bytes(body))  # type: ignore[arg-type]
+            if isinstance(body, bytes | bytearray | memoryview):
+                if len(body) <= 64 << 10:
+                    _send_head(connection, head + bytes(body))
+                else:
+                    _send_head(connection, head)
+                    connection.send(body)
             else:
                 _send_head(connection, head)
-                connection.send(body)  # type: ignore[arg-type]
-            status, reason, answer_headers = _read_head(connection, replayable=not streamed)
+                if isinstance(body, SocketBody):
+                    connection.send_body(body)
+                elif body is not None:
+                    _send_stream(connection, body, chunked)
+            status, reason, answer_headers = _read_head(connection, replayable=body is None or whole is not None)
         except BaseException:
             connection.close()
             raise
