@@ -397,8 +397,10 @@ class Pool:
         self, key: str, scheme: str, host: str, port: int, tls: ssl.SSLContext | None, proxy: Proxy | None
     ) -> Connection:
         address = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        # bytes, because getaddrinfo loads the idna codec (~1 ms of start-up) for any str host, ASCII or not
+        name = address[0].encode("ascii") if address[0].isascii() else address[0].encode("idna")
         try:
-            sock = socket.create_connection(address, timeout=self.connect_timeout)
+            sock = socket.create_connection((name, address[1]), timeout=self.connect_timeout)  # type: ignore[arg-type]
         except TimeoutError:
             raise ConnectError(f"timed out connecting to {address[0]}:{address[1]}") from None
         except OSError as exc:
