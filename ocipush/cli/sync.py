@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import add_registry_arguments, blob_summary, registry_options
@@ -12,7 +13,7 @@ from ocipush.errors import SyncIncomplete, UsageError
 
 if TYPE_CHECKING:
     from ocipush.sync.report import ImageResult, SyncEvent, SyncReport
-    from ocipush.sync.spec import SyncSpec
+    from ocipush.sync.spec import Destination, SyncSpec
 
 
 def register(subparsers: Any) -> None:
@@ -67,27 +68,23 @@ def _spec(args: argparse.Namespace) -> SyncSpec:
         spec = parse_spec(_one_off(args), [])
     updates: dict[str, Any] = {}
     if args.rate_limit_floor is not None or args.on_rate_limit:
-        limits = spec.rate_limits.model_copy(
-            update={
-                "floor": spec.rate_limits.floor if args.rate_limit_floor is None else args.rate_limit_floor,
-                "action": args.on_rate_limit or spec.rate_limits.action,
-            }
-        )
-        updates["rate_limits"] = limits
+        limits = spec.rate_limits
+        floor = limits.floor if args.rate_limit_floor is None else args.rate_limit_floor
+        updates["rate_limits"] = replace(limits, floor=floor, action=args.on_rate_limit or limits.action)
     if args.no_referrers:
         updates["referrers"] = False
     if args.create_repo:
         from ocipush.cli.ecr import repository_options_from_args
         from ocipush.sync.spec import RepositorySettings
 
-        settings = RepositorySettings.model_validate(repository_options_from_args(args).model_dump())
+        settings = RepositorySettings(**repository_options_from_args(args).model_dump())
         updates["destinations"] = tuple(
-            d.model_copy(update={"create_repo": True, "repository_settings": settings}) for d in spec.destinations
+            replace(d, create_repo=True, repository_settings=settings) for d in spec.destinations
         )
-    return spec.model_copy(update=updates) if updates else spec
+    return replace(spec, **updates) if updates else spec
 
 
-def _destination(text: str) -> Any:
+def _destination(text: str) -> Destination:
     from ocipush.sync.spec import Destination
 
     registry, _, prefix = text.partition("/")

@@ -4,6 +4,7 @@ a GET when platforms are filtered), and compare with each destination (one HEAD 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -11,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ocipush.digest import is_digest
+from ocipush.document import ManifestDocument
 from ocipush.errors import OcipushError, UsageError
-from ocipush.models import ManifestDocument, parse_platform, platform_matches
 from ocipush.reference import Reference, parse_reference
 from ocipush.registry.client import current_digest, list_catalog
 from ocipush.registry.ecr import parse_ecr_host
@@ -121,8 +122,8 @@ class Planner:
         """(source with the spec's defaults, repository, explicit entries or () for every tag that passes)."""
         seen: set[tuple[str, str, tuple[str, ...]]] = set()
         for source in self.spec.sources:
-            source = source.model_copy(
-                update={"tags": source.tags or self.spec.tags, "platforms": source.platforms or self.spec.platforms}
+            source = dataclasses.replace(
+                source, tags=source.tags or self.spec.tags, platforms=source.platforms or self.spec.platforms
             )
             found: list[tuple[str, tuple[str, ...]]] = list(source.images.items())
             found += [(repository, ()) for repository in source.repositories]
@@ -221,7 +222,7 @@ class Planner:
             target.repository,
             tuple(name for name in missing if name != image.digest),
             destination.create_repo,
-            destination.repository_settings.model_dump(),
+            destination.repository_settings.to_dict(),
         )
 
 
@@ -231,6 +232,8 @@ def destination_reference(destination: Destination, source_registry: str, reposi
 
 def index_for_platforms(document: ManifestDocument, platforms: tuple[str, ...], name: str) -> ManifestDocument:
     """The index with only the children for `platforms`; the exact original when it keeps them all."""
+    from ocipush.models import parse_platform, platform_matches
+
     wanted = [parse_platform(text) for text in platforms]
     index = document.index
     kept = [c for c in index.manifests if any(platform_matches(w, c.platform) for w in wanted)]

@@ -3,44 +3,185 @@
 The YAML shape follows what skopeo-sync and regsync users write: per source registry an `images` map of repository
 to tags (an empty list: every tag), or a repository list, or the whole catalog with filters; tag filters; platforms;
 and destinations with a repository name template. A skopeo-sync file (registry names as top-level keys) is read
-too, with the destinations given separately. PyYAML is imported only when a file is read."""
+too, with the destinations given separately.
+
+The classes are frozen dataclasses checked by a few converters here, not pydantic models: a warm sync is a few
+hundred HEADs, and importing pydantic and building these models cost as much as a third of it. PyYAML is imported
+only when a file that is not plain JSON is read."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
-from collections.abc import Sequence
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
 
 from ocipush.errors import UsageError
 
-
-def _hyphens(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=_hyphens, populate_by_name=True)
+Convert = Callable[[Any, str], Any]  # (value as parsed, where it is in the file) -> the field's value
+_Record = TypeVar("_Record")
 
 
-def _check_regexes(patterns: Sequence[str]) -> Sequence[str]:
+class _Invalid(Exception):
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where or 'top level'}: {message}")
+
+
+def _at(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(where, f"expected a string (quote it), not {_kind(value)}")
+    return value
+
+
+def _texts(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise _Invalid(where, f"expected a list of strings, not {_kind(value)}")
+    return tuple(_text(item, _at(where, i)) for i, item in enumerate(value))
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(where, f"expected true or false, not {_kind(value)}")
+    return value
+
+
+def _optional(convert: Convert) -> Convert:
+    return lambda value, where: None if value is None else convert(value, where)
+
+
+def _number(kind: type[int] | type[float], least: float, above: bool = False) -> Convert:
+    """An int (or, for float, any number) >= least (> least with `above`)."""
+
+    def convert(value: Any, where: str) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int if kind is int else int | float):
+            raise _Invalid(where, f"expected {'an integer' if kind is int else 'a number'}, not {_kind(value)}")
+        if value < least or (above and value == least):
+            raise _Invalid(where, f"must be {'more than' if above else 'at least'} {least}")
+        return kind(value)
+
+    return convert
+
+
+def _choice(*options: str) -> Convert:
+    def convert(value: Any, where: str) -> str:
+        if value not in options:
+            raise _Invalid(where, f"expected one of {', '.join(options)}, not {_kind(value)}")
+        return str(value)
+
+    return convert
+
+
+def _regexes(value: Any, where: str) -> tuple[str, ...]:
+    patterns = _texts(value, where)
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+            raise _Invalid(where, f"bad regular expression {pattern!r}: {exc}") from None
     return patterns
 
 
-class NameFilter(_Spec):
+def _platforms(value: Any, where: str) -> tuple[str, ...]:
+    texts = _texts(value, where)
+    if texts:  # models (and pydantic) only when some platform is named: the planner needs them then anyway
+        from ocipush.models import parse_platform
+
+        for i, text in enumerate(texts):
+            try:
+                parse_platform(text)
+            except UsageError as exc:
+                raise _Invalid(_at(where, i), str(exc)) from None
+    return texts
+
+
+def _semver(value: Any, where: str) -> str:
+    from ocipush.sync.semver import parse_range
+
+    try:
+        parse_range(_text(value, where))
+    except UsageError as exc:
+        raise _Invalid(where, str(exc)) from None
+    return str(value)
+
+
+def _template(value: Any, where: str) -> str:
+    try:
+        _text(value, where).format(repo="r", name="n", registry="h")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise _Invalid(where, f"bad template {value!r}: use {{repo}}, {{name}} or {{registry}} ({exc})") from None
+    return str(value)
+
+
+def _record(cls: type[_Record]) -> Convert:
+    return lambda value, where: _build(cls, value, where)
+
+
+def _records(cls: type[_Record]) -> Convert:
+    """A non-empty list of records."""
+
+    def convert(value: Any, where: str) -> tuple[_Record, ...]:
+        if not isinstance(value, list | tuple) or not value:
+            raise _Invalid(where, f"expected a list of at least one entry, not {_kind(value)}")
+        return tuple(_build(cls, item, _at(where, i)) for i, item in enumerate(value))
+
+    return convert
+
+
+def _mapping(convert: Convert) -> Convert:
+    def mapping(value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _Invalid(where, f"expected a mapping, not {_kind(value)}")
+        return {_text(k, where): convert(v, _at(where, k)) for k, v in value.items()}
+
+    return mapping
+
+
+def _build(cls: type[_Record], data: Any, where: str) -> _Record:
+    """`cls` from a mapping whose keys are its fields, `-` or `_` alike, each checked by the class's converter."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise _Invalid(where, f"expected a mapping, not {_kind(data)}")
+    converters: dict[str, Convert] = cls._convert  # type: ignore[attr-defined]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in converters:
+            raise _Invalid(_at(where, key), "unknown field")
+        values[name] = converters[name](value, _at(where, key))
+    for required in (f.name for f in dataclasses.fields(cls)):  # type: ignore[arg-type]
+        if required not in values and _required(cls, required):
+            raise _Invalid(_at(where, required.replace("_", "-")), "missing")
+    record = cls(**values)
+    check = getattr(record, "_check", None)
+    if check is not None:
+        check(where)
+    return record
+
+
+def _required(cls: type, name: str) -> bool:
+    found = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return found.default is dataclasses.MISSING and found.default_factory is dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class NameFilter:
     """Regular expressions (Python `re.search`: anchor with ^ and $); a name passes when it matches an `include`
     (or there is none) and no `exclude`."""
 
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-
-    _regexes = field_validator("include", "exclude")(_check_regexes)
+    _convert: ClassVar[dict[str, Convert]] = {"include": _regexes, "exclude": _regexes}
 
     def accepts(self, name: str) -> bool:
         if self.include and not any(re.search(p, name) for p in self.include):
@@ -48,25 +189,24 @@ class NameFilter(_Spec):
         return not any(re.search(p, name) for p in self.exclude)
 
 
+@dataclass(frozen=True)
 class TagFilter(NameFilter):
     """Tag selection, applied in this order: regexes, `semver` range, then the `newest` N (by semver, or by push
     time: ECR's imagePushedAt on ECR, the image config's `created` elsewhere)."""
 
     semver: str | None = None
-    newest: int | None = Field(default=None, ge=1)
+    newest: int | None = None
     newest_by: Literal["semver", "pushed"] = "semver"
-
-    @field_validator("semver")
-    @classmethod
-    def _range(cls, value: str | None) -> str | None:
-        if value is not None:
-            from ocipush.sync.semver import parse_range
-
-            parse_range(value)
-        return value
+    _convert: ClassVar[dict[str, Convert]] = {
+        **NameFilter._convert,
+        "semver": _optional(_semver),
+        "newest": _optional(_number(int, 1)),
+        "newest_by": _choice("semver", "pushed"),
+    }
 
 
-class RepositorySettings(_Spec):
+@dataclass(frozen=True)
+class RepositorySettings:
     """Settings of ECR repositories that `create-repo` makes (the options of `ocipush ecr create-repository`)."""
 
     scan_on_push: bool = False
@@ -74,40 +214,55 @@ class RepositorySettings(_Spec):
     mutability_exclusions: tuple[str, ...] = ()
     encryption: Literal["AES256", "KMS", "KMS_DSSE"] = "AES256"
     kms_key: str | None = None
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = field(default_factory=dict, hash=False)
+    _convert: ClassVar[dict[str, Convert]] = {
+        "scan_on_push": _flag,
+        "tag_mutability": _choice("MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"),
+        "mutability_exclusions": _texts,
+        "encryption": _choice("AES256", "KMS", "KMS_DSSE"),
+        "kms_key": _optional(_text),
+        "tags": _mapping(_text),
+    }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields by name: what `ocipush.ecr_admin.repositories.RepositoryOptions` takes."""
+        return dataclasses.asdict(self)
 
 
-class Source(_Spec):
+def _images(value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    # skopeo's `images`: repository -> tags, digests or `tag@sha256:…` pins; an empty list (or none) is every tag.
+    images: dict[str, tuple[str, ...]] = _mapping(lambda entries, at: _texts(entries or [], at))(value, where)
+    return images
+
+
+def _catalog(value: Any, where: str) -> bool | NameFilter:
+    return value if isinstance(value, bool) else _build(NameFilter, value, where)
+
+
+@dataclass(frozen=True)
+class Source:
     registry: str
-    # skopeo's `images`: repository -> tags, digests or `tag@sha256:…` pins; an empty list means every tag.
-    images: dict[str, tuple[str, ...]] = {}
+    images: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     repositories: tuple[str, ...] = ()
     catalog: bool | NameFilter = False
     tags: TagFilter | None = None
     platforms: tuple[str, ...] = ()
+    _convert: ClassVar[dict[str, Convert]] = {
+        "registry": _text,
+        "images": _images,
+        "repositories": _texts,
+        "catalog": _catalog,
+        "tags": _optional(_record(TagFilter)),
+        "platforms": _platforms,
+    }
 
-    @field_validator("images", mode="before")
-    @classmethod
-    def _none_is_all(cls, value: Any) -> Any:
-        return {k: (v or []) for k, v in value.items()} if isinstance(value, dict) else value
-
-    @model_validator(mode="after")
-    def _names_something(self) -> Source:
+    def _check(self, where: str) -> None:
         if not (self.images or self.repositories or self.catalog):
-            raise ValueError(f"source {self.registry} names no repositories (images, repositories or catalog)")
-        return self
-
-    @field_validator("platforms")
-    @classmethod
-    def _platforms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from ocipush.models import parse_platform
-
-        for text in value:
-            parse_platform(text)
-        return value
+            raise _Invalid(where, f"source {self.registry} names no repositories (images, repositories or catalog)")
 
 
-class Destination(_Spec):
+@dataclass(frozen=True)
+class Destination:
     """Where images go. The repository name is `template` with `{repo}` (the source repository without `strip`),
     `{name}` (its last component) and `{registry}` (the source registry) filled in, after `prefix`."""
 
@@ -117,15 +272,14 @@ class Destination(_Spec):
     template: str = "{repo}"
     create_repo: bool = False
     repository_settings: RepositorySettings = RepositorySettings()
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            value.format(repo="r", name="n", registry="h")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"bad template {value!r}: use {{repo}}, {{name}} or {{registry}} ({exc})") from None
-        return value
+    _convert: ClassVar[dict[str, Convert]] = {
+        "registry": _text,
+        "prefix": _text,
+        "strip": _text,
+        "template": _template,
+        "create_repo": _flag,
+        "repository_settings": _record(RepositorySettings),
+    }
 
     def repository_for(self, source_registry: str, repository: str) -> str:
         stripped = repository[len(self.strip) :] if self.strip and repository.startswith(self.strip) else repository
@@ -133,26 +287,42 @@ class Destination(_Spec):
         return (self.prefix + name).strip("/")
 
 
-class RateLimits(_Spec):
+@dataclass(frozen=True)
+class RateLimits:
     """Docker Hub's `ratelimit-remaining`: below `floor` pulls left, `pause` (wait for the window to refill, at
     most `max-pause` seconds at a time) or `stop` (the images not yet copied are reported failed)."""
 
-    floor: int = Field(default=10, ge=0)
+    floor: int = 10
     action: Literal["pause", "stop"] = "pause"
-    max_pause: float = Field(default=900.0, ge=0)
+    max_pause: float = 900.0
     # ECR's PutImage default quota is 10 per second per Region; pace manifest pushes to ECR under it.
-    ecr_put_image_per_second: float = Field(default=10.0, gt=0)
+    ecr_put_image_per_second: float = 10.0
+    _convert: ClassVar[dict[str, Convert]] = {
+        "floor": _number(int, 0),
+        "action": _choice("pause", "stop"),
+        "max_pause": _number(float, 0),
+        "ecr_put_image_per_second": _number(float, 0, above=True),
+    }
 
 
-class SyncSpec(_Spec):
-    sources: tuple[Source, ...] = Field(min_length=1)
-    destinations: tuple[Destination, ...] = Field(min_length=1)
+@dataclass(frozen=True)
+class SyncSpec:
+    sources: tuple[Source, ...]
+    destinations: tuple[Destination, ...]
     # Defaults for sources that set none of their own.
     tags: TagFilter | None = None
     platforms: tuple[str, ...] = ()
     rate_limits: RateLimits = RateLimits()
     # Carry what is attached to each copied image (OCI referrers, cosign signatures and attestations).
     referrers: bool = True
+    _convert: ClassVar[dict[str, Convert]] = {
+        "sources": _records(Source),
+        "destinations": _records(Destination),
+        "tags": _optional(_record(TagFilter)),
+        "platforms": _platforms,
+        "rate_limits": _record(RateLimits),
+        "referrers": _flag,
+    }
 
 
 def parse_spec(data: Any, destinations: Sequence[Destination] = ()) -> SyncSpec:
@@ -163,13 +333,11 @@ def parse_spec(data: Any, destinations: Sequence[Destination] = ()) -> SyncSpec:
     if "sources" not in data:
         data = {"sources": [source for registry, entry in data.items() for source in _from_skopeo(registry, entry)]}
     if destinations:
-        data = {**data, "destinations": [d.model_dump(by_alias=True) for d in destinations]}
+        data = {**data, "destinations": list(destinations)}
     try:
-        return SyncSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "top level"
-        raise UsageError(f"sync file: {where}: {first['msg']}") from None
+        return _build(SyncSpec, data, "")
+    except _Invalid as exc:
+        raise UsageError(f"sync file: {exc}") from None
 
 
 def _from_skopeo(registry: str, entry: Any) -> list[dict[str, Any]]:
@@ -192,11 +360,22 @@ def _from_skopeo(registry: str, entry: Any) -> list[dict[str, Any]]:
 
 
 def load_spec(path: str, destinations: Sequence[Destination] = ()) -> SyncSpec:
+    """Read a sync file. JSON is YAML too, and a file that parses as JSON (a generated one, usually) is read without
+    loading PyYAML; anything else goes through YAML's safe loader (libyaml's when installed)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = _yaml(path, text)
+    return parse_spec(data, destinations)
+
+
+def _yaml(path: str, text: str) -> Any:
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise UsageError(f"sync file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_spec(data, destinations)
