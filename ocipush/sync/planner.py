@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ocipush.digest import is_digest
@@ -36,6 +36,8 @@ class _Image:
     digest: str
     tags: list[str] = field(default_factory=list)
     root: ManifestDocument | None = None  # set when the planner filtered an index
+    # tag (or digest) -> what each destination holds under that name: a digest, None, or the error met asking
+    held: dict[str, list[Held]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -55,6 +57,17 @@ class _Image:
 
 
 Wanted = tuple[Source, Reference, str | None, str | None]  # (source, repository, tag, pinned digest)
+Held = str | None | OcipushError
+
+
+@dataclass
+class _Found:
+    """A wanted tag (or digest) resolved at its source, and what each destination holds under its name."""
+
+    wanted: Wanted
+    digest: str
+    root: ManifestDocument | None
+    held: list[Held]
 
 
 @dataclass
@@ -82,38 +95,42 @@ class Planner:
                 raise UsageError(f"create-repo works only for Amazon ECR destinations, not {destination.registry}")
 
     def plan(self) -> Plan:
-        """Three rounds, each spread over the pool: list every repository's tags, resolve every tag at its
-        source, compare every image with every destination. A tag at a time is one request: on a warm sync the
-        round trips, not the bytes, are the cost, so they all run side by side."""
+        """Each repository's tags are listed, then each tag is one task on the pool: its HEAD at the source, then
+        its HEAD at each destination. A tag at a time is a request at a time: on a warm sync the round trips, not
+        the bytes, are the cost, so they all run side by side, with no round waiting for the slowest of the last.
+        Tags naming one digest become one image; the comparison then costs nothing more."""
         plan = Plan()
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="ocipush-plan") as pool:
-            wanted: list[Wanted] = []
-            for listed in pool.map(lambda job: self._wanted(*job), list(self._repositories())):
+            listings = [pool.submit(self._wanted, *job) for job in self._repositories()]
+            lookups: list[Future[_Found | ImageResult]] = []
+            for listing in listings:
+                listed = listing.result()
                 if isinstance(listed, ImageResult):
                     plan.results.append(listed)
                 else:
-                    wanted += listed
+                    lookups += [pool.submit(self._look_up, wanted) for wanted in listed]
             images: dict[tuple[str, str], _Image] = {}  # (repository, digest) -> image
-            found = pool.map(lambda item: (item, self._resolve(*item)), wanted)
-            for (source, reference, tag, _), resolved in found:
-                if isinstance(resolved, ImageResult):
-                    plan.results.append(resolved)
+            for lookup in lookups:
+                found = lookup.result()
+                if isinstance(found, ImageResult):
+                    plan.results.append(found)
                     continue
-                digest, root = resolved
-                image = images.setdefault((str(reference), digest), _Image(source, reference, digest, root=root))
+                source, reference, tag, _ = found.wanted
+                key = (str(reference), found.digest)
+                image = images.setdefault(key, _Image(source, reference, found.digest, root=found.root))
+                image.held[tag or found.digest] = found.held
                 if tag:
                     image.tags.append(tag)
-            pairs = [(image, d) for image in images.values() for d in self.spec.destinations]
-            compared = list(pool.map(lambda pair: self._compare(*pair), pairs))
-        targets: dict[int, list[CopyTarget]] = {}
-        for (image, _), outcome in zip(pairs, compared, strict=True):
-            if isinstance(outcome, ImageResult):
-                plan.results.append(outcome)
-            else:
-                targets.setdefault(id(image), []).append(outcome)
         for image in images.values():
-            if id(image) in targets:
-                plan.tasks.append(image.task(targets[id(image)], self.spec.referrers))
+            targets: list[CopyTarget] = []
+            for number, destination in enumerate(self.spec.destinations):
+                outcome = self._compare(image, number, destination)
+                if isinstance(outcome, ImageResult):
+                    plan.results.append(outcome)
+                else:
+                    targets.append(outcome)
+            if targets:
+                plan.tasks.append(image.task(targets, self.spec.referrers))
         return plan
 
     # --- which repositories -------------------------------------------------------------------------------------
@@ -203,15 +220,30 @@ class Planner:
         except OcipushError as exc:
             return self._failed(f"{reference.registry}/{reference.repository}:{tag or pinned}", exc)
 
-    def _compare(self, image: _Image, destination: Destination) -> CopyTarget | ImageResult:
-        """What `destination` lacks of the image (one HEAD a tag), or a skipped result when it lacks nothing."""
+    def _look_up(self, wanted: Wanted) -> _Found | ImageResult:
+        resolved = self._resolve(*wanted)
+        if isinstance(resolved, ImageResult):
+            return resolved
+        digest, root = resolved
+        source, reference, tag, _ = wanted
+        held: list[Held] = []
+        for destination in self.spec.destinations:
+            target = destination_reference(destination, source.registry, reference.repository)
+            try:
+                held.append(current_digest(self.session.client(target), tag or digest))
+            except OcipushError as exc:
+                held.append(exc)
+        return _Found(wanted, digest, root, held)
+
+    def _compare(self, image: _Image, number: int, destination: Destination) -> CopyTarget | ImageResult:
+        """What destination `number` lacks of the image, or a skipped result when it lacks nothing."""
         target = destination_reference(destination, image.source.registry, image.reference.repository)
-        client = self.session.client(target)
         names = image.tags or [image.digest]
-        try:
-            missing = [name for name in names if current_digest(client, name) != image.digest]
-        except OcipushError as exc:
-            return self._failed(f"{target.registry}/{target.repository}", exc)
+        held = [image.held[name][number] for name in names]
+        error = next((found for found in held if isinstance(found, OcipushError)), None)
+        if error is not None:
+            return self._failed(f"{target.registry}/{target.repository}", error)
+        missing = [name for name, found in zip(names, held, strict=True) if found != image.digest]
         if not missing:
             skipped = ImageResult(image.name, f"{target.registry}/{target.repository}", image.tags, image.digest,
                                   "skipped")  # fmt: skip
