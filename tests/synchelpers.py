@@ -95,8 +95,13 @@ def populate(host: str, work: Path) -> Source:
 
 def requests(log: Path, since: int = 0) -> Counter[tuple[str, str]]:
     """Requests in a registry's access log after byte `since`, by (method, kind: manifest/blob/upload/tags/...)."""
+    return request_counts(log.read_text(errors="replace")[since:])
+
+
+def request_counts(text: str) -> Counter[tuple[str, str]]:
+    """Requests in access log text by (method, kind); `transferhelpers.log_mark`'s marker requests left out."""
     counts: Counter[tuple[str, str]] = Counter()
-    text = log.read_text(errors="replace")[since:]
+    text = "\n".join(line for line in text.splitlines() if "/v2/log-mark-" not in line)
     for method, path in re.findall(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/\S*) HTTP', text):
         kind = "upload" if "/blobs/uploads/" in path else next(
             (k for k in ("manifests", "blobs", "tags", "_catalog") if f"/{k}/" in path or path.endswith(k)), "other"

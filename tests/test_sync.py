@@ -19,11 +19,16 @@ from ocipush.sync.spec import parse_spec
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sh.Source]:
-    """Read-only for the tests of this module: built and pushed once."""
+def source_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     work = tmp_path_factory.mktemp("sync-source")
     with LocalRegistry(storage_dir=work / "storage", log_path=work / "registry.log") as running:
-        yield sh.populate(running.host, work)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def source(source_registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> sh.Source:
+    """Read-only for the tests of this module: built and pushed once."""
+    return sh.populate(source_registry.host, tmp_path_factory.mktemp("sync-layout"))
 
 
 @pytest.fixture
@@ -91,6 +96,49 @@ def test_sync_file_two_destinations_templates_filters_then_second_run_is_free(
         counts = sh.requests(destination.log_path, marks[destination.host])
         # (and the client's `GET /v2/` asking whether the loopback registry speaks plain HTTP)
         assert counts == {("HEAD", "manifests"): len(repos) * 2, ("GET", "other"): 1}, counts
+
+
+# Run the CLI in a fresh interpreter and print, after its own output, every module it loaded.
+LOADED_PROBE = "\n".join(
+    ["import sys", "from ocipush.cli import main", "code = main(sys.argv[1:])", "print(*sorted(sys.modules))",
+     "sys.exit(code)"]
+)  # fmt: skip
+# What a sync that finds nothing to copy has no use for: pydantic (the spec is dataclasses; the models are for
+# filtering platforms and copying), PyYAML (the file below is JSON), the copy machinery, Dask and the AWS SDK.
+NOT_FOR_A_WARM_SYNC = {"pydantic", "yaml", "ocipush.models", "ocipush.transfer", "ocipush.sync.copier",
+                       "ocipush.sync.executors", "dask", "distributed", "boto3", "botocore"}  # fmt: skip
+
+
+def test_warm_sync_loads_nothing_it_does_not_use_and_sends_one_head_per_tag(
+    source: sh.Source, source_registry: LocalRegistry, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """A warm sync's start-up is much of its cost (benchmark SY2): the process must not load what only copying,
+    pydantic or YAML needs. At the source: one tag list per repository and one HEAD per tag; at the destination:
+    one HEAD per tag; nothing else but the loopback scheme probe (`GET /v2/`) at each."""
+    import subprocess
+    import sys
+
+    from transferhelpers import log_between, log_mark
+
+    repos = ["tools/t00", "tools/t01"]
+    config = tmp_path / "sync.json"
+    config.write_text(json.dumps({"sources": [{"registry": source.host, "repositories": repos}],
+                                  "destinations": [{"registry": registry.host, "prefix": "m/"}]}))  # fmt: skip
+    argv = ["sync", "-f", str(config), "--cache-dir", str(tmp_path / "cache")]
+    first = run_cli(*argv)
+    assert first.returncode == 0 and first.stdout.startswith("sync: 8 copied, 0 skipped, 0 failed"), first.stderr
+    marks = {r.host: log_mark(r) for r in (source_registry, registry)}
+    done = subprocess.run([sys.executable, "-c", LOADED_PROBE, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary, loaded = done.stdout.splitlines()
+    assert summary.startswith("sync: 0 copied, 8 skipped, 0 failed")
+    assert "ocipush.sync.planner" in loaded.split()  # the probe saw the sync's own modules
+    assert NOT_FOR_A_WARM_SYNC.isdisjoint(loaded.split()), NOT_FOR_A_WARM_SYNC.intersection(loaded.split())
+    seen = {r.host: sh.request_counts("\n".join(log_between(r, marks[r.host], log_mark(r))))
+            for r in (source_registry, registry)}  # fmt: skip
+    tags = len(repos) * len(sh.TAGS)
+    assert seen[source.host] == {("GET", "tags"): len(repos), ("HEAD", "manifests"): tags, ("GET", "other"): 1}
+    assert seen[registry.host] == {("HEAD", "manifests"): tags, ("GET", "other"): 1}
 
 
 def api_sync(spec: object, tmp_path: Path, **kwargs: object) -> object:
