@@ -104,9 +104,10 @@ LOADED_PROBE = "\n".join(
      "sys.exit(code)"]
 )  # fmt: skip
 # What a sync that finds nothing to copy has no use for: pydantic (the spec is dataclasses; the models are for
-# filtering platforms and copying), PyYAML (the file below is JSON), the copy machinery, Dask and the AWS SDK.
+# filtering platforms and copying), PyYAML (the file below is JSON), the copy machinery, Dask, the AWS SDK and
+# httpx (the registry client speaks HTTP itself; the tests use httpx as an independent client).
 NOT_FOR_A_WARM_SYNC = {"pydantic", "yaml", "ocipush.models", "ocipush.transfer", "ocipush.sync.copier",
-                       "ocipush.sync.executors", "dask", "distributed", "boto3", "botocore"}  # fmt: skip
+                       "ocipush.sync.executors", "dask", "distributed", "boto3", "botocore", "httpx"}  # fmt: skip
 
 
 def test_warm_sync_loads_nothing_it_does_not_use_and_sends_one_head_per_tag(
