@@ -148,3 +148,13 @@ def test_a_file_body_goes_by_sendfile_and_a_short_file_is_refused(tmp_path: Path
         assert seen[-1] == 9000
         with pytest.raises(RegistryError, match="shorter than its descriptor"):
             FileRangeBody(str(path), 5000, 9000, seen.append).send_to(left)
+
+
+def test_a_location_cannot_smuggle_a_line_into_the_request(serve: Callable[[Script], ScriptedServer]) -> None:
+    def never(conn: socket.socket, number: int, served: int) -> bool:
+        raise AssertionError("nothing may be sent")
+
+    server = serve(never)
+    with pytest.raises(ProtocolError, match="spaces or control characters"):
+        _get(Pool(10, 10, max_idle=4), server, "/v2/x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /v2/")
+    assert server.connections == 0

@@ -333,6 +333,9 @@ class Pool:
     ) -> Response:
         """Send one request and read the answer's head. An iterable body needs its Content-Length in `headers`
         (otherwise it goes chunked)."""
+        if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+            # a URL from a server (a Location) must not smuggle a space or a line break into the request line
+            raise ProtocolError("a URL with spaces or control characters cannot be requested")
         parts = urlsplit(url)
         scheme, host, port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
