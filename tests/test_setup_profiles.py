@@ -31,7 +31,7 @@ def test_demo_setup_installs_ocipush_alone(tmp_path: Path) -> None:
     assert "Successfully installed" not in done.stdout + done.stderr
     venv_python = clone / ".venv" / "bin" / "python"
     assert subprocess.run([venv_python, "-c", "import ocipush.api"], check=False).returncode == 0
-    for test_only in ("pytest", "moto", "respx"):
+    for test_only in ("pytest", "moto", "respx", "httpx"):  # httpx: the fixtures' client, not the library's
         found = subprocess.run([venv_python, "-c", f"import {test_only}"], capture_output=True, check=False)
         assert found.returncode != 0, f"the demo set-up installed {test_only}"
     assert not (clone / "benchmarks" / ".venv-peers").exists()
