@@ -103,9 +103,11 @@ def digest(value: object, name: str) -> str:
 
 def conversion(value: object) -> Conversion | None:
     """A `Conversion` (layer compression, manifest format), or None for the default."""
+    if value is None:  # the default: no need to load the conversion machinery (models, decompressors)
+        return None
     from ocipush.ops.convert import Conversion
 
-    if value is None or isinstance(value, Conversion):
+    if isinstance(value, Conversion):
         return value
     raise UsageError(f"conversion: expected ocipush.Conversion(compression=..., format=...), got {_kind(value)}")
 
