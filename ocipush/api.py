@@ -5,25 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocipush import arguments as check
 from ocipush import mediatypes as mt
-from ocipush.digest import check_digest, hash_as
 from ocipush.document import ManifestDocument
 from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
 from ocipush.progress import ProgressCallback, ignore_progress
+
+# The queries live in ocipush.query (light to import); re-exported so that ocipush.api offers every call.
+from ocipush.query import Inspection as Inspection
+from ocipush.query import catalog as catalog
+from ocipush.query import fetch_manifest as fetch_manifest
+from ocipush.query import inspect as inspect
+from ocipush.query import list_tags as list_tags
+from ocipush.query import resolve_digest as resolve_digest
 from ocipush.reference import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation, Reference
-from ocipush.registry.client import list_catalog
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
+from ocipush.sources import open_source
 from ocipush.transfer import (
     ImageSource,
     ImageTarget,
@@ -51,29 +56,6 @@ def _scratch_dir(options: RegistryOptions) -> contextlib.AbstractContextManager[
     from ocipush.cachedir import scratch_dir
 
     return scratch_dir(options.cache_dir)
-
-
-@contextlib.contextmanager
-def _open_source(session: RegistrySession, location: Location) -> Iterator[ImageSource]:
-    if isinstance(location, Reference):
-        yield RegistrySource(session, location)
-    elif isinstance(location, LayoutLocation):
-        yield LayoutSource(session, OCILayout(location.path), location.tag, location.digest)
-    elif isinstance(location, OciArchiveLocation):
-        from ocipush.ociarchive import read_oci_archive
-
-        with _scratch_dir(session.options) as scratch:
-            layout = OCILayout(scratch, create=True)
-            read_oci_archive(location.path, layout)
-            yield LayoutSource(session, layout, location.tag, None)
-    else:
-        from ocipush.archive import read_docker_archive
-
-        with _scratch_dir(session.options) as scratch:
-            layout = OCILayout(scratch, create=True)
-            reference = str(location.reference) if location.reference else None
-            descriptor = read_docker_archive(location.path, reference, layout, None)
-            yield LayoutSource(session, layout, None, descriptor.digest)
 
 
 @contextlib.contextmanager
@@ -125,7 +107,7 @@ def copy(
     converting = conversion is not None and not conversion.changes_nothing
     if converting and referrers and not isinstance(src, ArchiveLocation):
         log.info("converting: referrers name the source's digests and are not copied")
-    with RegistrySession(options) as session, _open_source(session, src) as opened:
+    with RegistrySession(options) as session, open_source(session, src) as opened:
         result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
                             conversion, referrers and not converting)  # fmt: skip
         if conversion is not None and not conversion.changes_nothing:
@@ -327,7 +309,7 @@ def pull_rootfs(
     options = check.options(options)
     with (
         RegistrySession(options) as session,
-        _open_source(session, check.location(source, "source")) as image,
+        open_source(session, check.location(source, "source")) as image,
         _scratch_dir(options) as scratch,
     ):
         layout, result = _to_scratch(image, wanted, session, progress, scratch)
@@ -518,18 +500,6 @@ def _current_manifests(reference: Reference, options: RegistryOptions, store: OC
         return documents
 
 
-def fetch_manifest(
-    location: LocationLike, platform: Platform | None = None, options: RegistryOptions | None = None
-) -> ManifestDocument:
-    """The manifest or index at `location`; with `platform`, the platform's image manifest from an index."""
-    loc, wanted = check.location(location, "location"), check.platform(platform)
-    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
-        root = image.root()
-        if wanted is not None and root.is_index:
-            return select_platform(image, root, wanted)
-        return root
-
-
 def fetch_blob_bytes(location: LocationLike, digest: str, options: RegistryOptions | None = None) -> bytes:
     """A small blob (a config) of the repository at `location`, verified."""
     loc = check.location(location, "location")
@@ -541,77 +511,6 @@ def fetch_blob_bytes(location: LocationLike, digest: str, options: RegistryOptio
         raise UsageError(f"cannot read blobs from {loc}")
     with RegistrySession(options) as session:
         return session.client(loc).fetch_blob_bytes(digest)
-
-
-@dataclass
-class Inspection:
-    reference: str
-    digest: str
-    media_type: str
-    raw: bytes
-    config: dict[str, Any] | None
-
-    @property
-    def manifest(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
-        return parsed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "digest": self.digest,
-            "mediaType": self.media_type,
-            "manifest": self.manifest,
-            "config": self.config,
-        }
-
-
-def inspect(
-    location: LocationLike, platform: Platform | str | None = None, options: RegistryOptions | None = None
-) -> Inspection:
-    """Manifest, digest and (for an image) config of `location`."""
-    loc, wanted = check.location(location, "location"), check.platform(platform)
-    with RegistrySession(check.options(options)) as session, _open_source(session, loc) as image:
-        root = image.root()
-        document = select_platform(image, root, wanted) if wanted and root.is_index else root
-        config = None
-        if not document.is_index:
-            descriptor = document.manifest.config
-            raw = b"".join(image.blob(descriptor).read_range(0, descriptor.size))
-            check_digest(descriptor.digest, hash_as(descriptor.digest, raw), f"config of {loc}")
-            try:
-                config = json.loads(raw)
-            except ValueError:  # an artifact's config need not be JSON
-                config = None
-        return Inspection(str(loc), document.digest, document.media_type, document.raw, config)
-
-
-def resolve_digest(location: LocationLike, options: RegistryOptions | None = None) -> str:
-    """The digest of the manifest or index at `location` (a HEAD when the registry sends one)."""
-    loc = check.location(location, "location")
-    options = check.options(options)
-    if isinstance(loc, Reference):
-        if loc.digest:
-            return loc.digest
-        with RegistrySession(options) as session:
-            found = session.client(loc).manifest_digest(loc.identifier)
-        if found is None:
-            raise NotFoundError(f"{loc} not found", status=404, reference=str(loc))
-        return found[0]
-    return fetch_manifest(loc, options=options).digest
-
-
-def list_tags(repository: str | Reference, options: RegistryOptions | None = None) -> list[str]:
-    reference = check.reference(repository, "repository")
-    with RegistrySession(check.options(options)) as session:
-        return session.client(reference).list_tags()
-
-
-def catalog(registry: str, options: RegistryOptions | None = None) -> list[str]:
-    """Repositories of a registry (the `_catalog` API; ECR serves its own through the ECR API instead)."""
-    check.text(registry, "registry")
-    with RegistrySession(check.options(options)) as session:
-        return list_catalog(session.transport(registry))
 
 
 def delete(location: str | Reference, options: RegistryOptions | None = None) -> str:
@@ -656,7 +555,7 @@ def lambda_check(
 
     loc, wanted = check.location(location, "location"), check.platform(platform)
     options = check.options(options)
-    with RegistrySession(options) as session, _open_source(session, loc) as image:
+    with RegistrySession(options) as session, open_source(session, loc) as image:
         return check_image(image, wanted, options.cache_dir)
 
 

@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ocipush import mediatypes as mt
-from ocipush.digest import sha256_of
+from ocipush.digest import is_digest, sha256_of
 from ocipush.errors import InvalidManifestError
 
 if TYPE_CHECKING:
@@ -95,3 +95,16 @@ def sniff_media_type(raw: bytes, declared: str | None = None) -> str:
     if isinstance(media_type, str) and media_type in mt.MANIFESTS:
         return media_type
     return mt.OCI_INDEX if "manifests" in data else mt.OCI_MANIFEST
+
+
+def config_of(document: ManifestDocument) -> tuple[str, int]:
+    """The digest and size of an image manifest's config, read from the exact bytes without building the models
+    (a short command that only needs the config pays nothing for pydantic)."""
+    try:
+        config = json.loads(document.raw)["config"]
+        digest, size = config["digest"], config["size"]
+    except (ValueError, TypeError, KeyError):
+        raise InvalidManifestError(f"malformed {document.media_type} document: config: no digest and size") from None
+    if not isinstance(digest, str) or not is_digest(digest) or type(size) is not int or size < 0:
+        raise InvalidManifestError(f"malformed {document.media_type} document: config: invalid digest or size")
+    return digest, size

@@ -1,10 +1,8 @@
-"""`ocipush push | pull | copy | delete | tags | catalog | inspect | digest`."""
+"""`ocipush push | pull | copy | delete` (the queries `tags`, `catalog`, `inspect`, `digest` are in cli/query.py)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +11,6 @@ from ocipush.cli.common import (
     byte_size,
     emit,
     local_location,
-    printable,
     progress_for,
     registry_options,
     report_transfer,
@@ -76,21 +73,6 @@ def register(subparsers: Any) -> None:
 
     delete = command("delete", _delete, "delete the manifest a tag or digest names")
     delete.add_argument("reference")
-
-    tags = command("tags", _tags, "list the tags of a repository")
-    tags.add_argument("repository")
-
-    catalog = command("catalog", _catalog, "list the repositories of a registry")
-    catalog.add_argument("registry", help="registry host, e.g. localhost:5000")
-
-    inspect = command("inspect", _inspect, "show the manifest, digest and config of an image")
-    inspect.add_argument("reference")
-    inspect.add_argument("--platform", help="pick this platform's image from an index")
-    inspect.add_argument("--raw", action="store_true", help="print only the manifest bytes as served")
-    inspect.add_argument("--config", action="store_true", help="print only the config")
-
-    digest = command("digest", _digest, "print the digest of the manifest a reference names")
-    digest.add_argument("reference")
 
 
 def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
@@ -214,49 +196,4 @@ def _delete(args: argparse.Namespace) -> int:
 
     digest = api.delete(args.reference, options=registry_options(args))
     emit(args, {"deleted": digest}, digest if args.quiet else f"deleted {digest}")
-    return 0
-
-
-def _tags(args: argparse.Namespace) -> int:
-    from ocipush import api
-
-    tags = api.list_tags(args.repository, options=registry_options(args))
-    emit(args, {"tags": tags}, "\n".join(map(printable, tags)))
-    return 0
-
-
-def _catalog(args: argparse.Namespace) -> int:
-    from ocipush import api
-
-    repositories = api.catalog(args.registry, options=registry_options(args))
-    emit(args, {"repositories": repositories}, "\n".join(map(printable, repositories)))
-    return 0
-
-
-def _inspect(args: argparse.Namespace) -> int:
-    from ocipush import api
-
-    found = api.inspect(args.reference, platform=args.platform, options=registry_options(args))
-    if args.config:
-        if found.config is None:
-            from ocipush.errors import UsageError
-            from ocipush.mediatypes import INDEXES
-
-            if found.media_type in INDEXES:
-                raise UsageError(f"{args.reference} is an index, which has no config: pick an image with --platform")
-            raise UsageError(f"{args.reference} has no JSON config ({found.media_type})")
-        print(json.dumps(found.config, indent=2))
-    elif args.raw:
-        sys.stdout.buffer.write(found.raw)
-        sys.stdout.flush()
-    else:
-        print(json.dumps(found.to_dict(), indent=2))
-    return 0
-
-
-def _digest(args: argparse.Namespace) -> int:
-    from ocipush import api
-
-    digest = api.resolve_digest(args.reference, options=registry_options(args))
-    emit(args, {"reference": args.reference, "digest": digest}, digest)
     return 0

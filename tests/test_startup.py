@@ -1,0 +1,137 @@
+"""Start-up of the short commands and of a library push (issue #14), checked by what they load, never by timing
+(the benchmark suite times them: S5 and the Lambda profile). Each probe runs in a fresh interpreter, as a user's
+command or a Lambda's cold start would, and reports which heavy modules are in `sys.modules` afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from transferhelpers import make_image, options, push_two_platform_index, run_cli
+
+from ocipush import api
+from ocipush.document import ManifestDocument, config_of
+from ocipush.errors import InvalidManifestError
+from ocipush.localregistry import LocalRegistry
+from ocipush.mediatypes import ACCEPT_MANIFESTS, OCI_MANIFEST
+
+# What a query to a registry never needs: pydantic's models, the transfer engine and local media, the converter,
+# the AWS SDK, YAML, signing, Dask, and the CLI modules of other command groups.
+HEAVY = (
+    "pydantic", "ocipush.models", "ocipush.transfer", "ocipush.layout", "ocipush.ops.convert", "ocipush.extract",
+    "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli.ecr", "ocipush.cli.sign", "ocipush.cli.transfer",
+)  # fmt: skip
+
+# Runs each command line of argv[2] (JSON) through the CLI in this one process, and after each prints a line
+# `loaded: [...]` naming the HEAVY modules loaded so far.
+CLI_PROBE = """
+import json, sys
+from ocipush.cli import main
+for command in json.loads(sys.argv[2]):
+    code = main(command)
+    print("loaded:", json.dumps([code, [m for m in sys.argv[1].split(",") if m in sys.modules]]), flush=True)
+"""
+
+
+def _probe_cli(*commands: list[str]) -> list[tuple[int, list[str]]]:
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, ",".join(HEAVY), json.dumps(commands)],
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    lines = [line.removeprefix("loaded: ") for line in done.stdout.splitlines() if line.startswith("loaded: ")]
+    found = [json.loads(line) for line in lines]
+    assert len(found) == len(commands), done.stdout + done.stderr
+    return [(code, loaded) for code, loaded in found]
+
+
+def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_path: Path) -> None:
+    make_image(tmp_path / "img")
+    api.push(f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/short:v1", options=options(tmp_path))
+    repo = f"{registry.host}/short"
+    results = _probe_cli(["tags", repo], ["digest", f"{repo}:v1"], ["inspect", f"{repo}:v1"],
+                         ["inspect", "--config", f"{repo}:v1"],
+                         # the control: picking a platform parses one with the models, and the probe sees them
+                         ["inspect", "--platform", "linux/amd64", f"{repo}:v1"])  # fmt: skip
+    assert [code for code, _ in results] == [0] * 5
+    assert [loaded for _, loaded in results[:4]] == [[]] * 4
+    assert "pydantic" in results[4][1] and "ocipush.models" in results[4][1]
+
+
+def _get(url: str, accept: str | None = None) -> bytes:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _expected_inspection(host: str, repo: str, tag: str) -> str:
+    """What `inspect` printed before the short path existed, rebuilt from the registry's own bytes."""
+    raw = _get(f"http://{host}/v2/{repo}/manifests/{tag}", ACCEPT_MANIFESTS)
+    manifest = json.loads(raw)
+    config = None
+    if "config" in manifest:
+        config = json.loads(_get(f"http://{host}/v2/{repo}/blobs/{manifest['config']['digest']}"))
+    shown = {"reference": f"{host}/{repo}:{tag}", "digest": f"sha256:{hashlib.sha256(raw).hexdigest()}",
+             "mediaType": manifest["mediaType"], "manifest": manifest, "config": config}  # fmt: skip
+    return json.dumps(shown, indent=2) + "\n"
+
+
+def test_inspect_output_is_the_same_on_the_short_path(registry: LocalRegistry, tmp_path: Path) -> None:
+    """The short path (no models) prints byte for byte what the model path prints, for an image and an index."""
+    make_image(tmp_path / "img")
+    ref = f"{registry.host}/same:v1"
+    api.push(f"oci:{tmp_path / 'img'}:v1", ref, options=options(tmp_path))
+    short = run_cli("inspect", ref)
+    assert short.returncode == 0, short.stderr
+    assert short.stdout == _expected_inspection(registry.host, "same", "v1")
+    # --platform on a single image takes the general path (the transfer engine's source, the models' descriptors)
+    assert run_cli("inspect", "--platform", "linux/amd64", ref).stdout == short.stdout
+    assert run_cli("inspect", "--config", ref).stdout == json.dumps(json.loads(short.stdout)["config"], indent=2) + "\n"
+    raw = subprocess.run([sys.executable, "-m", "ocipush.cli", "inspect", "--raw", ref], capture_output=True,
+                         check=True, timeout=120).stdout  # fmt: skip
+    assert raw == _get(f"http://{registry.host}/v2/same/manifests/v1", ACCEPT_MANIFESTS)
+
+    index = push_two_platform_index(registry.host, tmp_path, repo="sameindex")
+    shown = run_cli("inspect", index)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == _expected_inspection(registry.host, "sameindex", "1")
+    assert json.loads(shown.stdout)["config"] is None
+
+
+def test_config_of_reads_the_raw_json_and_refuses_what_is_not_a_descriptor() -> None:
+    """The short path takes the config's descriptor from the exact bytes. A registry refuses such manifests on PUT
+    (distribution answers 400), so the malformed ones are checked here on the parser alone."""
+    manifest = {"schemaVersion": 2, "config": {"mediaType": "x", "digest": "sha256:" + "a" * 64, "size": 7}}
+    assert config_of(ManifestDocument(json.dumps(manifest).encode(), OCI_MANIFEST)) == ("sha256:" + "a" * 64, 7)
+    for bad in (b"[]", b"{}", b'{"config": 1}', b'{"config": {"digest": "sha256:1", "size": 1}}',
+                b'{"config": {"digest": "sha256:' + b"a" * 64 + b'", "size": -1}}', b"not json"):  # fmt: skip
+        with pytest.raises(InvalidManifestError, match=r"^malformed .* document: config: "):
+            config_of(ManifestDocument(bad, OCI_MANIFEST))
+
+
+# A Lambda handler's push: the time before its first request is all imports; the converter (and with it the
+# decompressors, the layer extractor and more models) must not load when nothing is converted.
+def test_library_push_loads_no_converter(registry: LocalRegistry, tmp_path: Path) -> None:
+    make_image(tmp_path / "img")
+    code = (
+        "import json, sys\n"
+        "from ocipush.api import push\n"
+        "from ocipush.registry.options import RegistryOptions\n"
+        "options = RegistryOptions(cache_dir=sys.argv[3])\n"
+        "push(sys.argv[1], sys.argv[2], options=options)\n"
+        "heavy = sys.argv[4].split(',')\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+        "from ocipush.ops.convert import Conversion\n"
+        "push(sys.argv[1], sys.argv[2] + '-gzip', options=options, conversion=Conversion('gzip'))\n"
+        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
+    )
+    heavy = ("ocipush.ops.convert", "ocipush.extract", "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli")
+    done = subprocess.run([sys.executable, "-c", code, f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/lambda:v1",
+                           str(tmp_path / "cache"), ",".join(heavy)], capture_output=True, text=True, check=True,
+                          timeout=120)  # fmt: skip
+    first, second = (json.loads(line) for line in done.stdout.splitlines()[-2:])
+    assert first == []
+    assert "ocipush.ops.convert" in second and "ocipush.extract" in second  # the control: a conversion loads them
