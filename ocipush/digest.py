@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocipush.errors import DigestMismatchError, UsageError
+
+if TYPE_CHECKING:
+    import hashlib
+
+# hashlib (OpenSSL's libcrypto) is imported where a hash is first made: `ocipush tags` and a `digest` answered by
+# a HEAD never hash anything, and they start faster without it.
 
 _DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 READ_SIZE = 1 << 20
@@ -30,10 +35,14 @@ def new_hasher(digest: str = "sha256:") -> hashlib._Hash:
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
         raise UsageError(f"unsupported digest algorithm {algorithm!r}")
+    import hashlib
+
     return hashlib.new(algorithm)
 
 
 def sha256_of(data: bytes) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -50,6 +59,8 @@ def hex_part(digest: str) -> str:
 
 def digest_file(path: str, algorithm: str = "sha256") -> tuple[str, int]:
     """Hash a file in streaming fashion; returns (digest, size)."""
+    import hashlib
+
     with open(path, "rb") as f:
         h = hashlib.file_digest(f, algorithm)
         size = f.tell()
@@ -65,6 +76,8 @@ class _RunningDigest:
     """The hash and byte count of everything that passed."""
 
     def __init__(self, algorithm: str) -> None:
+        import hashlib
+
         self._hash = hashlib.new(algorithm)
         self._algorithm = algorithm
         self.size = 0

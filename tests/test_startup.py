@@ -60,6 +60,29 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
     assert "pydantic" in results[4][1] and "ocipush.models" in results[4][1]
 
 
+def test_registry_helpers_import_what_they_use_when_they_use_it() -> None:
+    """TLS, retry, digest and credential helpers are on every registry command's path; what only some requests
+    need (ssl for https, email's date parser for a Retry-After date, random for a backoff, hashlib for a hash,
+    subprocess for a credential helper) is imported by the call that needs it."""
+    modules = ("ocipush.registry.tls", "ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials")
+    later = ("ssl", "email.utils", "random", "hashlib", "subprocess", "glob")
+    code = (
+        f"import sys\nimport {', '.join(modules)}\n"
+        f"print([m for m in {later!r} if m in sys.modules])\n"
+        "from ocipush.digest import sha256_of\n"
+        "from ocipush.registry.retry import RetryBudget\n"
+        "sha256_of(b'x')\n"
+        "RetryBudget(3, 60.0).next_delay('Wed, 21 Oct 2015 07:28:00 GMT')\n"
+        "RetryBudget(3, 60.0).next_delay()\n"
+        f"print([m for m in {later!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    before, after = done.stdout.splitlines()
+    assert before == "[]"
+    # the control: using them loads them (and the probe sees it)
+    assert {"email.utils", "random", "hashlib"} <= set(json.loads(after.replace("'", '"')))
+
+
 def _get(url: str, accept: str | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     with urllib.request.urlopen(request, timeout=30) as response:
