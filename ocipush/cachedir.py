@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
+
+# tempfile and shutil are imported where used (see ocipush.fsutil): the cache dir is often found without them.
 
 
 def _writable(path: str) -> bool:
@@ -33,6 +33,8 @@ def cache_dir(override: str | None = None) -> str:
     preferred = os.path.join(base, "ocipush")
     if _writable(preferred):
         return preferred
+    import tempfile
+
     fallback = os.path.join(tempfile.gettempdir(), f"ocipush-cache-{os.getuid()}")
     os.makedirs(fallback, mode=0o700, exist_ok=True)
     st = os.lstat(fallback)
@@ -51,6 +53,9 @@ def cache_subdir(name: str, override: str | None = None) -> str:
 @contextlib.contextmanager
 def scratch_dir(override: str | None = None) -> Iterator[str]:
     """A private work directory under the cache dir (same file system as the stores), removed afterwards."""
+    import shutil
+    import tempfile
+
     path = tempfile.mkdtemp(prefix="work-", dir=cache_subdir("tmp", override))
     try:
         yield path

@@ -8,13 +8,14 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 from ocipush.errors import LayoutError
+
+# tempfile and shutil (~5 ms with the compressors shutil loads) are imported by the functions that write or clean
+# up: a command that only reads a layout, and a push until its first request, never pay for them.
 
 
 @contextlib.contextmanager
@@ -23,6 +24,8 @@ def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterato
     the fsync: the rename still makes the swap atomic for other processes, only a power cut may lose it."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -86,6 +89,8 @@ def staged_directory(path: str, *, resumable: bool = False) -> Iterator[str]:
         return
     os.makedirs(parent, exist_ok=True)
     if not resumable:
+        import tempfile
+
         staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
         yield from _fill_and_rename(staging, path, existing, keep_on_error=False)
         return
@@ -125,6 +130,8 @@ def _fill_and_rename(
             raise UsageError(f"{path} is no longer empty: something else wrote to it meanwhile") from None
     except BaseException:
         if not keep_on_error:
+            import shutil
+
             shutil.rmtree(staging, ignore_errors=True)
         raise
 
@@ -138,11 +145,15 @@ def removed_on_error(path: str) -> Iterator[str]:
         yield path
     except BaseException:
         if created:
+            import shutil
+
             _empty(path) if os.path.ismount(path) else shutil.rmtree(path, ignore_errors=True)
         raise
 
 
 def _empty(directory: str) -> None:
+    import shutil
+
     for entry in os.scandir(directory):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -60,26 +60,33 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
     assert "pydantic" in results[4][1] and "ocipush.models" in results[4][1]
 
 
-def test_registry_helpers_import_what_they_use_when_they_use_it() -> None:
-    """TLS, retry, digest and credential helpers are on every registry command's path; what only some requests
-    need (ssl for https, email's date parser for a Retry-After date, random for a backoff, hashlib for a hash,
-    subprocess for a credential helper) is imported by the call that needs it."""
-    modules = ("ocipush.registry.tls", "ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials")
-    later = ("ssl", "email.utils", "random", "hashlib", "subprocess", "glob")
+def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: Path) -> None:
+    """TLS, retry, digest, credential, layout and cache-dir helpers are on the path of every registry command or
+    push; what only some calls need (ssl for https, email's date parser for a Retry-After date, random for a
+    backoff, hashlib for a hash, subprocess for a credential helper, tempfile and shutil for a write or a clean-up)
+    is imported by the call that needs it."""
+    modules = ("ocipush.registry.tls", "ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials",
+               "ocipush.layout", "ocipush.cachedir")  # fmt: skip
+    later = ("ssl", "email.utils", "random", "hashlib", "subprocess", "glob", "tempfile", "shutil")
     code = (
         f"import json, sys\nimport {', '.join(modules)}\n"
         f"print(json.dumps([m for m in {later!r} if m in sys.modules]))\n"
         "from ocipush.digest import sha256_of\n"
+        "from ocipush.fsutil import atomic_write_bytes\n"
         "from ocipush.registry.retry import RetryBudget\n"
         "sha256_of(b'x')\n"
+        "atomic_write_bytes(sys.argv[1], b'x')\n"
         "RetryBudget(3, 60.0).next_delay('Wed, 21 Oct 2015 07:28:00 GMT')\n"
         "RetryBudget(3, 60.0).next_delay()\n"
         f"print(json.dumps([m for m in {later!r} if m in sys.modules]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "written")], capture_output=True, text=True,
+                          check=True, timeout=60)  # fmt: skip
     before, after = (json.loads(line) for line in done.stdout.splitlines())
     assert before == []
-    assert {"email.utils", "random", "hashlib"} <= set(after)  # the control: using them loads them, and it shows
+    # the control: using them loads them, and the probe sees it
+    assert {"email.utils", "random", "hashlib", "tempfile"} <= set(after)
+    assert (tmp_path / "written").read_bytes() == b"x"
 
 
 def _get(url: str, accept: str | None = None) -> bytes:
