@@ -20,11 +20,14 @@ from ocipush.errors import InvalidManifestError
 from ocipush.localregistry import LocalRegistry
 from ocipush.mediatypes import ACCEPT_MANIFESTS, OCI_MANIFEST
 
-# What a query to a registry never needs: pydantic's models, the transfer engine and local media, the converter,
-# the AWS SDK, YAML, signing, Dask, and the CLI modules of other command groups.
+# What a query to a plain-HTTP registry never needs: pydantic's models, the transfer engine and local media, the
+# converter, the AWS SDK, YAML, signing, Dask, the CLI modules of other command groups, TLS, and the standard
+# library's HTTP stack and file helpers.
 HEAVY = (
     "pydantic", "ocipush.models", "ocipush.transfer", "ocipush.layout", "ocipush.ops.convert", "ocipush.extract",
     "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli.ecr", "ocipush.cli.sign", "ocipush.cli.transfer",
+    "ssl", "http.client", "urllib.request", "email.utils", "tempfile", "subprocess", "random", "concurrent.futures",
+    "hashlib",
 )  # fmt: skip
 
 # Runs each command line of argv[2] (JSON) through the CLI in this one process, and after each prints a line
@@ -56,18 +59,20 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
                          # the control: picking a platform parses one with the models, and the probe sees them
                          ["inspect", "--platform", "linux/amd64", f"{repo}:v1"])  # fmt: skip
     assert [code for code, _ in results] == [0] * 5
-    assert [loaded for _, loaded in results[:4]] == [[]] * 4
+    assert [loaded for _, loaded in results[:2]] == [[]] * 2
+    # inspect hashes the manifest it received (its digest): hashlib, and nothing else
+    assert [loaded for _, loaded in results[2:4]] == [["hashlib"]] * 2
     assert "pydantic" in results[4][1] and "ocipush.models" in results[4][1]
 
 
 def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: Path) -> None:
-    """TLS, retry, digest, credential, layout and cache-dir helpers are on the path of every registry command or
-    push; what only some calls need (ssl for https, email's date parser for a Retry-After date, random for a
-    backoff, hashlib for a hash, subprocess for a credential helper, tempfile and shutil for a write or a clean-up)
-    is imported by the call that needs it."""
-    modules = ("ocipush.registry.tls", "ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials",
-               "ocipush.layout", "ocipush.cachedir")  # fmt: skip
-    later = ("ssl", "email.utils", "random", "hashlib", "subprocess", "glob", "tempfile", "shutil")
+    """Retry, digest, credential, layout and cache-dir helpers are on the path of every registry command or push;
+    what only some calls need (email's date parser for a Retry-After date, random for a backoff, hashlib for a
+    hash, subprocess for a credential helper, tempfile and shutil for a write or a clean-up) is imported by the call
+    that needs it."""
+    modules = ("ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials", "ocipush.layout",
+               "ocipush.cachedir")  # fmt: skip
+    later = ("email.utils", "random", "hashlib", "subprocess", "tempfile", "shutil")
     code = (
         f"import json, sys\nimport {', '.join(modules)}\n"
         f"print(json.dumps([m for m in {later!r} if m in sys.modules]))\n"
