@@ -54,15 +54,15 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
     make_image(tmp_path / "img")
     api.push(f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/short:v1", options=options(tmp_path))
     repo = f"{registry.host}/short"
-    results = _probe_cli(["tags", repo], ["digest", f"{repo}:v1"], ["inspect", f"{repo}:v1"],
-                         ["inspect", "--config", f"{repo}:v1"],
+    results = _probe_cli(["tags", repo], ["digest", f"{repo}:v1"], ["catalog", registry.host],
+                         ["inspect", f"{repo}:v1"], ["inspect", "--config", f"{repo}:v1"],
                          # the control: picking a platform parses one with the models, and the probe sees them
                          ["inspect", "--platform", "linux/amd64", f"{repo}:v1"])  # fmt: skip
-    assert [code for code, _ in results] == [0] * 5
-    assert [loaded for _, loaded in results[:2]] == [[]] * 2
+    assert [code for code, _ in results] == [0] * 6
+    assert [loaded for _, loaded in results[:3]] == [[]] * 3
     # inspect hashes the manifest it received (its digest): hashlib, and nothing else
-    assert [loaded for _, loaded in results[2:4]] == [["hashlib"]] * 2
-    assert "pydantic" in results[4][1] and "ocipush.models" in results[4][1]
+    assert [loaded for _, loaded in results[3:5]] == [["hashlib"]] * 2
+    assert "pydantic" in results[5][1] and "ocipush.models" in results[5][1]
 
 
 def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: Path) -> None:
