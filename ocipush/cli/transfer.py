@@ -86,10 +86,10 @@ def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
 
 def conversion_from_args(args: argparse.Namespace) -> Conversion | None:
     """The conversion asked for; None when no flag was given, so that the library's default applies."""
+    if args.compression is None and args.manifest_format is None:
+        return None  # before the import: the converter brings the models and decompressors, a push needs neither
     from ocipush.ops.convert import Conversion
 
-    if args.compression is None and args.manifest_format is None:
-        return None
     return Conversion(args.compression or "keep", args.manifest_format)
 
 
