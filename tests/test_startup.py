@@ -169,3 +169,15 @@ def test_library_push_loads_no_converter(registry: LocalRegistry, tmp_path: Path
     first, second = (json.loads(line) for line in done.stdout.splitlines()[-2:])
     assert first == []
     assert "ocipush.ops.convert" in second and "ocipush.extract" in second  # the control: a conversion loads them
+
+
+def test_help_loads_no_library_and_no_dataclasses() -> None:
+    """`ocipush --help` imports every command's CLI module (to list them), so those modules import nothing heavy at
+    the top: no library modules beyond the CLI's own, no dataclasses (4 ms with `inspect`), no sockets."""
+    probe = ("import runpy, sys; sys.argv = ['ocipush', '--help']\n"
+             "try:\n    runpy.run_module('ocipush.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('loaded:', sorted(m for m in sys.modules if m in ('dataclasses', 'socket', 'pydantic', "
+             "'ocipush.registry.wire', 'ocipush.models', 'ocipush.transfer')))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert "usage: ocipush" in done.stdout
+    assert done.stdout.splitlines()[-1] == "loaded: []", done.stdout[-300:]

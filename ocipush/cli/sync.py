@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ocipush.cli.common import add_registry_arguments, blob_summary, registry_options
@@ -66,6 +65,8 @@ def _spec(args: argparse.Namespace) -> SyncSpec:
         if not (args.source and args.target):
             raise UsageError("give SRC_REPO DST_REPO, or --file SYNC.yaml")
         spec = parse_spec(_one_off(args), [])
+    from dataclasses import replace  # here: `ocipush --help` loads every command's module, and dataclasses is 4 ms
+
     updates: dict[str, Any] = {}
     if args.rate_limit_floor is not None or args.on_rate_limit:
         limits = spec.rate_limits
