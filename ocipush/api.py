@@ -107,15 +107,23 @@ def copy(
     converting = conversion is not None and not conversion.changes_nothing
     if converting and referrers and not isinstance(src, ArchiveLocation):
         log.info("converting: referrers name the source's digests and are not copied")
-    with RegistrySession(options) as session, open_source(session, src) as opened:
-        result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress, create_repository,
-                            conversion, referrers and not converting)  # fmt: skip
-        if conversion is not None and not conversion.changes_nothing:
-            root = opened.root()
-            original = select_platform(opened, root, wanted) if wanted and root.is_index else root
-            if original.digest != result.digest:
-                result.converted_from = original.digest
-        return result
+    with RegistrySession(options) as session:
+        if isinstance(src, LayoutLocation) and isinstance(dst, Reference) and not dst.digest and conversion is None \
+                and wanted is None and not referrers:  # fmt: skip
+            from ocipush.unchanged import unchanged_push
+
+            all_tags = ([dst.tag] if dst.tag else []) + extra_tags
+            if (done := unchanged_push(session, src, dst, all_tags)) is not None:
+                return done
+        with open_source(session, src) as opened:
+            result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress,
+                                create_repository, conversion, referrers and not converting)  # fmt: skip
+            if conversion is not None and not conversion.changes_nothing:
+                root = opened.root()
+                original = select_platform(opened, root, wanted) if wanted and root.is_index else root
+                if original.digest != result.digest:
+                    result.converted_from = original.digest
+            return result
 
 
 def _copy_from(
