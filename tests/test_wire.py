@@ -14,7 +14,7 @@ import pytest
 
 from ocipush.blobsource import FileRangeBody
 from ocipush.errors import RegistryError
-from ocipush.registry.wire import Pool, ProtocolError, StaleConnection
+from ocipush.registry.wire import Pool, ProtocolError, ProxyRefused, StaleConnection
 
 Script = Callable[[socket.socket, int, int], bool]  # (connection, its number, request number on it) -> keep open
 
@@ -158,3 +158,88 @@ def test_a_location_cannot_smuggle_a_line_into_the_request(serve: Callable[[Scri
     with pytest.raises(ProtocolError, match="spaces or control characters"):
         _get(Pool(10, 10, max_idle=4), server, "/v2/x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /v2/")
     assert server.connections == 0
+
+
+def _one_answer(raw: bytes) -> Script:
+    def script(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(raw)
+        return True
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nok", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\nok", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", "Transfer-Encoding"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nok\r\n0\r\n\r\n", "chunked body is malformed"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n", "chunked body is malformed"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokX\r\n0\r\n\r\n", "chunked body is malformed"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"T: x\r\n" * 20000, "trailers are too large"),
+        ("HTTP/1.1 ²00 OK\r\nContent-Length: 0\r\n\r\n".encode("latin-1"), "not HTTP/1.x"),
+        (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "not HTTP/1.x"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "switched protocols"),
+    ],
+    ids=["conflicting-lengths", "signed-length", "underscore-length", "gzip-coding", "negative-chunk", "0x-chunk",
+         "chunk-without-crlf", "endless-trailers", "unicode-digit-status", "four-digit-status", "unasked-101"],
+)  # fmt: skip
+def test_a_badly_framed_answer_is_a_protocol_error(
+    serve: Callable[[Script], ScriptedServer], raw: bytes, why: str
+) -> None:
+    # RFC 9112 6.3: a framing the client cannot be sure of is an error, never a guess (nor a ValueError)
+    server = serve(_one_answer(raw))
+    with pytest.raises(ProtocolError, match=why):
+        _get(Pool(10, 10, max_idle=4), server)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",  # HTTP/1.0 closes unless it says keep-alive
+        b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, close\r\nContent-Length: 2\r\n\r\nok",
+        # both framings: a response-splitting attempt may hide behind it, nothing may follow on that connection
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 99\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ],
+    ids=["http10", "close-token", "chunked-with-length"],
+)
+def test_an_answer_that_ends_its_connection_is_not_kept(serve: Callable[[Script], ScriptedServer], raw: bytes) -> None:
+    server = serve(_one_answer(raw))  # a lenient server: it would go on answering on the same connection
+    pool = Pool(10, 10, max_idle=4)
+    assert [_get(pool, server), _get(pool, server)] == [b"ok", b"ok"]
+    assert server.connections == 2
+
+
+def test_a_hostile_url_or_header_sends_nothing(serve: Callable[[Script], ScriptedServer]) -> None:
+    def never(conn: socket.socket, number: int, served: int) -> bool:
+        raise AssertionError("nothing may be sent")
+
+    server = serve(never)
+    pool = Pool(10, 10, max_idle=4)
+    base = f"127.0.0.1:{server.port}"
+    for url, why in [
+        ("http://127.0.0.1:99999/v2/", "invalid port"),
+        ("http://127.0.0.1:port/v2/", "invalid port"),
+        (f"ftp://{base}/v2/", "not an http"),  # a Location may name any scheme
+        ("http:///v2/", "not an http"),
+    ]:
+        with pytest.raises(ProtocolError, match=why):
+            pool.request("GET", url, {}, None, None)
+    for headers in [{"Content-Type": "a/b\r\nX-Injected: 1"}, {"Authorization": "Bearer \u2603"}]:
+        with pytest.raises(ProtocolError, match="request header"):
+            pool.request("GET", f"http://{base}/v2/", headers, None, None)
+    assert server.connections == 0
+
+
+def test_a_tunnel_to_an_ipv6_registry_names_it_in_brackets(
+    serve: Callable[[Script], ScriptedServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a scripted proxy (tinyproxy cannot reach an IPv6 registry here): it records the CONNECT line and refuses it
+    proxy = serve(_one_answer(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"))
+    monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{proxy.port}")
+    with pytest.raises(ProxyRefused, match=r"HTTP 403"):
+        Pool(10, 10, max_idle=4).request("GET", "https://[::1]:5000/v2/", {}, None, None)
+    assert proxy.requests == [b"CONNECT [::1]:5000 HTTP/1.1"]

@@ -30,6 +30,7 @@ MAX_HEAD_BYTES = 64 << 10  # status line and headers of one answer
 MAX_HEADERS = 200
 IDLE_SECONDS = 60.0  # a kept-alive connection older than this is closed rather than reused
 _NO_BODY_STATUS = frozenset({204, 304})
+_UNSAFE = frozenset("\r\n\0")
 
 
 class WireError(Exception):
@@ -182,7 +183,7 @@ class Response:
 
     def __init__(
         self, status: int, reason: str, headers: Headers, url: str, method: str,
-        connection: Connection | None, pool: Pool | None,
+        connection: Connection | None, pool: Pool | None, version: str = "HTTP/1.1",
     ) -> None:  # fmt: skip
         self.status_code = status
         self.reason = reason
@@ -196,7 +197,7 @@ class Response:
         self._chunked = False
         self._keep_alive = False
         if connection is not None:
-            self._frame(connection)
+            self._frame(connection, version)
 
     def with_content(self, content: bytes) -> Response:
         """A copy of this (closed) answer holding its body, read by the caller."""
@@ -204,21 +205,26 @@ class Response:
         copy._content = bytes(content)
         return copy
 
-    def _frame(self, connection: Connection) -> None:
+    def _frame(self, connection: Connection, version: str) -> None:
+        """How the body ends (RFC 9112 6.3), and whether the connection may carry another request after it."""
         headers = self.headers
-        persistent = (headers.get("connection") or "").lower() != "close"
-        if self.method == "HEAD" or self.status_code in _NO_BODY_STATUS or 100 <= self.status_code < 200:
+        tokens = {t.strip().lower() for t in (headers.get("connection") or "").split(",")}
+        # HTTP/1.0 closes after each answer unless it says otherwise
+        persistent = "close" not in tokens and (version != "HTTP/1.0" or "keep-alive" in tokens)
+        coding, length = headers.get("transfer-encoding"), headers.get("content-length")
+        if self.method == "HEAD" or self.status_code in _NO_BODY_STATUS:
             self._left, self._keep_alive = 0, persistent
-        elif "chunked" in (headers.get("transfer-encoding") or "").lower():
-            self._chunked, self._keep_alive = True, persistent
-        elif (length := headers.get("content-length")) is not None:
-            try:
-                self._left = int(length.split(",")[0])
-            except ValueError:
-                raise ProtocolError(f"the answer has an invalid Content-Length {length[:40]!r}") from None
-            if self._left < 0:
-                raise ProtocolError("the answer has a negative Content-Length")
-            self._keep_alive = persistent
+        elif coding is not None:
+            if coding.strip().lower() != "chunked":  # nothing asks for another coding: h11 refused them too
+                raise ProtocolError(f"the answer has an unsupported Transfer-Encoding {coding[:40]!r}")
+            # with a Content-Length too, it may be a response-splitting attempt: chunks frame it, nothing follows
+            self._chunked, self._keep_alive = True, persistent and length is None
+        elif length is not None:
+            values = {v.strip() for v in length.split(",")}  # repeated, or listed: all the same number
+            value = values.pop()
+            if values or not (value.isascii() and value.isdigit()):  # int() would take "+1", " 1", "1_0"
+                raise ProtocolError(f"the answer has an invalid Content-Length {length[:40]!r}")
+            self._left, self._keep_alive = int(value), persistent
         # else: the body runs to the end of the connection, which cannot be kept
 
     @property
@@ -264,14 +270,17 @@ class Response:
 
     def _chunks(self, connection: Connection, size: int) -> Iterator[bytes]:
         while True:
-            line = _read_line(connection, 1024)
-            try:
-                length = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolError("the answer's chunked body is malformed") from None
+            digits = _read_line(connection, 1024).split(b";", 1)[0].strip(b" \t")
+            # int(..., 16) would also take "-5", "0x5" and "5_0"
+            if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+                raise ProtocolError("the answer's chunked body is malformed")
+            length = int(digits, 16)
             if length == 0:
-                while _read_line(connection, MAX_HEAD_BYTES):  # trailers, up to the empty line
-                    pass
+                trailers = 0
+                while line := _read_line(connection, MAX_HEAD_BYTES):  # trailers, up to the empty line
+                    trailers += len(line) + 2
+                    if trailers > MAX_HEAD_BYTES:
+                        raise ProtocolError("the answer's trailers are too large")
                 return
             while length:
                 data = connection.recv(min(length, size))
@@ -279,7 +288,8 @@ class Response:
                     raise ProtocolError("the connection closed inside a chunk of the answer")
                 length -= len(data)
                 yield data
-            _read_line(connection, 2)
+            if _read_line(connection, 2):
+                raise ProtocolError("the answer's chunked body is malformed")
 
     def _finished(self) -> None:
         connection, self._connection = self._connection, None
@@ -337,13 +347,20 @@ class Pool:
             # a URL from a server (a Location) must not smuggle a space or a line break into the request line
             raise ProtocolError("a URL with spaces or control characters cannot be requested")
         parts = urlsplit(url)
-        scheme, host, port = parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            scheme, host, port = parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is no number, or out of range
+            raise ProtocolError(f"the URL {url[:80]!r} has an invalid port") from None
+        if scheme not in ("http", "https") or not host:
+            raise ProtocolError(f"the URL {url[:80]!r} is not an http(s) URL")
+        if any(_UNSAFE & set(name + value) for name, value in headers.items()):
+            # a value from a server (a media type, a token) must not add lines to the request
+            raise ProtocolError("a request header holds a line break or a control character")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         proxy = proxy_for(scheme, host)
         if proxy is not None and scheme == "http":
             target = url.split("#", 1)[0]  # a plain-HTTP request through a proxy names the whole URL
         key = f"{scheme}://{host}:{port}|{id(tls)}"
-        connection = self._acquire(key) or self._connect(key, scheme, host, port, tls, proxy)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {_host_header(parts.netloc, scheme)}"]
         if proxy is not None and scheme == "http" and proxy.authorization:
             lines.append(f"Proxy-Authorization: {proxy.authorization}")
@@ -355,7 +372,11 @@ class Pool:
         if chunked:
             lines.append("Transfer-Encoding: chunked")
         lines += (f"{name}: {value}" for name, value in headers.items())
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise ProtocolError("a request header holds a character that HTTP/1.1 cannot carry") from None
+        connection = self._acquire(key) or self._connect(key, scheme, host, port, tls, proxy)
         try:
             if isinstance(body, bytes | bytearray | memoryview):
                 if len(body) <= 64 << 10:
@@ -369,11 +390,11 @@ class Pool:
                     connection.send_body(body)
                 elif body is not None:
                     _send_stream(connection, body, chunked)
-            status, reason, answer_headers = _read_head(connection, replayable=body is None or whole is not None)
+            version, status, reason, answer = _read_head(connection, replayable=body is None or whole is not None)
         except BaseException:
             connection.close()
             raise
-        return Response(status, reason, answer_headers, url, method, connection, self)
+        return Response(status, reason, answer, url, method, connection, self, version)
 
     def _acquire(self, key: str) -> Connection | None:
         while True:
@@ -459,7 +480,7 @@ def _send_stream(connection: Connection, body: Iterable[bytes], chunked: bool) -
         connection.send(b"0\r\n\r\n")
 
 
-def _read_head(connection: Connection, replayable: bool = False) -> tuple[int, str, Headers]:
+def _read_head(connection: Connection, replayable: bool = False) -> tuple[str, int, str, Headers]:
     """The status and headers of the next final (non-1xx) answer. On a kept-alive connection that ends before any
     answer, a request without a streamed body is reported as stale, to be sent again."""
     while True:
@@ -482,10 +503,14 @@ def _read_head(connection: Connection, replayable: bool = False) -> tuple[int, s
         connection.pending = data[end + 4 :] + connection.pending
         lines = data[:end].decode("latin-1").split("\r\n")
         status_line = lines[0].split(" ", 2)
-        if len(status_line) < 2 or not status_line[0].startswith("HTTP/1.") or not status_line[1].isdigit():
+        code = status_line[1] if len(status_line) > 1 else ""
+        # three ASCII digits: str.isdigit() alone takes "²", which int() refuses
+        if status_line[0] not in ("HTTP/1.0", "HTTP/1.1") or len(code) != 3 or not (code.isascii() and code.isdigit()):
             raise ProtocolError("the answer is not HTTP/1.x")
-        status = int(status_line[1])
-        if 100 <= status < 200 and status != 101:
+        status = int(code)
+        if status == 101:  # no request asks for an upgrade: what follows would not be HTTP
+            raise ProtocolError("the server switched protocols unasked (HTTP 101)")
+        if 100 <= status < 200:
             continue  # 100 Continue and the like: the real answer follows
         if len(lines) > MAX_HEADERS:
             raise ProtocolError("the answer has too many headers")
@@ -495,16 +520,17 @@ def _read_head(connection: Connection, replayable: bool = False) -> tuple[int, s
             if not sep or not name or name != name.strip():
                 raise ProtocolError("the answer has a malformed header line")
             pairs.append((name, value.strip()))
-        return status, status_line[2] if len(status_line) > 2 else "", Headers(pairs)
+        return status_line[0], status, status_line[2] if len(status_line) > 2 else "", Headers(pairs)
 
 
 def _tunnel(connection: Connection, host: str, port: int, proxy: Proxy) -> None:
     """CONNECT through an HTTP proxy, so that TLS runs end to end with the registry."""
-    lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address goes in brackets
+    lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
     if proxy.authorization:
         lines.append(f"Proxy-Authorization: {proxy.authorization}")
     connection.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    status, _reason, _headers = _read_head(connection)
+    _version, status, _reason, _headers = _read_head(connection)
     if status != 200:
         why = " (set its credentials in the proxy URL: http://USER:PASSWORD@HOST:PORT)" if status in (401, 407) else ""
         raise ProxyRefused(f"the proxy {proxy.host}:{proxy.port} refused a tunnel to {host}:{port}: HTTP {status}{why}")
