@@ -342,3 +342,25 @@ def test_the_deadline_comes_from_the_environment_too(tmp_path: Path) -> None:
     bad = run_cli("tags", "127.0.0.1:9/app", env={"OCIPUSH_DEADLINE": "soon"})
     assert bad.returncode == 2
     assert_one_line_error(bad, "OCIPUSH_DEADLINE 'soon'")
+
+
+def test_a_trickled_base_layer_ends_at_the_deadline() -> None:
+    # A build reads its base's layers from the registry through `layer_opener`: those reads are paced too.
+    from ocipush.build.base import BaseImage
+    from ocipush.build.base_index import layer_opener
+    from ocipush.models import Descriptor, Platform
+    from ocipush.registry.session import RegistrySession
+    from ocipush.registry.wire import Timeout
+
+    data = b"z" * 40  # 8 s at one byte per 0.2 s: far past the 1 s deadline, far below the per-read timeout
+    with HostileRegistry() as server:
+        assert isinstance(server, HostileRegistry)
+        reference = _image(server, Reply(body=trickle(data), length=len(data), delay=0.2), data)
+        base = BaseImage(Platform(architecture="amd64", os="linux"), name=f"{server.host}/{reference}")
+        session = RegistrySession(RegistryOptions(deadline=1.0))
+        layer = Descriptor(mediaType=mt.OCI_LAYER, digest=_sha256(data), size=len(data))
+        opened = layer_opener(base, lambda: session)(layer)
+        with pytest.raises(Timeout, match="no complete answer within the deadline"), opened as reader:
+            while reader.read(1 << 20):
+                pass
+        assert _sent_part_of(len(data))(server)

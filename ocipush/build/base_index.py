@@ -37,7 +37,6 @@ log = logging.getLogger("ocipush.build.base_index")
 
 _VERSION = 2
 _SETS = ("others", "whiteouts", "opaque", "implied")
-_READ_SIZE = 1 << 20
 
 # Opens a layer blob of the base for reading (compressed bytes, as stored).
 LayerOpener = Callable[[Descriptor], AbstractContextManager[Reader]]
@@ -262,7 +261,8 @@ def layer_opener(image: BaseImage, registry: Callable[[], RegistrySession]) -> L
     def from_registry(layer: Descriptor) -> Iterator[Reader]:
         from ocipush.reference import parse_reference
 
-        with registry().client(parse_reference(reference)).open_blob(layer.digest) as response:
-            yield ChunkReader(response.iter_raw(_READ_SIZE))
+        client = registry().client(parse_reference(reference))
+        with client.open_blob(layer.digest) as response:
+            yield ChunkReader(client.blob_chunks(response))  # paced: a trickling registry ends at the deadline
 
     return from_registry
