@@ -182,9 +182,11 @@ def _one_answer(raw: bytes) -> Script:
         ("HTTP/1.1 ²00 OK\r\nContent-Length: 0\r\n\r\n".encode("latin-1"), "not HTTP/1.x"),
         (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "not HTTP/1.x"),
         (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", "switched protocols"),
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 5000, "interim"),
     ],
     ids=["conflicting-lengths", "signed-length", "underscore-length", "gzip-coding", "negative-chunk", "0x-chunk",
-         "chunk-without-crlf", "endless-trailers", "unicode-digit-status", "four-digit-status", "unasked-101"],
+         "chunk-without-crlf", "endless-trailers", "unicode-digit-status", "four-digit-status", "unasked-101",
+         "endless-100-continue"],
 )  # fmt: skip
 def test_a_badly_framed_answer_is_a_protocol_error(
     serve: Callable[[Script], ScriptedServer], raw: bytes, why: str

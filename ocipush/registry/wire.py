@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 READ_SIZE = 1 << 20
 MAX_HEAD_BYTES = 64 << 10  # status line and headers of one answer
 MAX_HEADERS = 200
+MAX_INTERIM = 10  # 1xx answers before the final one: each is bounded, their number must be too
 IDLE_SECONDS = 60.0  # a kept-alive connection older than this is closed rather than reused
 _NO_BODY_STATUS = frozenset({204, 304})
 _UNSAFE = frozenset("\r\n\0")
@@ -483,7 +484,7 @@ def _send_stream(connection: Connection, body: Iterable[bytes], chunked: bool) -
 def _read_head(connection: Connection, replayable: bool = False) -> tuple[str, int, str, Headers]:
     """The status and headers of the next final (non-1xx) answer. On a kept-alive connection that ends before any
     answer, a request without a streamed body is reported as stale, to be sent again."""
-    while True:
+    for _interim in range(MAX_INTERIM + 1):
         data = b""
         while (end := data.find(b"\r\n\r\n")) < 0:
             if len(data) > MAX_HEAD_BYTES:
@@ -521,6 +522,7 @@ def _read_head(connection: Connection, replayable: bool = False) -> tuple[str, i
                 raise ProtocolError("the answer has a malformed header line")
             pairs.append((name, value.strip()))
         return status_line[0], status, status_line[2] if len(status_line) > 2 else "", Headers(pairs)
+    raise ProtocolError("the answer sends interim (1xx) answers without end")
 
 
 def _tunnel(connection: Connection, host: str, port: int, proxy: Proxy) -> None:
