@@ -245,3 +245,22 @@ def test_a_tunnel_to_an_ipv6_registry_names_it_in_brackets(
     with pytest.raises(ProxyRefused, match=r"HTTP 403"):
         Pool(10, 10, max_idle=4).request("GET", "https://[::1]:5000/v2/", {}, None, None)
     assert proxy.requests == [b"CONNECT [::1]:5000 HTTP/1.1"]
+
+
+@pytest.mark.parametrize(
+    ("pieces", "why"),
+    [([b"12345", b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"], "longer"), ([b"123"], "ended 2 bytes before")],
+)
+def test_a_streamed_body_must_match_its_content_length(
+    serve: Callable[[Script], ScriptedServer], pieces: list[bytes], why: str
+) -> None:
+    server = serve(lambda conn, number, served: True)  # never answers: the client must stop on its own
+    with pytest.raises(ProtocolError, match=why):
+        Pool(10, 10, max_idle=4).request(
+            "PATCH", f"http://127.0.0.1:{server.port}/v2/", {"Content-Length": "5"}, iter(pieces), None
+        )
+    for _ in range(100):  # the server thread records the request line as it gets it
+        if server.requests:
+            break
+        time.sleep(0.02)
+    assert server.requests == [b"PATCH /v2/ HTTP/1.1"]  # the surplus never followed as a request of its own

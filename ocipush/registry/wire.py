@@ -366,7 +366,8 @@ class Pool:
         if proxy is not None and scheme == "http" and proxy.authorization:
             lines.append(f"Proxy-Authorization: {proxy.authorization}")
         whole = body if isinstance(body, bytes | bytearray | memoryview) else None
-        sized = "content-length" in {name.lower() for name in headers}
+        declared = next((value for name, value in headers.items() if name.lower() == "content-length"), None)
+        sized = declared is not None
         if not sized and (whole is not None or isinstance(body, SocketBody)):
             lines.append(f"Content-Length: {len(whole) if whole is not None else body.length}")  # type: ignore[union-attr]
         chunked = not sized and whole is None and body is not None and not isinstance(body, SocketBody)
@@ -390,7 +391,7 @@ class Pool:
                 if isinstance(body, SocketBody):
                     connection.send_body(body)
                 elif body is not None:
-                    _send_stream(connection, body, chunked)
+                    _send_stream(connection, body, None if chunked else int(declared or 0))
             version, status, reason, answer = _read_head(connection, replayable=body is None or whole is not None)
         except BaseException:
             connection.close()
@@ -469,16 +470,24 @@ def _send_head(connection: Connection, data: bytes) -> None:
         raise
 
 
-def _send_stream(connection: Connection, body: Iterable[bytes], chunked: bool) -> None:
+def _send_stream(connection: Connection, body: Iterable[bytes], length: int | None) -> None:
+    """An iterable body: chunked when `length` is None, else exactly `length` bytes (more would be read by the
+    server as the next request: a smuggled one; fewer would leave it waiting)."""
+    sent = 0
     for piece in body:
         if not piece:
             continue
-        if chunked:
+        if length is None:
             connection.send(b"%x\r\n" % len(piece) + bytes(piece) + b"\r\n")
-        else:
-            connection.send(piece)
-    if chunked:
+            continue
+        sent += len(piece)
+        if sent > length:
+            raise ProtocolError(f"the request body is longer than its Content-Length {length}")
+        connection.send(piece)
+    if length is None:
         connection.send(b"0\r\n\r\n")
+    elif sent < length:
+        raise ProtocolError(f"the request body ended {length - sent} bytes before its Content-Length")
 
 
 def _read_head(connection: Connection, replayable: bool = False) -> tuple[str, int, str, Headers]:
