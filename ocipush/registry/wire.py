@@ -351,9 +351,10 @@ class Pool:
         try:
             scheme, host, port = parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:  # a port that is no number, or out of range
-            raise ProtocolError(f"the URL {url[:80]!r} has an invalid port") from None
+            where = parts.netloc.rsplit("@", 1)[-1][:80]  # never the userinfo, nor a presigned query
+            raise ProtocolError(f"a URL for {where!r} has an invalid port") from None
         if scheme not in ("http", "https") or not host:
-            raise ProtocolError(f"the URL {url[:80]!r} is not an http(s) URL")
+            raise ProtocolError(f"a {scheme[:20]!r} URL without a host, or not http(s), cannot be requested")
         if any(_UNSAFE & set(name + value) for name, value in headers.items()):
             # a value from a server (a media type, a token) must not add lines to the request
             raise ProtocolError("a request header holds a line break or a control character")
