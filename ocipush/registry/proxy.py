@@ -36,8 +36,11 @@ def bypassed(host: str, no_proxy: str) -> bool:
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if entry == "*":
             return True
-        entry = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # a port on a name is not compared
-        entry = entry.strip("[]").lstrip(".")
+        if entry.startswith("["):  # [IPv6] or [IPv6]:port
+            entry = entry[1:].split("]", 1)[0]
+        elif entry.count(":") == 1:  # a port on a name is not compared
+            entry = entry.rsplit(":", 1)[0]
+        entry = entry.removeprefix("*").lstrip(".")  # "*.example.com", as Go (docker, skopeo) reads it
         if entry and (host == entry or host.endswith("." + entry)):
             return True
     return False
