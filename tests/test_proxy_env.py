@@ -14,7 +14,7 @@ from transferhelpers import assert_one_line_error, make_image, options, run_cli
 
 from ocipush import api
 from ocipush.localregistry import LocalRegistry
-from ocipush.registry.proxy import bypassed
+from ocipush.registry.proxy import Proxy, bypassed, proxy_for
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
@@ -110,3 +110,12 @@ def test_proxy_credentials_from_its_url_and_never_shown(
 )
 def test_no_proxy_matching(host: str, no_proxy: str, expected: bool) -> None:
     assert bypassed(host, no_proxy) is expected
+
+
+def test_a_cgi_request_cannot_name_the_proxy(clean_proxy_env: pytest.MonkeyPatch) -> None:
+    # httpoxy: a CGI server turns a client's "Proxy:" header into HTTP_PROXY; the lower-case name is the user's own
+    clean_proxy_env.setenv("REQUEST_METHOD", "GET")
+    clean_proxy_env.setenv("HTTP_PROXY", "http://attacker.example:3128")
+    assert proxy_for("http", "registry.example") is None
+    clean_proxy_env.setenv("http_proxy", "http://proxy.example:3128")
+    assert proxy_for("http", "registry.example") == Proxy("proxy.example", 3128)

@@ -20,7 +20,11 @@ class Proxy:
 
 
 def _setting(name: str) -> str:
-    return os.environ.get(name.lower()) or os.environ.get(name.upper()) or ""
+    upper = name.upper()
+    if upper == "HTTP_PROXY" and "REQUEST_METHOD" in os.environ:
+        # under CGI, HTTP_PROXY comes from the client's "Proxy:" header (httpoxy): urllib and httpx ignore it too
+        upper = ""
+    return os.environ.get(name.lower()) or (upper and os.environ.get(upper)) or ""
 
 
 def proxy_for(scheme: str, host: str) -> Proxy | None:
