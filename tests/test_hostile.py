@@ -364,3 +364,24 @@ def test_a_trickled_base_layer_ends_at_the_deadline() -> None:
             while reader.read(1 << 20):
                 pass
         assert _sent_part_of(len(data))(server)
+
+
+def test_a_base_layer_read_in_part_leaves_no_deadline_behind() -> None:
+    # tar readers stop at the archive's end and leave the padding unread: the paced read must end with the layer
+    from ocipush.build.base import BaseImage
+    from ocipush.build.base_index import layer_opener
+    from ocipush.models import Descriptor, Platform
+    from ocipush.registry import deadline
+    from ocipush.registry.session import RegistrySession
+
+    with HostileRegistry() as server:
+        assert isinstance(server, HostileRegistry)
+        reference = _image(server, Reply(body=LAYER))
+        base = BaseImage(Platform(architecture="amd64", os="linux"), name=f"{server.host}/{reference}")
+        session = RegistrySession(RegistryOptions(deadline=30.0))
+        layer = Descriptor(mediaType=mt.OCI_LAYER, digest=_sha256(LAYER), size=len(LAYER))
+        with layer_opener(base, lambda: session)(layer) as reader:
+            assert reader.read(10) == LAYER[:10]
+            assert deadline.read_timeout(60.0) <= 30.0  # the paced read's deadline holds while reading
+        assert deadline.read_timeout(60.0) == 60.0  # and is gone with the layer, though `reader` lives on
+        assert server.count("GET", f"/v2/app/blobs/{_sha256(LAYER)}") == 1

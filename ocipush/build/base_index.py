@@ -262,7 +262,8 @@ def layer_opener(image: BaseImage, registry: Callable[[], RegistrySession]) -> L
         from ocipush.reference import parse_reference
 
         client = registry().client(parse_reference(reference))
-        with client.open_blob(layer.digest) as response:
-            yield ChunkReader(client.blob_chunks(response))  # paced: a trickling registry ends at the deadline
+        # paced: a trickling registry ends at the deadline; closed: a layer read in part leaves no deadline behind
+        with client.open_blob(layer.digest) as response, contextlib.closing(client.blob_chunks(response)) as chunks:
+            yield ChunkReader(chunks)
 
     return from_registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
@@ -76,7 +76,7 @@ class RegistryClient:
         finally:
             response.close()
 
-    def blob_chunks(self, response: Response) -> Iterator[bytes]:
+    def blob_chunks(self, response: Response) -> Generator[bytes, None, None]:
         """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
         return deadline.paced(response.iter_raw(), self.transport.options.deadline)
 

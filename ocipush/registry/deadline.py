@@ -9,7 +9,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 MESSAGE = "no complete answer within the deadline"
 RENEW_BYTES = 1 << 20
@@ -41,8 +41,9 @@ def deadline(seconds: float | None) -> Iterator[None]:
         _STATE.seconds, _STATE.at = previous
 
 
-def paced(chunks: Iterable[bytes], seconds: float | None) -> Iterator[bytes]:
-    """A blob's bytes under `deadline(seconds)`, renewed after each MiB received."""
+def paced(chunks: Iterable[bytes], seconds: float | None) -> Generator[bytes, None, None]:
+    """A blob's bytes under `deadline(seconds)`, renewed after each MiB received. The deadline holds for the
+    thread while the generator is suspended: close it when done reading early."""
     with deadline(seconds):
         received = 0
         for chunk in chunks:
