@@ -28,6 +28,7 @@ class ScriptedServer:
         self.port = self.listener.getsockname()[1]
         self.connections = 0
         self.requests: list[bytes] = []
+        self.hung_up = threading.Semaphore(0)  # released each time the client closes a connection
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -46,6 +47,7 @@ class ScriptedServer:
                 while b"\r\n\r\n" not in buffer:
                     data = conn.recv(65536)
                     if not data:
+                        self.hung_up.release()
                         return
                     buffer += data
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
@@ -265,3 +267,12 @@ def test_a_streamed_body_must_match_its_content_length(
             break
         time.sleep(0.02)
     assert server.requests == [b"PATCH /v2/ HTTP/1.1"]  # the surplus never followed as a request of its own
+
+
+def test_an_answer_refused_for_its_framing_closes_its_connection(serve: Callable[[Script], ScriptedServer]) -> None:
+    server = serve(_one_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\nok"))
+    with pytest.raises(ProtocolError, match="invalid Content-Length") as raised:
+        _get(Pool(10, 10, max_idle=4), server)
+    # closed at once, not when the exception (kept as the context of the transport's own error) is collected
+    assert server.hung_up.acquire(timeout=5)
+    assert raised.value is not None

@@ -394,10 +394,10 @@ class Pool:
                 elif body is not None:
                     _send_stream(connection, body, None if chunked else int(declared or 0))
             version, status, reason, answer = _read_head(connection, replayable=body is None or whole is not None)
+            return Response(status, reason, answer, url, method, connection, self, version)  # may refuse its framing
         except BaseException:
             connection.close()
             raise
-        return Response(status, reason, answer, url, method, connection, self, version)
 
     def _acquire(self, key: str) -> Connection | None:
         while True:
