@@ -14,7 +14,7 @@ import pytest
 
 from ocipush.blobsource import FileRangeBody
 from ocipush.errors import RegistryError
-from ocipush.registry.wire import Pool, ProtocolError, ProxyRefused, StaleConnection
+from ocipush.registry.wire import Pool, ProtocolError, ProxyRefused, StaleConnection, TLSFailed
 
 Script = Callable[[socket.socket, int, int], bool]  # (connection, its number, request number on it) -> keep open
 
@@ -276,3 +276,24 @@ def test_an_answer_refused_for_its_framing_closes_its_connection(serve: Callable
     # closed at once, not when the exception (kept as the context of the transport's own error) is collected
     assert server.hung_up.acquire(timeout=5)
     assert raised.value is not None
+
+
+def test_tls_to_a_plain_http_port_says_why() -> None:
+    import ssl
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    answered = threading.Event()
+
+    def plain_http() -> None:  # answers the TLS hello as a plain-HTTP server does
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            answered.set()
+
+    threading.Thread(target=plain_http, daemon=True).start()
+    with listener, pytest.raises(TLSFailed, match=r"failed \(SSLError: WRONG_VERSION_NUMBER\)"):
+        Pool(10, 10, max_idle=4).request(
+            "GET", f"https://127.0.0.1:{listener.getsockname()[1]}/v2/", {}, None, ssl.create_default_context()
+        )
+    assert answered.is_set()

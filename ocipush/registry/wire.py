@@ -559,4 +559,6 @@ def _start_tls(sock: socket.socket, tls: ssl.SSLContext, host: str, timeout: flo
     except ssl.SSLCertVerificationError as exc:
         raise TLSFailed(f"the TLS certificate of {host} is not trusted ({exc.verify_message})") from exc
     except (ssl.SSLError, OSError) as exc:
-        raise TLSFailed(f"the TLS handshake with {host} failed ({exc.__class__.__name__})") from None
+        # OpenSSL's reason, as httpx showed it: WRONG_VERSION_NUMBER says the port speaks plain HTTP
+        reason = f": {exc.reason}" if isinstance(exc, ssl.SSLError) and isinstance(exc.reason, str) else ""
+        raise TLSFailed(f"the TLS handshake with {host} failed ({exc.__class__.__name__}{reason})") from None
