@@ -297,3 +297,24 @@ def test_tls_to_a_plain_http_port_says_why() -> None:
             "GET", f"https://127.0.0.1:{listener.getsockname()[1]}/v2/", {}, None, ssl.create_default_context()
         )
     assert answered.is_set()
+
+
+def test_an_early_answer_to_a_body_is_read(serve: Callable[[Script], ScriptedServer]) -> None:
+    def refuse_unread(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+        return False  # closes with the body unread: the client's send fails
+
+    server = serve(refuse_unread)
+    sent: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(64):
+            sent.append(1)
+            yield b"x" * (1 << 20)
+
+    pool = Pool(10, 10, max_idle=4)
+    url, size = f"http://127.0.0.1:{server.port}/v2/", {"Content-Length": str(64 << 20)}
+    response = pool.request("PATCH", url, size, body(), None)
+    assert (response.status_code, response.read()) == (413, b"too big!")  # the registry's own words, not "EPIPE"
+    assert len(sent) < 64  # the send really failed part-way
+    assert _get(pool, server) == b"too big!" and server.connections == 2  # that connection was not kept

@@ -58,6 +58,10 @@ class ProtocolError(WireError):
     pass
 
 
+class SendFailed(ProtocolError):
+    """The socket failed while sending: the server may have closed it after answering early."""
+
+
 class StaleConnection(WireError):
     """A kept-alive connection the server had closed before it read the request: sending again is safe."""
 
@@ -158,7 +162,7 @@ class Connection:
         except TimeoutError:
             raise Timeout("timed out sending") from None
         except OSError as exc:
-            raise ProtocolError(exc.__class__.__name__) from None
+            raise SendFailed(exc.__class__.__name__) from None
         deadline.renew()
 
     def readable_while_idle(self) -> bool:
@@ -381,20 +385,32 @@ class Pool:
             raise ProtocolError("a request header holds a character that HTTP/1.1 cannot carry") from None
         connection = self._acquire(key) or self._connect(key, scheme, host, port, tls, proxy)
         try:
-            if isinstance(body, bytes | bytearray | memoryview):
-                if len(body) <= 64 << 10:
-                    _send_head(connection, head + bytes(body))
-                else:
-                    _send_head(connection, head)
-                    connection.send(body)
+            early: SendFailed | None = None
+            if whole is not None and len(whole) <= 64 << 10:
+                _send_head(connection, head + bytes(whole))
             else:
                 _send_head(connection, head)
-                if isinstance(body, SocketBody):
-                    connection.send_body(body)
-                elif body is not None:
-                    _send_stream(connection, body, None if chunked else int(declared or 0))
-            version, status, reason, answer = _read_head(connection, replayable=body is None or whole is not None)
-            return Response(status, reason, answer, url, method, connection, self, version)  # may refuse its framing
+                try:
+                    if isinstance(body, bytes | bytearray | memoryview):
+                        connection.send(body)
+                    elif isinstance(body, SocketBody):
+                        connection.send_body(body)
+                    elif body is not None:
+                        _send_stream(connection, body, None if chunked else int(declared or 0))
+                except SendFailed as exc:
+                    # the server answered before reading the whole body (a 401, a 413) and closed: its answer says
+                    # why, when it can still be read (httpcore reads it too)
+                    early = exc
+            try:
+                version, status, reason, answer = _read_head(connection, replayable=body is None or whole is not None)
+            except WireError:
+                if early is not None:
+                    raise early from None  # no answer after all: the send's own failure says what happened
+                raise
+            response = Response(status, reason, answer, url, method, connection, self, version)  # may refuse it
+            if early is not None:
+                response._keep_alive = False  # half the body is still on its way: nothing can follow it
+            return response
         except BaseException:
             connection.close()
             raise
