@@ -4,6 +4,7 @@ A source can be read from any offset, which is what lets an upload retry a chunk
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,14 +56,28 @@ class FileRangeBody:
         self.path, self.offset, self.length, self.sent = path, offset, length, sent
 
     def send_to(self, sock: socket.socket) -> None:
+        # TLS has no sendfile, and the standard library's fallback for it writes 8 KiB at a time: twice the CPU of
+        # 1 MiB writes (an ECR push is always TLS)
+        tls = hasattr(sock, "getpeercert")
         with open(open_regular(self.path), "rb", buffering=0) as file:
             done = 0
             while done < self.length:
-                n = sock.sendfile(file, self.offset + done, min(self.STEP, self.length - done))
+                at, step = self.offset + done, min(self.STEP, self.length - done)
+                n = _send_read(sock, file.fileno(), at, step) if tls else sock.sendfile(file, at, step)
                 if not n:
                     raise RegistryError(f"{self.path} is shorter than its descriptor says")
                 done += n
                 self.sent(done)
+
+
+def _send_read(sock: socket.socket, fd: int, offset: int, length: int) -> int:
+    """Send up to `length` bytes of the file from `offset` in 1 MiB writes; how many there were."""
+    sent = 0
+    with contextlib.suppress(EOFError):  # a short file: the caller sees fewer bytes sent
+        for piece in pread_range(fd, offset, length):
+            sock.sendall(piece)
+            sent += len(piece)
+    return sent
 
 
 @dataclass

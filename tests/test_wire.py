@@ -320,3 +320,36 @@ def test_an_early_answer_to_a_body_is_read(serve: Callable[[Script], ScriptedSer
     assert (response.status_code, response.read()) == (413, b"too big!")  # the registry's own words, not "EPIPE"
     assert len(sent) < 64  # the send really failed part-way
     assert _get(pool, server) == b"too big!" and server.connections == 2  # that connection was not kept
+
+
+def test_a_file_body_over_tls_goes_in_large_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from support.tls import issue_cert, make_ca
+
+    ca = make_ca(tmp_path)
+    server_cert = issue_cert(ca, tmp_path, "server")
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 12288)  # 3 MiB
+    # the standard library's TLS fallback for sendfile writes 8 KiB at a time: it must not be taken
+    monkeypatch.setattr(ssl.SSLSocket, "sendfile", lambda *args: pytest.fail("sendfile on a TLS socket"))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(server_cert.cert_path, server_cert.key_path)
+    received = bytearray()
+    left, right = socket.socketpair()
+
+    def serve() -> None:
+        with server_context.wrap_socket(right, server_side=True) as tls:
+            while data := tls.recv(1 << 20):
+                received.extend(data)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    seen: list[int] = []
+    with ssl.create_default_context(cafile=str(ca.cert_path)).wrap_socket(left, server_hostname="localhost") as tls:
+        FileRangeBody(str(path), 7, 3 * 1024 * 1024 - 7, seen.append).send_to(tls)
+        with pytest.raises(RegistryError, match="shorter than its descriptor"):
+            FileRangeBody(str(path), 3 * 1024 * 1024 - 10, 20, seen.append).send_to(tls)
+    server.join(10)
+    assert bytes(received) == path.read_bytes()[7:] + path.read_bytes()[-10:]
+    assert seen[0] == 3 * 1024 * 1024 - 7  # one step: progress heard once, after the whole range
