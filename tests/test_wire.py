@@ -298,7 +298,7 @@ def test_tls_to_a_plain_http_port_says_why() -> None:
         Pool(10, 10, max_idle=4).request(
             "GET", f"https://127.0.0.1:{listener.getsockname()[1]}/v2/", {}, None, ssl.create_default_context()
         )
-    assert answered.is_set()
+    assert answered.wait(5)  # the plain-HTTP answer was really sent
 
 
 def test_an_early_answer_to_a_body_is_read(serve: Callable[[Script], ScriptedServer]) -> None:
