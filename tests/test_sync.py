@@ -527,3 +527,69 @@ def test_attached_sbom_comes_along(second: LocalRegistry, registry: LocalRegistr
     assert bare.returncode == 0, bare.stderr
     assert _digest(f"{registry.host}/without:v1", tmp_path) == descriptor.digest
     assert list_referrers(f"{registry.host}/without:v1", options=opts) == []
+
+
+def _placements(source: sh.Source, tmp_path: Path) -> tuple[int, int, dict[str, int]]:
+    """From the source registry: child manifests under the source's images, blobs per repository (each distinct
+    blob of a repository is put there once: an upload or a mount), and the most blobs one image of it holds."""
+    from ocipush.reference import parse_reference
+    from ocipush.registry.session import RegistrySession
+    from ocipush.transfer import RegistrySource, _collect
+
+    children, per_repository, most = 0, 0, {}
+    with RegistrySession(options(tmp_path)) as session:
+        for repository in {repo for repo, _ in source.digests}:
+            blobs: set[str] = set()
+            for digest in set(source.tags_of(repository).values()):
+                image = RegistrySource(session, parse_reference(f"{source.host}/{repository}@{digest}"))
+                documents, found = _collect(image, image.root())
+                children += len(documents) - 1
+                blobs |= set(found)
+                most[repository] = max(most.get(repository, 0), len(found))
+            per_repository += len(blobs)
+    return children, per_repository, most
+
+
+def test_cold_sync_asks_the_destination_nothing_it_knows(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Benchmark SY1: a cold sync into an empty registry is bound by the registry's CPU per request. One HEAD per
+    tag (the planner's comparison) and no second one before the PUT; a blob this sync put into the repository
+    costs nothing, one it put into another repository is mounted without a HEAD, and once a repository's first
+    image found none of its blobs there, the next images upload theirs without asking (a HEAD per blob before)."""
+    from transferhelpers import log_between, log_mark
+
+    report = api_sync(_whole_catalog(source, registry.host), tmp_path)
+    assert report.ok and len(report.copied) == 80
+    seen = sh.request_counts("\n".join(log_between(registry, 0, log_mark(registry))))
+    children, placements, most = _placements(source, tmp_path)
+    tags = len(source.digests)
+    mounts = seen["POST", "upload"] - seen["PUT", "upload"]
+    assert seen["HEAD", "manifests"] == tags and seen["PUT", "manifests"] == tags + children, seen
+    assert seen["POST", "upload"] == placements and mounts >= len(most) - 4, seen  # the shared base: mounted
+    # The HEADs left are the first image's of each repository, less the blobs mounted without asking.
+    assert 0 < seen["HEAD", "blobs"] <= sum(most.values()) - mounts, seen
+    assert set(seen) == {("HEAD", "manifests"), ("PUT", "manifests"), ("HEAD", "blobs"), ("POST", "upload"),
+                         ("PUT", "upload"), ("GET", "other")} and seen["GET", "other"] <= 2, seen  # fmt: skip
+    _assert_mirrored(source, registry.host, tmp_path)
+
+
+def test_partly_filled_destination_ends_identical_with_no_blob_sent_twice(
+    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """A destination that already holds some tags of every repository (a narrower sync before): the repositories
+    are not fresh, so their blobs are asked for, and none that is there is uploaded again."""
+    first = parse_spec({"sources": [{"registry": source.host, "catalog": True, "tags": {"include": ["^1\\.0\\.0$"]}}],
+                        "destinations": [{"registry": registry.host}]})  # fmt: skip
+    assert api_sync(first, tmp_path).ok
+    report = api_sync(_whole_catalog(source, registry.host), tmp_path)
+    assert report.ok and len(report.skipped) == 20 and len(report.copied) == 60
+    _assert_mirrored(source, registry.host, tmp_path)
+    blob_puts = re.findall(r'"PUT /v2/(\S+)/blobs/uploads/\S*digest=(sha256(?:%3A|:)[0-9a-f]{64})',
+                           registry.log_path.read_text())  # fmt: skip
+    assert blob_puts and len(blob_puts) == len(set(blob_puts))
+
+
+def _whole_catalog(source: sh.Source, destination: str) -> object:
+    return parse_spec({"sources": [{"registry": source.host, "catalog": True}],
+                       "destinations": [{"registry": destination}]})  # fmt: skip

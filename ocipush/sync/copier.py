@@ -18,17 +18,38 @@ from ocipush.registry.session import RegistrySession
 from ocipush.sync.ratelimit import Pacer, QuotaGate
 from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, ignore_events
 from ocipush.sync.spec import RateLimits
-from ocipush.transfer import RegistrySource, RegistryTarget, transfer
+from ocipush.transfer import BlobOutcome, ImageSource, RegistrySource, RegistryTarget, TransferResult, transfer
 
 log = logging.getLogger("ocipush.sync")
 
 
-class PacedTarget(RegistryTarget):
-    """A registry target whose manifest pushes wait for the pacer (ECR's PutImage rate)."""
+class SyncTarget(RegistryTarget):
+    """One destination repository of an image task, asking the registry only what this sync does not know yet
+    (on 2 cores the registry's own CPU per request is much of a cold sync's time): the tags the planner just found
+    missing are not looked up again; a blob this process already put into the repository costs nothing; one it put
+    into another repository of the registry is mounted without a HEAD first (a mount of a blob already there is
+    answered 201 too); and in a repository the context trusts as fresh, a blob is uploaded without a HEAD. Manifest
+    pushes wait for the pacer (ECR's PutImage rate)."""
 
-    def __init__(self, session: RegistrySession, reference: Reference, pacer: Pacer | None) -> None:
-        super().__init__(session, reference, ignore_progress)
-        self.pacer = pacer
+    def __init__(self, session: RegistrySession, target: CopyTarget, digest: str, context: CopyContext) -> None:
+        super().__init__(session, Reference(target.registry, target.repository), ignore_progress)
+        self.context = context
+        self.pacer = context.pacer(target.registry)
+        self.absent = set(target.tags or [digest])
+        self.host = self.client.transport.host
+        self.trusted = context.is_fresh(self.host, target.repository)
+
+    def current_digest(self, reference: str) -> str | None:
+        if reference in self.absent:
+            return None  # the planner's HEAD said so a moment ago; a copy run twice only puts it again
+        return super().current_digest(reference)
+
+    def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
+        repository = self.reference.repository
+        if self.context.holds(self.host, repository, descriptor.digest):
+            return "exists"
+        mounts = [name for name in source.mount_from(descriptor, self.host) if name != repository]
+        return self.uploader.upload(source.blob(descriptor), mounts, check=not (self.trusted or mounts))
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for _ in tags or [document.digest]:
@@ -69,6 +90,8 @@ class CopyContext:
         self._created: set[str] = set()
         self._repository_locks: dict[str, threading.Lock] = {}
         self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
+        self._held: dict[tuple[str, str], set[str]] = {}  # (registry host, repository) -> blobs put or found there
+        self._fresh: set[tuple[str, str]] = set()  # repositories whose first image found none of its blobs there
         self._finders: dict[str, RegistryReferrers] = {}
         self._lock = threading.Lock()
 
@@ -83,10 +106,25 @@ class CopyContext:
         with self._lock:
             return self._homes.get((host, digest))
 
-    def copied(self, host: str, repository: str, digests: list[str]) -> None:
+    def holds(self, host: str, repository: str, digest: str) -> bool:
         with self._lock:
-            for digest in digests:
+            return digest in self._held.get((host, repository), ())
+
+    def is_fresh(self, host: str, repository: str) -> bool:
+        with self._lock:
+            return (host, repository) in self._fresh
+
+    def copied(self, host: str, repository: str, done: TransferResult, fresh: bool) -> None:
+        """Record where an image's blobs now are. A repository the planner saw as `fresh` whose first image found
+        none of its blobs there is trusted to lack the blobs of the next ones too (each would cost a HEAD answered
+        404): a repository this sync started. One partly filled by someone else shows blobs to that first image;
+        one that a killed sync left blobs in without a tag does too, when they are the in-flight image's."""
+        with self._lock:
+            for digest in done.blobs:
                 self._homes[host, digest] = repository
+            self._held.setdefault((host, repository), set()).update(done.blobs)
+            if fresh and "exists" not in done.blobs.values():
+                self._fresh.add((host, repository))
 
     def repository_lock(self, name: str) -> threading.Lock:
         """One image at a time into a destination repository: images of one repository share layers, and the
@@ -139,10 +177,8 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
         try:
             context.gate.check(context.session.transport(reference.api_host))
             source = MountingSource(context.session, reference, root, context)
-            image_target = PacedTarget(
-                context.session, Reference(target.registry, target.repository), context.pacer(target.registry)
-            )
             with context.repository_lock(destination):
+                image_target = SyncTarget(context.session, target, task.digest, context)
                 done = transfer(
                     source,
                     image_target,
@@ -151,7 +187,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     on_missing_repository=context.repository_creator(target),
                     referrers=task.referrers,
                 )
-            context.copied(image_target.client.transport.host, target.repository, list(done.blobs))
+            context.copied(image_target.host, target.repository, done, target.fresh)
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts,
                                  referrers=len(done.referrers))  # fmt: skip
         except OcipushError as exc:
