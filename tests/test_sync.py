@@ -551,7 +551,7 @@ def _placements(source: sh.Source, tmp_path: Path) -> tuple[int, int, dict[str, 
 
 
 def test_cold_sync_asks_the_destination_nothing_it_knows(
-    source: sh.Source, registry: LocalRegistry, tmp_path: Path
+    source: sh.Source, source_registry: LocalRegistry, registry: LocalRegistry, tmp_path: Path
 ) -> None:
     """Benchmark SY1: a cold sync into an empty registry is bound by the registry's CPU per request. One HEAD per
     tag (the planner's comparison) and no second one before the PUT; a blob this sync put into the repository
@@ -559,9 +559,14 @@ def test_cold_sync_asks_the_destination_nothing_it_knows(
     image found none of its blobs there, the next images upload theirs without asking (a HEAD per blob before)."""
     from transferhelpers import log_between, log_mark
 
+    start = log_mark(source_registry)
     report = api_sync(_whole_catalog(source, registry.host), tmp_path)
     assert report.ok and len(report.copied) == 80
     seen = sh.request_counts("\n".join(log_between(registry, 0, log_mark(registry))))
+    # At the source, whether the registry serves the referrers API is asked by the images copied at once (4),
+    # not once per repository (it serves it in all or none).
+    read = "\n".join(log_between(source_registry, start, log_mark(source_registry)))
+    assert 1 <= len(re.findall(r'"GET /v2/\S+/referrers/', read)) <= 4 < len(sh.repositories())
     children, placements, most = _placements(source, tmp_path)
     tags = len(source.digests)
     mounts = seen["POST", "upload"] - seen["PUT", "upload"]

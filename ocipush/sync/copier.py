@@ -99,7 +99,11 @@ class CopyContext:
         key = f"{reference.api_host}/{reference.repository}"
         with self._lock:
             if key not in self._finders:
-                self._finders[key] = RegistryReferrers(self.session.client(reference))
+                finder = self._finders[key] = RegistryReferrers(self.session.client(reference))
+                # A registry serves the referrers API in all its repositories or in none: once one finder of
+                # this host knows, the others need not ask (a request per source repository).
+                finder.api = next((f.api for k, f in self._finders.items()
+                                   if f.api is not None and k.startswith(f"{reference.api_host}/")), None)  # fmt: skip
             return self._finders[key]
 
     def home(self, host: str, digest: str) -> str | None:
