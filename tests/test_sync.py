@@ -407,7 +407,9 @@ def test_dask_local_cluster_survives_a_killed_worker(
             spec, options=options(tmp_path), executor="dask", scheduler=cluster.scheduler_address, on_event=on_event
         )
         survivors = client.run(os.getpid)
-    assert killed and killed[0] not in survivors.values() and copied_after_kill > 60
+    # the kill came with at least a quarter of the images still to copy (how many finished before the client saw the
+    # first one depends on the machine's load: a fixed 60 of 80 made the test flaky once the copies got faster)
+    assert killed and killed[0] not in survivors.values() and copied_after_kill >= 20
     assert report.ok and len(report.copied) == 80, report.failed
     # every tag names the source's digest, and a manifest digest is the hash of its exact bytes: byte-identical
     _assert_mirrored(source, registry.host, tmp_path)
