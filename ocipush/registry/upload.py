@@ -71,12 +71,10 @@ class BlobUploader:
         # ECR's Range stops advancing after the first part: its count is never evidence of what it holds.
         self._range_lies = is_ecr(client.transport.host)
 
-    def upload(self, source: BlobSource, mount_from: Iterable[str] = (), check: bool = True) -> UploadOutcome:
-        """Put one blob. `check` False skips the HEAD asking whether the repository has it: for a caller that
-        knows it lacks it, or that mounts it anyway (a mount of a blob already there is answered 201 too)."""
+    def upload(self, source: BlobSource, mount_from: Iterable[str] = ()) -> UploadOutcome:
         digest = source.digest
         self._check_stop()
-        if check and self.client.blob_size(digest, push=True) is not None:
+        if self.client.blob_size(digest, push=True) is not None:
             self.progress(ProgressEvent("skip", digest, source.size, source.size, "exists"))
             return "exists"
         session_url: str | None = None

@@ -26,10 +26,11 @@ log = logging.getLogger("ocipush.sync")
 class SyncTarget(RegistryTarget):
     """One destination repository of an image task, asking the registry only what this sync does not know yet
     (on 2 cores the registry's own CPU per request is much of a cold sync's time): the tags the planner just found
-    missing are not looked up again; a blob this process already put into the repository costs nothing; one it put
-    into another repository of the registry is mounted without a HEAD first (a mount of a blob already there is
-    answered 201 too); and in a repository the context trusts as fresh, a blob is uploaded without a HEAD. Manifest
-    pushes wait for the pacer (ECR's PutImage rate)."""
+    missing are not looked up again, and a blob this process already put into the repository costs nothing. Any
+    other blob is asked for (a HEAD) before it is mounted or uploaded: the distribution registry rewrites a blob's
+    link in the repository on every mount or upload, not atomically, and a manifest PUT of another worker that reads
+    it meanwhile is refused (DIGEST_INVALID; seen with Dask workers, which share no state). Manifest pushes wait
+    for the pacer (ECR's PutImage rate)."""
 
     def __init__(self, session: RegistrySession, target: CopyTarget, digest: str, context: CopyContext) -> None:
         super().__init__(session, Reference(target.registry, target.repository), ignore_progress)
@@ -37,7 +38,6 @@ class SyncTarget(RegistryTarget):
         self.pacer = context.pacer(target.registry)
         self.absent = set(target.tags or [digest])
         self.host = self.client.transport.host
-        self.trusted = context.is_fresh(self.host, target.repository)
 
     def current_digest(self, reference: str) -> str | None:
         if reference in self.absent:
@@ -49,7 +49,7 @@ class SyncTarget(RegistryTarget):
         if self.context.holds(self.host, repository, descriptor.digest):
             return "exists"
         mounts = [name for name in source.mount_from(descriptor, self.host) if name != repository]
-        return self.uploader.upload(source.blob(descriptor), mounts, check=not (self.trusted or mounts))
+        return self.uploader.upload(source.blob(descriptor), mounts)
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
         for _ in tags or [document.digest]:
@@ -91,7 +91,6 @@ class CopyContext:
         self._repository_locks: dict[str, threading.Lock] = {}
         self._homes: dict[tuple[str, str], str] = {}  # (registry host, blob digest) -> a repository holding it
         self._held: dict[tuple[str, str], set[str]] = {}  # (registry host, repository) -> blobs put or found there
-        self._fresh: set[tuple[str, str]] = set()  # repositories whose first image found none of its blobs there
         self._finders: dict[str, RegistryReferrers] = {}
         self._lock = threading.Lock()
 
@@ -114,21 +113,12 @@ class CopyContext:
         with self._lock:
             return digest in self._held.get((host, repository), ())
 
-    def is_fresh(self, host: str, repository: str) -> bool:
-        with self._lock:
-            return (host, repository) in self._fresh
-
-    def copied(self, host: str, repository: str, done: TransferResult, fresh: bool) -> None:
-        """Record where an image's blobs now are. A repository the planner saw as `fresh` whose first image found
-        none of its blobs there is trusted to lack the blobs of the next ones too (each would cost a HEAD answered
-        404): a repository this sync started. One partly filled by someone else shows blobs to that first image;
-        one that a killed sync left blobs in without a tag does too, when they are the in-flight image's."""
+    def copied(self, host: str, repository: str, done: TransferResult) -> None:
+        """Record where an image's blobs now are."""
         with self._lock:
             for digest in done.blobs:
                 self._homes[host, digest] = repository
             self._held.setdefault((host, repository), set()).update(done.blobs)
-            if fresh and "exists" not in done.blobs.values():
-                self._fresh.add((host, repository))
 
     def repository_lock(self, name: str) -> threading.Lock:
         """One image at a time into a destination repository: images of one repository share layers, and the
@@ -191,7 +181,7 @@ def copy_image(task: ImageTask, context: CopyContext) -> list[ImageResult]:
                     on_missing_repository=context.repository_creator(target),
                     referrers=task.referrers,
                 )
-            context.copied(image_target.host, target.repository, done, target.fresh)
+            context.copied(image_target.host, target.repository, done)
             result = ImageResult(task.source, destination, list(target.tags), task.digest, "copied", blobs=done.counts,
                                  referrers=len(done.referrers))  # fmt: skip
         except OcipushError as exc:

@@ -121,15 +121,10 @@ class Planner:
                 image.held[tag or found.digest] = found.held
                 if tag:
                     image.tags.append(tag)
-        # Destination repositories where some wanted tag names something (or could not be asked): not fresh.
-        occupied = {(number, str(self._target(image, destination)))
-                    for image in images.values() for number, destination in enumerate(self.spec.destinations)
-                    if any(held[number] is not None for held in image.held.values())}  # fmt: skip
         for image in images.values():
             targets: list[CopyTarget] = []
             for number, destination in enumerate(self.spec.destinations):
-                fresh = (number, str(self._target(image, destination))) not in occupied
-                outcome = self._compare(image, number, destination, fresh)
+                outcome = self._compare(image, number, destination)
                 if isinstance(outcome, ImageResult):
                     plan.results.append(outcome)
                 else:
@@ -240,13 +235,9 @@ class Planner:
                 held.append(exc)
         return _Found(wanted, digest, root, held)
 
-    def _target(self, image: _Image, destination: Destination) -> Reference:
-        return destination_reference(destination, image.source.registry, image.reference.repository)
-
-    def _compare(self, image: _Image, number: int, destination: Destination, fresh: bool) -> CopyTarget | ImageResult:
-        """What destination `number` lacks of the image, or a skipped result when it lacks nothing. `fresh`: no
-        wanted tag of the destination repository names anything there."""
-        target = self._target(image, destination)
+    def _compare(self, image: _Image, number: int, destination: Destination) -> CopyTarget | ImageResult:
+        """What destination `number` lacks of the image, or a skipped result when it lacks nothing."""
+        target = destination_reference(destination, image.source.registry, image.reference.repository)
         names = image.tags or [image.digest]
         held = [image.held[name][number] for name in names]
         error = next((found for found in held if isinstance(found, OcipushError)), None)
@@ -264,7 +255,6 @@ class Planner:
             tuple(name for name in missing if name != image.digest),
             destination.create_repo,
             destination.repository_settings.to_dict(),
-            fresh,
         )
 
 

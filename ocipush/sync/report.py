@@ -19,9 +19,6 @@ class CopyTarget:
     tags: tuple[str, ...]
     create_repo: bool = False
     repository_settings: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    # The planner found none of this repository's wanted tags there: likely a repository this sync starts, so its
-    # blobs need not be asked for one by one (the copier still checks with the first image's HEADs).
-    fresh: bool = False
 
     @property
     def name(self) -> str:
