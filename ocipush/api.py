@@ -108,16 +108,16 @@ def copy(
     if converting and referrers and not isinstance(src, ArchiveLocation):
         log.info("converting: referrers name the source's digests and are not copied")
     with RegistrySession(options) as session:
-        if isinstance(src, LayoutLocation) and isinstance(dst, Reference) and not dst.digest and conversion is None \
-                and wanted is None and not referrers:  # fmt: skip
+        seen: dict[str, str | None] = {}  # what the target's tags name, when the shortcut below asked
+        if isinstance(src, LayoutLocation) and isinstance(dst, Reference) and dst.tag and not dst.digest \
+                and conversion is None and wanted is None and not referrers:  # fmt: skip
             from ocipush.unchanged import unchanged_push
 
-            all_tags = ([dst.tag] if dst.tag else []) + extra_tags
-            if (done := unchanged_push(session, src, dst, all_tags)) is not None:
+            if (done := unchanged_push(session, src, dst, [dst.tag, *extra_tags], seen)) is not None:
                 return done
         with open_source(session, src) as opened:
             result = _copy_from(session, opened, source, target, dst, wanted, extra_tags, progress,
-                                create_repository, conversion, referrers and not converting)  # fmt: skip
+                                create_repository, conversion, referrers and not converting, seen)  # fmt: skip
             if conversion is not None and not conversion.changes_nothing:
                 root = opened.root()
                 original = select_platform(opened, root, wanted) if wanted and root.is_index else root
@@ -138,6 +138,7 @@ def _copy_from(
     create_repository: Callable[[], bool] | None,
     conversion: Conversion | None,
     referrers: bool,
+    seen: dict[str, str | None] | None = None,
 ) -> TransferResult:
     with _converted(session, opened, conversion, wanted) as image:
         jobs = session.options.jobs
@@ -145,7 +146,7 @@ def _copy_from(
             _check_target_digest(image, wanted, dst.digest, f"{source} -> {target}")
         if isinstance(dst, Reference):
             all_tags = ([dst.tag] if dst.tag and not dst.digest else []) + extra_tags
-            registry_target: ImageTarget = RegistryTarget(session, dst, progress)
+            registry_target: ImageTarget = RegistryTarget(session, dst, progress, seen)
             return transfer(
                 image,
                 registry_target,

@@ -171,8 +171,13 @@ class ImageTarget(Protocol):
 
 
 class RegistryTarget:
-    def __init__(self, session: RegistrySession, reference: Reference, progress: ProgressCallback) -> None:
+    def __init__(
+        self, session: RegistrySession, reference: Reference, progress: ProgressCallback,
+        known: dict[str, str | None] | None = None,
+    ) -> None:  # fmt: skip
+        """`known`: what tags name at the target, just asked by the caller (each answer is used once)."""
         self.reference = reference
+        self.known = dict(known or {})
         self.client = session.client(reference)
         self.name = f"{reference.registry}/{reference.repository}"
         self.stop = threading.Event()
@@ -227,6 +232,8 @@ class RegistryTarget:
                 self.referrers.add_to_index(subject_digest, referrers)
 
     def current_digest(self, reference: str) -> str | None:
+        if reference in self.known:
+            return self.known.pop(reference)
         return current_digest(self.client, reference)
 
 

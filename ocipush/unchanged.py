@@ -24,10 +24,11 @@ from ocipush.transfer import MAX_INDEX_DEPTH, MAX_MANIFESTS, PUSH_OUTCOMES, Tran
 
 
 def unchanged_push(
-    session: RegistrySession, source: LayoutLocation, target: Reference, tags: list[str]
+    session: RegistrySession, source: LayoutLocation, target: Reference, tags: list[str], seen: dict[str, str | None]
 ) -> TransferResult | None:
     """The result of pushing `source` to `target` under `tags` when the registry holds it already (one HEAD per
-    tag, as the regular path sends), else None."""
+    tag, as the regular path sends), else None; what each tag it asked about names goes into `seen`, so that the
+    regular path does not ask again."""
     try:
         root = _root(source)
         if root is None or _has_subject(root):  # a referrer also needs the referrers index checked
@@ -38,8 +39,10 @@ def unchanged_push(
     if blobs is None:
         return None
     client = session.client(target)
-    if any(current_digest(client, tag) != root.digest for tag in tags or [root.digest]):
-        return None
+    for tag in tags:
+        seen[tag] = current_digest(client, tag)
+        if seen[tag] != root.digest:
+            return None
     return TransferResult(root.digest, root.media_type, len(root.raw), tags, dict.fromkeys(blobs, "exists"),
                           outcomes=PUSH_OUTCOMES)  # fmt: skip
 

@@ -54,8 +54,12 @@ def test_a_changed_tag_goes_the_regular_way(registry: LocalRegistry, tmp_path: P
     make_image(tmp_path / "two", seed=2)
     target = f"{registry.host}/moved:v1"
     api.push(f"oci:{tmp_path / 'one'}:v1", target, options=options(tmp_path))
+    start = log_mark(registry)
     moved = api.push(f"oci:{tmp_path / 'two'}:v1", target, options=options(tmp_path))
+    sent = _requests(log_between(registry, start, log_mark(registry)))
     assert moved.uploaded > 0 and api.resolve_digest(target, options=options(tmp_path)) == moved.digest
+    # the shortcut's HEAD of the tag is the regular path's too: asked once, not once by each
+    assert sent.count("HEAD /v2/moved/manifests/v1") == 1, sent
 
 
 def test_an_unchanged_push_loads_no_models(registry: LocalRegistry, tmp_path: Path) -> None:
