@@ -175,7 +175,7 @@ class RegistryTarget:
         self, session: RegistrySession, reference: Reference, progress: ProgressCallback,
         known: dict[str, str | None] | None = None,
     ) -> None:  # fmt: skip
-        """`known`: what tags name at the target, just asked by the caller (each answer is used once)."""
+        """`known`: what tags name at the target, as the caller just asked (not asked again)."""
         self.reference = reference
         self.known = dict(known or {})
         self.client = session.client(reference)
@@ -233,7 +233,7 @@ class RegistryTarget:
 
     def current_digest(self, reference: str) -> str | None:
         if reference in self.known:
-            return self.known.pop(reference)
+            return self.known[reference]
         return current_digest(self.client, reference)
 
 

@@ -33,16 +33,12 @@ class SyncTarget(RegistryTarget):
     for the pacer (ECR's PutImage rate)."""
 
     def __init__(self, session: RegistrySession, target: CopyTarget, digest: str, context: CopyContext) -> None:
-        super().__init__(session, Reference(target.registry, target.repository), ignore_progress)
+        # the planner's HEADs said these are missing a moment ago; a copy run twice only puts them again
+        absent: dict[str, str | None] = dict.fromkeys(target.tags or [digest])
+        super().__init__(session, Reference(target.registry, target.repository), ignore_progress, absent)
         self.context = context
         self.pacer = context.pacer(target.registry)
-        self.absent = set(target.tags or [digest])
         self.host = self.client.transport.host
-
-    def current_digest(self, reference: str) -> str | None:
-        if reference in self.absent:
-            return None  # the planner's HEAD said so a moment ago; a copy run twice only puts it again
-        return super().current_digest(reference)
 
     def put_blob(self, source: ImageSource, descriptor: Descriptor) -> BlobOutcome:
         repository = self.reference.repository
