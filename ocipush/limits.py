@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from ocipush.errors import OcipushError, RegistryError
 
@@ -46,8 +47,8 @@ def buffered(response: Response, limit: int) -> Response:
         if response.status_code >= 400:
             data = read_prefix(response.iter_raw(), MAX_ERROR_BYTES)
         else:
-            host_path = response.url.split("://", 1)[-1].split("?", 1)[0]
-            what = f"the answer of {host_path.split('/', 1)[0]} to {response.method} /{host_path.partition('/')[2]}"
+            parts = urlsplit(response.url)
+            what = f"the answer of {parts.netloc} to {response.method} {parts.path or '/'}"
             data = read_limited(response.iter_raw(), limit, what)
     finally:
         response.close()
