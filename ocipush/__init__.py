@@ -1,6 +1,6 @@
 """ocipush: a daemonless OCI registry client (push, pull, copy, build) tuned for Amazon ECR.
 
-The public API is imported lazily so that `import ocipush` stays fast (no pydantic or boto3 until used)."""
+The public API is imported lazily so that `import ocipush` stays fast (no models or boto3 until used)."""
 
 from __future__ import annotations
 

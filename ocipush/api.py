@@ -238,7 +238,7 @@ def _to_archive(
 
 
 def _host_platform() -> Platform:
-    from ocipush.models import host_platform  # pydantic loads on first use, not at `import ocipush.api`
+    from ocipush.models import host_platform  # the models load on first use, not at `import ocipush.api`
 
     return host_platform()
 

@@ -13,9 +13,8 @@ import os
 import shutil
 import tarfile
 import tempfile
+from dataclasses import dataclass, field
 from typing import BinaryIO, cast
-
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ocipush import mediatypes as mt
 from ocipush.digest import HashingReader, check_digest, hex_part, sha256_of
@@ -33,6 +32,7 @@ from ocipush.models import (
     host_platform,
     platform_matches,
 )
+from ocipush.records import Invalid, OpenRecord, options
 from ocipush.reference import DOCKER_HUB, Reference, parse_reference
 
 COPY_SIZE = 1 << 20
@@ -41,16 +41,13 @@ _MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _LAYER_TYPES = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "none": mt.OCI_LAYER}
 
 
-class ArchiveEntry(BaseModel):
+@dataclass(kw_only=True)
+class ArchiveEntry(OpenRecord):
     """One image in an archive's `manifest.json`."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-    config: str = Field(alias="Config")
-    repo_tags: list[str] | None = Field(default=None, alias="RepoTags")
-    layers: list[str] = Field(alias="Layers")
-
-
-_ENTRIES = TypeAdapter(list[ArchiveEntry])
+    config: str = field(metadata=options(alias="Config"))
+    repo_tags: list[str] | None = field(default=None, metadata=options(alias="RepoTags"))
+    layers: list[str] = field(metadata=options(alias="Layers"))
 
 
 # --- writing -----------------------------------------------------------------------------------------------
@@ -104,8 +101,8 @@ def _image_manifest(layout: OCILayout, descriptor: Descriptor, platform: Platfor
 def _parse_config(raw: bytes, digest: str) -> ImageConfig:
     try:
         return ImageConfig.model_validate_json(raw)
-    except ValidationError as exc:
-        raise LayoutError(f"image config {digest} is not valid: {exc.errors()[0]['msg']}") from None
+    except Invalid as exc:
+        raise LayoutError(f"image config {digest} is not valid: {exc}") from None
 
 
 def _repo_tag(reference: str) -> str:
@@ -216,11 +213,12 @@ def _read_entries(tar: tarfile.TarFile, path: str) -> list[ArchiveEntry]:
         raise LayoutError(f"{path}: manifest.json is not a file")
     try:
         chunks = iter(lambda: stream.read(COPY_SIZE), b"")
-        return _ENTRIES.validate_json(
-            read_limited(chunks, MAX_ARCHIVE_MANIFEST_BYTES, f"{path}: manifest.json", LayoutError)
-        )
-    except ValidationError as exc:
-        raise LayoutError(f"{path}: manifest.json is malformed: {exc.errors()[0]['msg']}") from None
+        entries = json.loads(read_limited(chunks, MAX_ARCHIVE_MANIFEST_BYTES, f"{path}: manifest.json", LayoutError))
+        if not isinstance(entries, list):
+            raise Invalid("", "expected a list of images")
+        return [ArchiveEntry.model_validate(entry, str(i)) for i, entry in enumerate(entries)]
+    except (Invalid, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LayoutError(f"{path}: manifest.json is malformed: {exc}") from None
 
 
 def _choose(entries: list[ArchiveEntry], reference: str | None, path: str) -> ArchiveEntry:

@@ -70,7 +70,7 @@ def platform(value: object) -> Platform | None:
     """`os/arch[/variant]` or a `Platform`; None for "not given"."""
     if value is None:
         return None
-    from ocipush.models import Platform, parse_platform  # pydantic only when a platform is given
+    from ocipush.models import Platform, parse_platform  # the models only when a platform is given
 
     if isinstance(value, Platform):
         return value

@@ -58,11 +58,13 @@ class ArtifactSource:
         return []
 
 
-def add_bytes(blobs: dict[str, BlobSource], data: bytes, media_type: str, **extra: object) -> Descriptor:
+def add_bytes(
+    blobs: dict[str, BlobSource], data: bytes, media_type: str, annotations: dict[str, str] | None = None
+) -> Descriptor:
     """Register an in-memory blob; returns its descriptor."""
     digest = sha256_of(data)
     blobs[digest] = BytesBlobSource(data, digest, len(data))
-    return Descriptor(media_type=media_type, digest=digest, size=len(data), **extra)
+    return Descriptor(media_type=media_type, digest=digest, size=len(data), annotations=annotations)
 
 
 def add_file(blobs: dict[str, BlobSource], path: str, media_type: str | None = None) -> Descriptor:

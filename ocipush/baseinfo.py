@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pydantic's models load on first use: `transfer` needs only the key names
+if TYPE_CHECKING:  # the models load on first use: `transfer` needs only the key names
     from ocipush.models import ImageConfig, Manifest
 
 BASE_NAME = "org.opencontainers.image.base.name"

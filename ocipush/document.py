@@ -1,6 +1,6 @@
 """A manifest or index kept as its exact bytes, and the sniffing of a manifest body's media type.
 
-Without pydantic at import: commands that only move or hash documents (`tags`, `digest`, a no-op re-push) never
+Without the models at import: commands that only move or hash documents (`tags`, `digest`, a no-op re-push) never
 pay for building the models; `parsed` imports them on first use."""
 
 from __future__ import annotations
@@ -35,18 +35,15 @@ class ManifestDocument:
 
     @cached_property
     def parsed(self) -> Manifest | Index:
-        from pydantic import ValidationError
-
         from ocipush.models import Index, Manifest
+        from ocipush.records import Invalid
 
         try:
             if self.is_index:
                 return Index.model_validate_json(self.raw)
             return Manifest.model_validate_json(self.raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidManifestError(f"malformed {self.media_type} document: {where}: {first['msg']}") from None
+        except Invalid as exc:
+            raise InvalidManifestError(f"malformed {self.media_type} document: {exc}") from None
 
     @property
     def manifest(self) -> Manifest:
@@ -99,7 +96,7 @@ def sniff_media_type(raw: bytes, declared: str | None = None) -> str:
 
 def config_of(document: ManifestDocument) -> tuple[str, int]:
     """The digest and size of an image manifest's config, read from the exact bytes without building the models
-    (a short command that only needs the config pays nothing for pydantic)."""
+    (a short command that only needs the config pays nothing for the models)."""
     try:
         config = json.loads(document.raw)["config"]
         digest, size = config["digest"], config["size"]

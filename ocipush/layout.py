@@ -17,7 +17,7 @@ from ocipush.document import ManifestDocument, sniff_media_type
 from ocipush.errors import LayoutError, NotFoundError
 from ocipush.fsutil import atomic_write_bytes, atomic_writer, locked_file, open_regular, real_directory
 
-if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built
+if TYPE_CHECKING:  # the models load where a document is first parsed or built
     from ocipush.models import Descriptor, Index
 
 REF_NAME = "org.opencontainers.image.ref.name"

@@ -1,4 +1,4 @@
-"""Pydantic models of descriptors, manifests, indexes and image configs.
+"""Typed records (ocipush.records) of descriptors, manifests, indexes and image configs.
 
 Models are for reading and for building new documents. A document received from elsewhere is kept as its exact
 bytes (`ManifestDocument.raw`, in ocipush.document, re-exported here) because its digest is the hash of those bytes;
@@ -6,87 +6,89 @@ it is never re-serialised."""
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from ocipush import mediatypes as mt
 from ocipush.document import ManifestDocument as ManifestDocument
 from ocipush.document import sniff_media_type as sniff_media_type
 from ocipush.errors import UsageError
+from ocipush.records import OpenRecord, options
 
 
-class _Model(BaseModel):
-    # Unknown fields are kept so that a document we rewrite (a config we edit) loses nothing.
-    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-    def to_json_bytes(self) -> bytes:
-        """Canonical compact JSON of a document we create (sorted keys give stable digests)."""
-        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be at least 0, not {value}")
+    return value
 
 
-class Platform(_Model):
+@dataclass(kw_only=True)
+class Platform(OpenRecord):
     architecture: str
     os: str
-    os_version: str | None = Field(default=None, alias="os.version")
-    os_features: list[str] | None = Field(default=None, alias="os.features")
+    os_version: str | None = field(default=None, metadata=options(alias="os.version"))
+    os_features: list[str] | None = field(default=None, metadata=options(alias="os.features"))
     variant: str | None = None
 
     def __str__(self) -> str:
         return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
 
 
-class Descriptor(_Model):
-    media_type: str = Field(alias="mediaType")
+@dataclass(kw_only=True)
+class Descriptor(OpenRecord):
+    media_type: str = field(metadata=options(alias="mediaType"))
     digest: str
-    size: int = Field(ge=0)
+    size: int = field(metadata=options(check=_not_negative))
     urls: list[str] | None = None
     annotations: dict[str, str] | None = None
     platform: Platform | None = None
-    artifact_type: str | None = Field(default=None, alias="artifactType")
+    artifact_type: str | None = field(default=None, metadata=options(alias="artifactType"))
     data: str | None = None
 
 
-class Manifest(_Model):
-    schema_version: int = Field(default=2, alias="schemaVersion")
-    media_type: str | None = Field(default=mt.OCI_MANIFEST, alias="mediaType")
-    artifact_type: str | None = Field(default=None, alias="artifactType")
+@dataclass(kw_only=True)
+class Manifest(OpenRecord):
+    schema_version: int = field(default=2, metadata=options(alias="schemaVersion"))
+    media_type: str | None = field(default=mt.OCI_MANIFEST, metadata=options(alias="mediaType"))
+    artifact_type: str | None = field(default=None, metadata=options(alias="artifactType"))
     config: Descriptor
     layers: list[Descriptor]
     subject: Descriptor | None = None
     annotations: dict[str, str] | None = None
 
 
-class Index(_Model):
-    schema_version: int = Field(default=2, alias="schemaVersion")
-    media_type: str | None = Field(default=mt.OCI_INDEX, alias="mediaType")
-    artifact_type: str | None = Field(default=None, alias="artifactType")
+@dataclass(kw_only=True)
+class Index(OpenRecord):
+    schema_version: int = field(default=2, metadata=options(alias="schemaVersion"))
+    media_type: str | None = field(default=mt.OCI_INDEX, metadata=options(alias="mediaType"))
+    artifact_type: str | None = field(default=None, metadata=options(alias="artifactType"))
     manifests: list[Descriptor]
     subject: Descriptor | None = None
     annotations: dict[str, str] | None = None
 
 
-class ContainerConfig(_Model):
-    user: str | None = Field(default=None, alias="User")
-    exposed_ports: dict[str, dict[str, Any]] | None = Field(default=None, alias="ExposedPorts")
-    env: list[str] | None = Field(default=None, alias="Env")
-    entrypoint: list[str] | None = Field(default=None, alias="Entrypoint")
-    cmd: list[str] | None = Field(default=None, alias="Cmd")
-    volumes: dict[str, dict[str, Any]] | None = Field(default=None, alias="Volumes")
-    working_dir: str | None = Field(default=None, alias="WorkingDir")
-    labels: dict[str, str] | None = Field(default=None, alias="Labels")
-    stop_signal: str | None = Field(default=None, alias="StopSignal")
+@dataclass(kw_only=True)
+class ContainerConfig(OpenRecord):
+    user: str | None = field(default=None, metadata=options(alias="User"))
+    exposed_ports: dict[str, dict[str, Any]] | None = field(default=None, metadata=options(alias="ExposedPorts"))
+    env: list[str] | None = field(default=None, metadata=options(alias="Env"))
+    entrypoint: list[str] | None = field(default=None, metadata=options(alias="Entrypoint"))
+    cmd: list[str] | None = field(default=None, metadata=options(alias="Cmd"))
+    volumes: dict[str, dict[str, Any]] | None = field(default=None, metadata=options(alias="Volumes"))
+    working_dir: str | None = field(default=None, metadata=options(alias="WorkingDir"))
+    labels: dict[str, str] | None = field(default=None, metadata=options(alias="Labels"))
+    stop_signal: str | None = field(default=None, metadata=options(alias="StopSignal"))
 
 
-class RootFS(_Model):
+@dataclass(kw_only=True)
+class RootFS(OpenRecord):
     type: str = "layers"
-    diff_ids: list[str] = Field(default_factory=list)
+    diff_ids: list[str] = field(default_factory=list)
 
 
-class History(_Model):
+@dataclass(kw_only=True)
+class History(OpenRecord):
     created: str | None = None
     created_by: str | None = None
     author: str | None = None
@@ -94,15 +96,16 @@ class History(_Model):
     empty_layer: bool | None = None
 
 
-class ImageConfig(_Model):
+@dataclass(kw_only=True)
+class ImageConfig(OpenRecord):
     created: str | None = None
     author: str | None = None
     architecture: str
     os: str
-    os_version: str | None = Field(default=None, alias="os.version")
+    os_version: str | None = field(default=None, metadata=options(alias="os.version"))
     variant: str | None = None
     config: ContainerConfig | None = None
-    rootfs: RootFS = Field(default_factory=RootFS)
+    rootfs: RootFS = field(default_factory=RootFS)
     history: list[History] | None = None
 
     @property

@@ -1,7 +1,7 @@
 """Questions to a registry that move no blobs: the tags of a repository, a registry's catalog, the digest a
 reference names, the manifest (and config) at a location.
 
-Kept apart from `ocipush.api` and the transfer engine, and away from pydantic's models on a registry reference's
+Kept apart from `ocipush.api` and the transfer engine, and away from the document models on a registry reference's
 path, because scripts call `tags`, `digest` and `inspect` in loops and each call pays the start-up. A local location
 (oci:, archives) or a platform picked from an index goes through `ocipush.sources` and the models, loaded then."""
 

@@ -28,7 +28,7 @@ from ocipush.errors import AuthError, NotFoundError, RegistryError
 from ocipush.layout import REF_NAME, OCILayout
 from ocipush.registry.client import RegistryClient
 
-if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built (not for `tags`)
+if TYPE_CHECKING:  # the models load where a document is first parsed or built (not for `tags`)
     from ocipush.models import Descriptor, Index
 
 log = logging.getLogger("ocipush.referrers")

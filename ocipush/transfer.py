@@ -37,7 +37,7 @@ BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
 PUSH_OUTCOMES: tuple[BlobOutcome, ...] = ("uploaded", "exists", "mounted")
 LOCAL_OUTCOMES: tuple[BlobOutcome, ...] = ("downloaded", "copied", "exists")
 
-if TYPE_CHECKING:  # pydantic's models load where a document is first parsed or built
+if TYPE_CHECKING:  # the models load where a document is first parsed or built
     from ocipush.models import Descriptor, Platform
 
 # --- sources ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The push that has nothing to do, settled without the models: a layout image whose every target tag already
 names its manifest. CI pipelines re-push unchanged images all day; the regular path answers them with the same
-requests (a HEAD per tag) but walks the image with pydantic's models first, ~50 ms of a ~140 ms command.
+requests (a HEAD per tag) but walks the image with the models first (~50 ms of a ~140 ms command while they were
+pydantic's).
 
 This reads only the exact JSON the layout holds (index.json, the manifests), and gives up, returning None, at
 anything it does not settle on its own: the regular push then runs and decides, with its errors and checks.

@@ -114,7 +114,7 @@ def build_image(
             "os": "linux",
             "created": created,
             "config": {"Env": [env], "Cmd": ["/bin/sh"]},
-            "rootfs": RootFS(diff_ids=diff_ids).model_dump(),
+            "rootfs": RootFS(diff_ids=diff_ids).to_json_dict(),
             "history": [{"created_by": f"layer {i}"} for i in range(len(diff_ids))],
         }
     )

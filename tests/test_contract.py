@@ -87,7 +87,7 @@ def test_negative_size_is_refused(registry: LocalRegistry, tmp_path: Path) -> No
         api.pull(f"{registry.host}/neg:v1", f"oci:{tmp_path / 'dst'}", options=options(tmp_path))
     assert caught.value.exit_code == 5
     assert not (tmp_path / "dst" / "blobs" / "sha256" / EMPTY.split(":")[1]).exists()
-    with pytest.raises(ValueError, match="greater than or equal to 0"):
+    with pytest.raises(ValueError, match="size: must be at least 0"):
         Descriptor(media_type=mt.OCI_LAYER, digest=EMPTY, size=-1)
 
 

@@ -358,7 +358,7 @@ def test_a_trickled_base_layer_ends_at_the_deadline() -> None:
         reference = _image(server, Reply(body=trickle(data), length=len(data), delay=0.2), data)
         base = BaseImage(Platform(architecture="amd64", os="linux"), name=f"{server.host}/{reference}")
         session = RegistrySession(RegistryOptions(deadline=1.0))
-        layer = Descriptor(mediaType=mt.OCI_LAYER, digest=_sha256(data), size=len(data))
+        layer = Descriptor(media_type=mt.OCI_LAYER, digest=_sha256(data), size=len(data))
         opened = layer_opener(base, lambda: session)(layer)
         with pytest.raises(Timeout, match="no complete answer within the deadline"), opened as reader:
             while reader.read(1 << 20):
@@ -379,7 +379,7 @@ def test_a_base_layer_read_in_part_leaves_no_deadline_behind() -> None:
         reference = _image(server, Reply(body=LAYER))
         base = BaseImage(Platform(architecture="amd64", os="linux"), name=f"{server.host}/{reference}")
         session = RegistrySession(RegistryOptions(deadline=30.0))
-        layer = Descriptor(mediaType=mt.OCI_LAYER, digest=_sha256(LAYER), size=len(LAYER))
+        layer = Descriptor(media_type=mt.OCI_LAYER, digest=_sha256(LAYER), size=len(LAYER))
         with layer_opener(base, lambda: session)(layer) as reader:
             assert reader.read(10) == LAYER[:10]
             assert deadline.read_timeout(60.0) <= 30.0  # the paced read's deadline holds while reading

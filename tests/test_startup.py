@@ -17,6 +17,7 @@ from transferhelpers import make_image, options, push_two_platform_index, run_cl
 from ocipush import api
 from ocipush.document import ManifestDocument, config_of
 from ocipush.errors import InvalidManifestError
+from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 from ocipush.mediatypes import ACCEPT_MANIFESTS, OCI_MANIFEST
 
@@ -41,8 +42,8 @@ for command in json.loads(sys.argv[2]):
 """
 
 
-def _probe_cli(*commands: list[str]) -> list[tuple[int, list[str]]]:
-    done = subprocess.run([sys.executable, "-c", CLI_PROBE, ",".join(HEAVY), json.dumps(commands)],
+def _probe_cli(*commands: list[str], watch: tuple[str, ...] = HEAVY) -> list[tuple[int, list[str]]]:
+    done = subprocess.run([sys.executable, "-c", CLI_PROBE, ",".join(watch), json.dumps(commands)],
                           capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     lines = [line.removeprefix("loaded: ") for line in done.stdout.splitlines() if line.startswith("loaded: ")]
     found = [json.loads(line) for line in lines]
@@ -62,7 +63,26 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
     assert [loaded for _, loaded in results[:3]] == [[]] * 3
     # inspect hashes the manifest it received (its digest): hashlib, and nothing else
     assert [loaded for _, loaded in results[3:5]] == [["hashlib"]] * 2
-    assert "pydantic" in results[5][1] and "ocipush.models" in results[5][1]
+    assert "ocipush.models" in results[5][1] and "pydantic" not in results[5][1]
+
+
+def test_push_pull_and_build_push_load_no_pydantic(registry: LocalRegistry, tmp_path: Path) -> None:
+    """The documents and build settings are ocipush.records dataclasses: pydantic (~80 ms to import and build) is
+    for the ECR management calls only."""
+    make_image(tmp_path / "img")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "hello.txt").write_text("hello\n")
+    repo = f"{registry.host}/records"
+    results = _probe_cli(["push", "--quiet", f"oci:{tmp_path / 'img'}:v1", f"{repo}:v1"],
+                         ["pull", "--quiet", f"{repo}:v1", f"oci:{tmp_path / 'out'}:v1"],
+                         ["build-push", "--quiet", "--no-build-file", "--from", f"{repo}:v1", "--layer",
+                          f"{tmp_path / 'app'}:/app", "--env", "A=1", "--tag", f"{repo}:app"],
+                         watch=("pydantic", "ocipush.models", "ocipush.build.spec"))  # fmt: skip
+    assert [code for code, _ in results] == [0, 0, 0]
+    # the documents were parsed (the models loaded), and the build settings read, without pydantic
+    assert [loaded for _, loaded in results] == [["ocipush.models"]] * 2 + [["ocipush.models", "ocipush.build.spec"]]
+    pulled = OCILayout(str(tmp_path / "out")).resolve("v1")
+    assert pulled.digest == api.resolve_digest(f"{repo}:v1", options=options(tmp_path))
 
 
 def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ocipush.build.image import BuildResult, build_image, previous_manifests
     from ocipush.build.spec import BuildSpec, LayerSpec
 
-# Loaded on first use: the CLI registers the build flags without paying for pydantic and the pipeline.
+# Loaded on first use: the CLI registers the build flags without paying for the settings and the pipeline.
 _HOME = {
     "add_build_arguments": "ocipush.build.args",
     "spec_from_args": "ocipush.build.args",

@@ -127,7 +127,7 @@ def build_image(
         descriptor = store.add_manifest(manifests[0], tags, _base_record(bases.images[0]))
         return BuildResult(descriptor, [manifests[0].descriptor()], every_layer, tag, warnings)
     index = Index(
-        mediaType=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
+        media_type=mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX,
         manifests=entries,
         annotations=None if docker else dict(spec.annotations) or None,
     )
@@ -263,7 +263,7 @@ def _write_manifest(
             for layer in base_layers
         ]
     manifest = Manifest(
-        mediaType=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
+        media_type=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
         config=Descriptor(
             media_type=mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG, digest=config_digest, size=len(config_raw)
         ),

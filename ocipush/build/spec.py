@@ -10,13 +10,14 @@ import os
 import re
 import shlex
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ocipush.build.compress import Compression
 from ocipush.errors import BuildError, UsageError
 from ocipush.models import Platform, parse_platform
+from ocipush.records import Invalid, Record, options
 
 DEFAULT_EPOCH = 0
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -25,10 +26,51 @@ _CHOWN = re.compile(r"^(\d+)(?::(\d+))?$")
 BUILD_FILES = ("ocipush.toml", "pyproject.toml")
 
 
-class LayerSpec(BaseModel):
-    """A directory placed under `dest`, or an existing tarball (`tar=True`) used as a layer."""
+def _absolute(what: str) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{what} {value!r} must be an absolute path")
+        return value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    return check
+
+
+def _matching(pattern: str, what: str, expected: str) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"{what} {value!r}: expected {expected}")
+        return value
+
+    return check
+
+
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _ENV_KEY.match(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+    return value
+
+
+def _port_texts(value: Any) -> list[str]:
+    """Ports as a build file may write them (8080 or "53/udp"): strings, for the list[str] field."""
+    if not isinstance(value, list):
+        raise ValueError("expected a list of ports")
+    return [str(p) for p in value]
+
+
+def _ports(value: list[str]) -> list[str]:
+    return [parse_port(p) for p in value]
+
+
+def _level(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= 22:
+        raise ValueError(f"compression level {value} is out of range (gzip 0-3 with isal, zstd 1-22)")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerSpec(Record):
+    """A directory placed under `dest`, or an existing tarball (`tar=True`) used as a layer."""
 
     source: str
     dest: str = "/"
@@ -36,60 +78,42 @@ class LayerSpec(BaseModel):
     ignore_file: str | None = None
 
 
-class PythonDeps(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class PythonDeps(Record):
     """Python dependencies installed as wheels for each target platform into one layer (see build/python.py)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requirements: list[str] = Field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)
     pyproject: str | None = None
     lock: str | None = None
-    python_version: str | None = None
-    libc: str | None = None
-    dest: str | None = None
+    python_version: str | None = field(
+        default=None, metadata=options(check=_matching(r"3\.\d{1,2}", "python version", "MAJOR.MINOR such as 3.12"))
+    )
+    libc: str | None = field(
+        default=None,
+        metadata=options(check=_matching(r"(glibc|musl)(:\d+\.\d+)?", "libc", "glibc, musl, glibc:2.34 or musl:1.2")),
+    )
+    dest: str | None = field(default=None, metadata=options(check=_absolute("dependency destination")))
     index_url: str | None = None
-    extra_index_urls: list[str] = Field(default_factory=list)
-    find_links: list[str] = Field(default_factory=list)
-
-    @field_validator("python_version")
-    @classmethod
-    def _check_version(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"3\.\d{1,2}", value):
-            raise ValueError(f"python version {value!r}: expected MAJOR.MINOR such as 3.12")
-        return value
-
-    @field_validator("libc")
-    @classmethod
-    def _check_libc(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"(glibc|musl)(:\d+\.\d+)?", value):
-            raise ValueError(f"libc {value!r}: expected glibc, musl, glibc:2.34 or musl:1.2")
-        return value
-
-    @field_validator("dest")
-    @classmethod
-    def _check_dest(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"dependency destination {value!r} must be an absolute path")
-        return value
+    extra_index_urls: list[str] = field(default_factory=list)
+    find_links: list[str] = field(default_factory=list)
 
 
-class BuildSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@dataclass(kw_only=True)
+class BuildSpec(Record):
     base: str = "scratch"
-    layers: list[LayerSpec] = Field(default_factory=list)
+    layers: list[LayerSpec] = field(default_factory=list)
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = None
+    env: dict[str, str] = field(default_factory=dict, metadata=options(check=_env_names))
+    workdir: str | None = field(default=None, metadata=options(check=_absolute("workdir")))
     user: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    expose: list[str] = Field(default_factory=list)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    platforms: list[Platform] = Field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    expose: list[str] = field(default_factory=list, metadata=options(before=_port_texts, check=_ports))
+    annotations: dict[str, str] = field(default_factory=dict)
+    platforms: list[Platform] = field(default_factory=list)
     chown: tuple[int, int] | None = None
     compression: Compression = "gzip"
-    compression_level: int | None = None
+    compression_level: int | None = field(default=None, metadata=options(check=_level))
     source_date_epoch: int = DEFAULT_EPOCH
     ignore_file: str | None = None
     cache_dir: str | None = None
@@ -97,35 +121,6 @@ class BuildSpec(BaseModel):
     verify: bool = False
     python: PythonDeps | None = None
     lambda_check: bool = False
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if not _ENV_KEY.match(key):
-                raise ValueError(f"invalid environment variable name {key!r}")
-        return value
-
-    @field_validator("expose", mode="before")
-    @classmethod
-    def _check_ports(cls, value: Any) -> list[str]:
-        if not isinstance(value, list):
-            raise ValueError("expected a list of ports")
-        return [parse_port(str(p)) for p in value]
-
-    @field_validator("workdir")
-    @classmethod
-    def _check_workdir(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f"workdir {value!r} must be an absolute path")
-        return value
-
-    @field_validator("compression_level")
-    @classmethod
-    def _check_level(cls, value: int | None) -> int | None:
-        if value is not None and not 0 <= value <= 22:
-            raise ValueError(f"compression level {value} is out of range (gzip 0-3 with isal, zstd 1-22)")
-        return value
 
 
 def parse_pair(text: str, what: str) -> tuple[str, str]:
@@ -258,8 +253,8 @@ def _file_layer(item: Any, here: str, path: str) -> LayerSpec:
     elif isinstance(item, dict):
         try:
             layer = LayerSpec.model_validate({k.replace("-", "_"): v for k, v in item.items()})
-        except ValidationError as exc:
-            raise BuildError(f"{path}: invalid layer {item!r}: {exc.errors()[0]['msg']}") from None
+        except Invalid as exc:
+            raise BuildError(f"{path}: invalid layer {item!r}: {exc}") from None
     else:
         raise BuildError(f"{path}: a layer is 'DIR[:DEST]' or a table with source/dest, not {item!r}")
     update: dict[str, Any] = {"source": os.path.join(here, layer.source)}
@@ -292,8 +287,5 @@ def make_spec(file_fields: dict[str, Any], overrides: dict[str, Any]) -> BuildSp
             merged[key] = value
     try:
         return BuildSpec.model_validate(merged)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise UsageError(f"invalid build setting {where}: {message}") from None
+    except Invalid as exc:
+        raise UsageError(f"invalid build setting {exc}") from None

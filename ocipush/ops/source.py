@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from pydantic import ValidationError
-
 from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, BytesBlobSource
 from ocipush.digest import check_digest, sha256_of
 from ocipush.errors import NotFoundError, UsageError
 from ocipush.models import Descriptor, ImageConfig, Manifest, ManifestDocument, Platform
 from ocipush.progress import ProgressCallback
+from ocipush.records import Invalid
 from ocipush.reference import Reference, is_valid_tag, parse_reference
 from ocipush.referrers import Referrer
 from ocipush.registry.session import RegistrySession
@@ -51,7 +50,7 @@ class Image:
     def config(self) -> ImageConfig:
         try:
             return ImageConfig.model_validate_json(self.config_raw)
-        except ValidationError:
+        except Invalid:
             raise UsageError(f"{self.source.name}: the config is not an image config (an artifact?)") from None
 
     def blob_digests(self) -> list[str]:

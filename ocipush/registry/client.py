@@ -252,13 +252,12 @@ class RegistryClient:
             if exc.status in (405, 501):
                 return None
             raise
-        from pydantic import ValidationError
-
         from ocipush.models import Descriptor
+        from ocipush.records import Invalid
 
         try:
             return [Descriptor.model_validate(item) for item in found]
-        except ValidationError:
+        except Invalid:
             raise RegistryError(f"{what}: the registry's answer holds a malformed descriptor") from None
 
     def _paginate(self, path: str, key: str, scopes: tuple[str, ...], what: str, item: type = str) -> list[Any]:

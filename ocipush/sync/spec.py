@@ -93,7 +93,7 @@ def _regexes(value: Any, where: str) -> tuple[str, ...]:
 
 def _platforms(value: Any, where: str) -> tuple[str, ...]:
     texts = _texts(value, where)
-    if texts:  # models (and pydantic) only when some platform is named: the planner needs them then anyway
+    if texts:  # the models only when some platform is named: the planner needs them then anyway
         from ocipush.models import parse_platform
 
         for i, text in enumerate(texts):
