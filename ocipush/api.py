@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from ocipush import mediatypes as mt
 from ocipush.document import ManifestDocument
 from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ignore_progress
 
 # The queries live in ocipush.query (light to import); re-exported so that ocipush.api offers every call.
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from ocipush.ops.convert import Conversion
     from ocipush.spool import GrowingBlob
 
-log = logging.getLogger("ocipush.api")
+log = get_logger("ocipush.api")
 LocationLike = str | Location
 
 

@@ -15,7 +15,6 @@ the same `attach` or `sign` again adds it back. A registry with the referrers AP
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -26,12 +25,13 @@ from ocipush import mediatypes as mt
 from ocipush.document import ManifestDocument
 from ocipush.errors import AuthError, NotFoundError, RegistryError
 from ocipush.layout import REF_NAME, OCILayout
+from ocipush.log import get_logger
 from ocipush.registry.client import RegistryClient
 
 if TYPE_CHECKING:  # the models load where a document is first parsed or built (not for `tags`)
     from ocipush.models import Descriptor, Index
 
-log = logging.getLogger("ocipush.referrers")
+log = get_logger("ocipush.referrers")
 
 COSIGN_SUFFIXES = (".sig", ".att", ".sbom")
 # cosign objects holding one layer per entry: merged with what a destination holds, never replaced.

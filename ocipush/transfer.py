@@ -5,7 +5,6 @@ of an SBOM too), which lands after its subject, bytes and digests unchanged."""
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -21,6 +20,7 @@ from ocipush.document import ManifestDocument
 from ocipush.errors import NotFoundError, RegistryError, TransferStopped
 from ocipush.fsutil import naming_full_disk
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ignore_progress
 from ocipush.reference import Reference, parse_location
 from ocipush.referrers import APPENDED_SUFFIXES, LayoutReferrers, Referrer, RegistryReferrers, explain_refusal
@@ -32,7 +32,7 @@ from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
 
-log = logging.getLogger("ocipush.transfer")
+log = get_logger("ocipush.transfer")
 BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
 PUSH_OUTCOMES: tuple[BlobOutcome, ...] = ("uploaded", "exists", "mounted")
 LOCAL_OUTCOMES: tuple[BlobOutcome, ...] = ("downloaded", "copied", "exists")

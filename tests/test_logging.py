@@ -88,3 +88,23 @@ def test_cli_logging_lasts_one_command(registry: LocalRegistry, capsys: pytest.C
     assert logging.getLogger("ocipush").handlers == before and logging.getLogger("ocipush").propagate
     logging.getLogger("ocipush.registry.retry").warning("after the command")
     assert capsys.readouterr().err == ""
+
+
+def test_cli_warnings_show_without_verbose_though_logging_loads_only_for_them(
+    registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path
+) -> None:
+    """Without -v the CLI sets logging up only when the first warning comes (a command without one never imports
+    it): a retry's warning must still show, in a command that loads nothing else of logging (tags) and in one
+    whose thread pool loaded logging before the warning came (push)."""
+    proxy = fault_proxy(registry.url)
+    source, _ = make_image(tmp_path / "src")
+    head = proxy.add_fault("HEAD", r"/blobs/", status(503))
+    pushed = run_cli("push", "--quiet", f"oci:{source.path}:v1", f"{proxy.host}/warn:v1", "--cache-dir",
+                     str(tmp_path / "cache"))  # fmt: skip
+    listing = proxy.add_fault("GET", r"/tags/list", status(503))
+    listed = run_cli("tags", f"{proxy.host}/warn")
+    assert head.applied == 1 and listing.applied == 1
+    assert pushed.returncode == 0 and listed.returncode == 0 and listed.stdout == "v1\n"
+    for done in (pushed, listed):
+        warnings = [line for line in done.stderr.splitlines() if line.startswith("ocipush: warning: ")]
+        assert len(warnings) == 1 and "HTTP 503; retrying in" in warnings[0], done.stderr

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import posixpath
 import tarfile
@@ -27,13 +26,14 @@ from ocipush.build.base import BaseImage
 from ocipush.errors import BuildError, UsageError
 from ocipush.extract import OPAQUE, WHITEOUT, ChunkReader, Reader, layer_members
 from ocipush.fsutil import atomic_write_bytes
+from ocipush.log import get_logger
 from ocipush.models import Descriptor
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 
 if TYPE_CHECKING:
     from ocipush.registry.session import RegistrySession
 
-log = logging.getLogger("ocipush.build.base_index")
+log = get_logger("ocipush.build.base_index")
 
 _VERSION = 2
 _SETS = ("others", "whiteouts", "opaque", "implied")

@@ -11,7 +11,6 @@ the manifest's family."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from ocipush.build.layers import Candidate, KnownLayers, LayerOptions, LayerResu
 from ocipush.build.spec import BuildSpec
 from ocipush.build.tarstream import Ownership, Placement
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.models import (
     Descriptor,
     History,
@@ -44,7 +44,7 @@ from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
 if TYPE_CHECKING:
     from ocipush.build.python import DependencyLayer
 
-log = logging.getLogger("ocipush.build")
+log = get_logger("ocipush.build")
 LAYER_TYPES = {
     (False, "gzip"): mt.OCI_LAYER_GZIP,
     (False, "zstd"): mt.OCI_LAYER_ZSTD,

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -28,9 +27,10 @@ from ocipush.build.spec import LayerSpec, PythonDeps, read_toml
 from ocipush.build.tarstream import Placement
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.models import ImageConfig, Platform
 
-log = logging.getLogger("ocipush.build.python")
+log = get_logger("ocipush.build.python")
 
 DEFAULT_DEST = "/opt/python"
 LAMBDA_TASK_ROOT = "/var/task"

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ocipush import __version__
@@ -37,6 +37,23 @@ class _Parser(argparse.ArgumentParser):
             if close:
                 message += f"; did you mean {close[0]!r}?"
         super().error(message)
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # Every add_argument makes a formatter, and argparse's own sizes it with shutil.get_terminal_size,
+        # importing shutil (with bz2, lzma and fnmatch) in every run: the same width, from os alone.
+        make_formatter: Callable[..., argparse.HelpFormatter] = self.formatter_class
+        return make_formatter(prog=self.prog, width=_help_width())
+
+
+def _help_width() -> int:
+    """What shutil.get_terminal_size().columns gives (COLUMNS, else the terminal's, else 80), less argparse's 2."""
+    columns = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
 
 
 # Which module registers which command, so that running one command loads only its module.

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
     )
     commands = ecr.add_subparsers(dest="ecr_command", metavar="ECR_COMMAND")
     ecr.set_defaults(handler=lambda args: _help(ecr))
-    common = argparse.ArgumentParser(add_help=False)
+    common = type(ecr)(add_help=False)  # the CLI's parser class: its help needs no shutil
     common.add_argument("--region", help="AWS Region (default: AWS_REGION or the profile's Region)")
     common.add_argument("--profile", "--aws-profile", dest="profile", metavar="PROFILE",
                         help="AWS profile (default: AWS_PROFILE or the default chain)")  # fmt: skip

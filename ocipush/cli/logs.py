@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,21 +38,45 @@ def add_logging_flags(parser: argparse.ArgumentParser, top: bool = True) -> None
 @contextlib.contextmanager
 def logging_to_stderr(verbose: bool, debug: bool) -> Iterator[None]:
     """For the length of one command, the library's log goes to stderr; afterwards
-    logging is as it was (main() may run again in the same process, as tests and embedding programs do)."""
-    import logging  # here, not at the top: `ocipush --help` never needs it
+    logging is as it was (main() may run again in the same process, as tests and embedding programs do).
+    Without -v or --debug only warnings show: unless `logging` is loaded already, the handler is set up when the
+    first one comes (ocipush.log), so that a command without any pays nothing for logging."""
+    from ocipush import log
+
+    undo: list[Callable[[], None]] = []
+
+    def set_up() -> None:
+        undo.append(_to_stderr(log.DEBUG if debug else log.INFO if verbose else log.WARNING))
+
+    if verbose or debug or "logging" in sys.modules:
+        set_up()
+    else:
+        log.set_up_on_warning(set_up)
+    try:
+        yield
+    finally:
+        log.set_up_on_warning(None)
+        for step in undo:
+            step()
+
+
+def _to_stderr(level: int) -> Callable[[], None]:
+    """Send the "ocipush" records at `level` and above to stderr; returns what undoes it."""
+    import logging
 
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_redacting_filter)
-    if debug:
+    if level == logging.DEBUG:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("ocipush: %(level)s: %(message)s"))
     logger = logging.getLogger("ocipush")
     saved = logger.level
     logger.addHandler(handler)  # records still propagate: a program embedding main() keeps its own handlers
-    logger.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    try:
-        yield
-    finally:
+    logger.setLevel(level)
+
+    def undo() -> None:
         logger.removeHandler(handler)
         logger.setLevel(saved)
+
+    return undo

@@ -5,7 +5,6 @@ digests of the converted layers, manifests and index are new. Nothing that needs
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from ocipush.digest import check_digest
 from ocipush.errors import UsageError
 from ocipush.extract import decompress_stream
 from ocipush.layout import OCILayout
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, ImageConfig, ManifestDocument, Platform
 from ocipush.ops.layers import BlobReader
 from ocipush.ops.source import ComposedSource, read_small_blob
@@ -25,7 +25,7 @@ LayerCompression = Literal["gzip", "zstd", "keep"]
 ManifestFormat = Literal["oci", "docker"]
 COMPRESSIONS: tuple[LayerCompression, ...] = ("gzip", "zstd", "keep")
 FORMATS: tuple[ManifestFormat, ...] = ("oci", "docker")
-log = logging.getLogger("ocipush.ops.convert")
+log = get_logger("ocipush.ops.convert")
 
 
 @dataclass(frozen=True)

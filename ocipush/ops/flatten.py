@@ -5,7 +5,6 @@ the image, never with file sizes. The new layer is compressed as it is written."
 
 from __future__ import annotations
 
-import logging
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from ocipush import mediatypes as mt
 from ocipush.arguments import checked
 from ocipush.errors import UsageError
 from ocipush.extract import MAX_SYMLINKS, OPAQUE, WHITEOUT, layer_members, split_path
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, History, Platform, parse_platform
 from ocipush.ops.layers import BlobReader, open_layer
 from ocipush.ops.source import open_image, output_reference, publish, rewrite_image, stage_locally
@@ -27,7 +27,7 @@ from ocipush.transfer import ImageSource, TransferResult
 if TYPE_CHECKING:
     from ocipush.build.compress import Compression
 
-log = logging.getLogger("ocipush.ops.flatten")
+log = get_logger("ocipush.ops.flatten")
 
 
 class Writable(Protocol):

@@ -5,12 +5,12 @@ from its config. The index is a new document, serialised canonically; the childr
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from ocipush import mediatypes as mt
 from ocipush.arguments import checked
 from ocipush.errors import NotFoundError, UsageError
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, Index, ManifestDocument, Platform, parse_platform, platform_matches
 from ocipush.ops.source import ComposedSource, load_image, output_reference, publish, writable_reference
 from ocipush.progress import ProgressCallback, ignore_progress
@@ -19,7 +19,7 @@ from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import ImageSource, RegistrySource, TransferResult
 
-log = logging.getLogger("ocipush.ops.index")
+log = get_logger("ocipush.ops.index")
 Entry = tuple[Descriptor, ImageSource]
 
 

@@ -5,12 +5,11 @@ app's layers are not downloaded. The old base comes from the `org.opencontainers
 
 from __future__ import annotations
 
-import logging
-
 from ocipush import mediatypes as mt
 from ocipush.arguments import checked
 from ocipush.baseinfo import BASE_DIGEST, BASE_NAME, base_of, record_base
 from ocipush.errors import UsageError
+from ocipush.log import get_logger
 from ocipush.models import Platform, parse_platform
 from ocipush.ops.convert import retype_layer
 from ocipush.ops.source import Image, open_image, output_reference, publish, rewrite_image
@@ -20,7 +19,7 @@ from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import TransferResult
 
-log = logging.getLogger("ocipush.ops.rebase")
+log = get_logger("ocipush.ops.rebase")
 
 
 @checked

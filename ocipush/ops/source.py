@@ -6,7 +6,6 @@ from another repository of the same registry, streamed from another registry, or
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +15,7 @@ from ocipush import mediatypes as mt
 from ocipush.blobsource import BlobSource, BytesBlobSource
 from ocipush.digest import check_digest, sha256_of
 from ocipush.errors import NotFoundError, UsageError
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, ImageConfig, Manifest, ManifestDocument, Platform
 from ocipush.progress import ProgressCallback
 from ocipush.records import Invalid
@@ -24,7 +24,7 @@ from ocipush.referrers import Referrer
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import ImageSource, RegistrySource, RegistryTarget, TransferResult, select_platform, transfer
 
-log = logging.getLogger("ocipush.ops")
+log = get_logger("ocipush.ops")
 
 
 def read_small_blob(source: ImageSource, descriptor: Descriptor, what: str) -> bytes:

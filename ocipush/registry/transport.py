@@ -3,7 +3,6 @@ retry policy and redirects that never carry Authorization to another host."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -11,7 +10,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from ocipush.errors import TransportError
 from ocipush.limits import MAX_LISTING_BYTES, buffered
-from ocipush.log import get_logger, redact
+from ocipush.log import DEBUG, get_logger, redact
 from ocipush.registry import deadline, ecr
 from ocipush.registry.auth import Authenticator
 from ocipush.registry.options import RegistryOptions, is_loopback
@@ -174,7 +173,7 @@ class Transport:
             if status == 407:
                 raise TransportError(f"{method} {self.host}: the proxy asks for credentials (HTTP 407): set them "
                                      "in the proxy URL (http://USER:PASSWORD@HOST:PORT)")  # fmt: skip
-            if _log.isEnabledFor(logging.DEBUG):
+            if _log.isEnabledFor(DEBUG):
                 _log.debug("%s %s -> %d", method, redact(url), status)
             if "ratelimit-remaining" in response.headers:
                 self.ratelimit = (response.headers["ratelimit-remaining"], response.headers.get("ratelimit-limit", ""))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from dataclasses import dataclass
 
 from ocipush import mediatypes as mt
 from ocipush.artifact import add_bytes, artifact_manifest, push_artifact
 from ocipush.blobsource import BlobSource, RegistryBlobSource
 from ocipush.errors import NotFoundError, RegistryError
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, Manifest, ManifestDocument
 from ocipush.reference import Reference
 from ocipush.referrers import RegistryReferrers, cosign_tag
@@ -19,7 +19,7 @@ from ocipush.registry.client import RegistryClient
 from ocipush.registry.session import RegistrySession
 from ocipush.sign.payload import SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, SIMPLE_SIGNING
 
-log = logging.getLogger("ocipush.sign")
+log = get_logger("ocipush.sign")
 APPEND_TRIES = 3
 
 

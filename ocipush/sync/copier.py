@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 from ocipush.errors import OcipushError
+from ocipush.log import get_logger
 from ocipush.models import Descriptor, ManifestDocument
 from ocipush.progress import ignore_progress
 from ocipush.reference import Reference
@@ -20,7 +20,7 @@ from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, ignore_event
 from ocipush.sync.spec import RateLimits
 from ocipush.transfer import BlobOutcome, ImageSource, RegistrySource, RegistryTarget, TransferResult, transfer
 
-log = logging.getLogger("ocipush.sync")
+log = get_logger("ocipush.sync")
 
 
 class SyncTarget(RegistryTarget):

@@ -5,7 +5,6 @@ a GET when platforms are filtered), and compare with each destination (one HEAD 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from ocipush.digest import is_digest
 from ocipush.document import ManifestDocument
 from ocipush.errors import OcipushError, UsageError
+from ocipush.log import get_logger
 from ocipush.reference import Reference, parse_reference
 from ocipush.registry.client import current_digest, list_catalog
 from ocipush.registry.ecr import parse_ecr_host
@@ -23,7 +23,7 @@ from ocipush.sync.report import CopyTarget, ImageResult, ImageTask, SyncCallback
 from ocipush.sync.spec import Destination, Source, SyncSpec
 from ocipush.sync.tags import created_times, ecr_pushed_times, select_tags
 
-log = logging.getLogger("ocipush.sync")
+log = get_logger("ocipush.sync")
 ATTACHED_TAG = re.compile(r"sha256-[0-9a-f]{64}(\.(sig|att|sbom))?")
 
 

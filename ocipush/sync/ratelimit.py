@@ -3,18 +3,18 @@ answers the source already sends) and ECR's PutImage rate. `Retry-After` on 429/
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from ocipush.errors import RateLimitReached
+from ocipush.log import get_logger
 from ocipush.registry.transport import Transport
 from ocipush.sync.report import SyncCallback, SyncEvent
 from ocipush.sync.spec import RateLimits
 
-log = logging.getLogger("ocipush.sync")
+log = get_logger("ocipush.sync")
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 import time
 from typing import Literal
 
+from ocipush.log import get_logger
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.sync.planner import Planner
@@ -15,7 +15,7 @@ from ocipush.sync.ratelimit import QuotaGate
 from ocipush.sync.report import ImageResult, SyncCallback, SyncEvent, SyncReport, ignore_events
 from ocipush.sync.spec import SyncSpec, load_spec
 
-log = logging.getLogger("ocipush.sync")
+log = get_logger("ocipush.sync")
 # Requests in flight while planning: each is a HEAD or a tag list, so round trips, not bandwidth, set the pace.
 PLAN_JOBS = 16
 
