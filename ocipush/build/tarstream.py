@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -103,62 +104,143 @@ def iter_tree(root: str, dest: str | Placement = "/", ignore: IgnoreMatcher | No
         raise BuildError(f"layer source {root} is not a directory")
     place = new_placement(dest) if isinstance(dest, str) else dest
     yield from place.parents
-    walker = _Walker(ignore)
-    yield from walker.walk(root, place.prefix, "", ignore.initial_state() if ignore else ())
+    yield from _Walker(ignore).walk(root, place.prefix)
+
+
+# Each directory is opened relative to its parent's fd and its entries are stat'ed relative to its own, so the
+# kernel does not resolve the whole path again for every file. O_NOFOLLOW: a directory swapped for a symlink
+# after its stat is refused, never followed out of the tree (the root itself may be a symlink).
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = _ROOT_FLAGS | os.O_NOFOLLOW
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
+def _gone(path: str, how: str = "disappeared") -> BuildError:
+    return BuildError(f"{path} {how} while the layer was being built; build again")
+
+
+def _open_dir(path: str, name: str, parent: int | None) -> int:
+    try:
+        return os.open(name, _ROOT_FLAGS if parent is None else _DIR_FLAGS, dir_fd=parent)
+    except PermissionError:
+        raise BuildError(f"cannot read directory {path}: permission denied") from None
+    except FileNotFoundError:
+        raise _gone(path) from None
+    except NotADirectoryError:
+        # Listed as a directory, now something else (a symlink, under O_NOFOLLOW): not walked into.
+        raise _gone(path, "changed") from None
+
+
+class _Dir:
+    """A directory on the walk's stack: its open fd, what its children's paths, archive names and ignore paths
+    start with, and its children not walked yet, sorted by encoded name. `pending` is the entry of a directory
+    walked although excluded (a '!' pattern may re-include something inside): it is written only if something
+    inside is."""
+
+    __slots__ = ("children", "fd", "path", "pending", "prefix", "rel", "state")
+
+    def __init__(self, fd: int, path: str, prefix: bytes, rel: str, state: State, pending: Entry | None) -> None:
+        self.fd, self.path, self.prefix, self.rel, self.state, self.pending = fd, path, prefix, rel, state, pending
+        try:
+            with os.scandir(fd) as it:
+                # Each name is encoded once, for the sort and the archive name; names in a directory are unique,
+                # so the DirEntry in the pair is never compared.
+                listed = sorted([(e.name.encode(_FS_ENCODING, _FS_ERRORS), e) for e in it])
+        except BaseException:
+            os.close(fd)
+            raise
+        self.children = iter(listed)
 
 
 class _Walker:
+    """A depth-first walk with an explicit stack of open directories (one fd per level, all closed however the
+    walk ends): no generator per directory that every entry would have to pass up through."""
+
     def __init__(self, ignore: IgnoreMatcher | None) -> None:
         self.ignore = ignore
         self.inodes: dict[tuple[int, int], bytes] = {}
 
-    def walk(self, directory: str, prefix: bytes, rel: str, state: State) -> Iterator[Entry]:
+    def walk(self, root: str, prefix: bytes) -> Iterator[Entry]:
+        ignore = self.ignore
+        base = root if root.endswith("/") else root + "/"
+        stack: list[_Dir] = []
         try:
-            with os.scandir(directory) as it:
-                children = sorted(it, key=lambda e: os.fsencode(e.name))
-        except PermissionError:
-            raise BuildError(f"cannot read directory {directory}: permission denied") from None
-        for child in children:
-            child_rel = rel + child.name
-            excluded, child_state = False, state
-            if self.ignore is not None:
-                is_dir = child.is_dir(follow_symlinks=False)
-                excluded, child_state = self.ignore.check(child_rel, state)
-                if excluded and not (is_dir and self.ignore.has_negations):
-                    continue
-            yield from self._entries(child, prefix + os.fsencode(child.name), child_rel, excluded, child_state)
+            state = ignore.initial_state() if ignore else ()
+            stack.append(_Dir(_open_dir(root, root, None), base, prefix, "", state, None))
+            waiting = 0  # directories on the stack whose entry is pending
+            while stack:
+                top = stack[-1]
+                for encoded, child in top.children:
+                    excluded, state = False, top.state
+                    if ignore is not None:
+                        excluded, state = ignore.check(top.rel + child.name, state)
+                        if excluded and not (ignore.has_negations and child.is_dir(follow_symlinks=False)):
+                            continue
+                    entry, inner = self._entry(top, encoded, child, excluded, state)
+                    if inner is not None:
+                        stack.append(inner)
+                        if inner.pending is not None:
+                            waiting += 1
+                            break
+                    if waiting:
+                        yield from _release(stack)
+                        waiting = 0
+                    yield entry
+                    if inner is not None:
+                        break
+                else:
+                    stack.pop()
+                    os.close(top.fd)
+                    if top.pending is not None:
+                        waiting -= 1
+        finally:
+            for left in stack:
+                os.close(left.fd)
 
-    def _entries(self, child: os.DirEntry[str], name: bytes, rel: str, excluded: bool, state: State) -> Iterator[Entry]:
-        st = child.stat(follow_symlinks=False)
+    def _entry(
+        self, top: _Dir, encoded: bytes, child: os.DirEntry[str], excluded: bool, state: State
+    ) -> tuple[Entry, _Dir | None]:
+        """`child`'s entry, and for a directory the stack frame to walk it with."""
+        try:
+            st = child.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            raise _gone(top.path + child.name) from None
         mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            entry = Entry(name + b"/", DIR, stat.S_IMODE(mode))
-            inner = self.walk(child.path, name + b"/", rel + "/", state)
-            if not excluded:
-                yield entry
-                yield from inner
-                return
-            # An excluded directory is walked only because a '!' pattern may re-include something inside it;
-            # its own entry is kept only if something was.
-            kept = list(inner)
-            if kept:
-                yield entry
-                yield from kept
-        elif stat.S_ISREG(mode):
+        name = top.prefix + encoded
+        if stat.S_ISREG(mode):
             if st.st_nlink > 1:
                 key = (st.st_dev, st.st_ino)
                 first = self.inodes.get(key)
                 if first is not None:
-                    yield Entry(name, LNK, stat.S_IMODE(mode), link=first)
-                    return
+                    return Entry(name, LNK, stat.S_IMODE(mode), link=first), None
                 self.inodes[key] = name
             stamp = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-            yield Entry(name, REG, stat.S_IMODE(mode), st.st_size, child.path, stamp=stamp)
-        elif stat.S_ISLNK(mode):
-            yield Entry(name, SYM, stat.S_IMODE(mode), link=os.fsencode(os.readlink(child.path)))
-        else:
-            kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "device file"
-            raise BuildError(f"{child.path} is a {kind}; layers can only hold files, directories and links")
+            return Entry(name, REG, stat.S_IMODE(mode), st.st_size, top.path + child.name, stamp=stamp), None
+        if stat.S_ISDIR(mode):
+            path = top.path + child.name
+            entry = Entry(name + b"/", DIR, stat.S_IMODE(mode))
+            fd = _open_dir(path, child.name, top.fd)
+            inner = _Dir(fd, path + "/", name + b"/", top.rel + child.name + "/", state, entry if excluded else None)
+            return entry, inner
+        if stat.S_ISLNK(mode):
+            try:
+                target = os.readlink(child.name, dir_fd=top.fd)
+            except FileNotFoundError:
+                raise _gone(top.path + child.name) from None
+            return Entry(name, SYM, stat.S_IMODE(mode), link=target.encode(_FS_ENCODING, _FS_ERRORS)), None
+        kind = "socket" if stat.S_ISSOCK(mode) else "fifo" if stat.S_ISFIFO(mode) else "device file"
+        raise BuildError(f"{top.path + child.name} is a {kind}; layers can only hold files, directories and links")
+
+
+def _release(stack: list[_Dir]) -> Iterator[Entry]:
+    """The pending entries of excluded directories on the stack, parents first: something inside them is kept."""
+    for frame in stack:
+        if frame.pending is not None:
+            yield frame.pending
+            frame.pending = None
+
+
+_FINGERPRINT_BATCH = 512
 
 
 class Fingerprint:
@@ -174,12 +256,21 @@ class Fingerprint:
         self.newest_ns = 0
 
     def watch(self, entries: Iterable[Entry]) -> Iterator[Entry]:
-        update = self._hash.update
+        # Lines are hashed a batch at a time (the digest is the same): one hash call per entry cost more than
+        # the line's formatting.
+        lines: list[bytes] = []
+        add = lines.append
         newest = self.newest_ns
         for e in entries:
-            update(b"%b\0%b\0%d %d %d %d %d %b\n" % (e.name, e.kind, e.mode, e.size, *e.stamp, e.link))
-            newest = max(newest, e.stamp[0], e.stamp[1])
+            name, kind, mode, size, _, link, (mtime, ctime, inode), _ = e
+            add(b"%b\0%b\0%d %d %d %d %d %b\n" % (name, kind, mode, size, mtime, ctime, inode, link))
+            if mtime > newest or ctime > newest:
+                newest = max(mtime, ctime)
+            if len(lines) == _FINGERPRINT_BATCH:
+                self._hash.update(b"".join(lines))
+                lines.clear()
             yield e
+        self._hash.update(b"".join(lines))
         self.newest_ns = newest
 
     def hexdigest(self) -> str:
@@ -353,7 +444,7 @@ def write_tar(entries: Iterable[Entry], sink: Sink, mtime: int, owner: Ownership
         except PermissionError:
             raise BuildError(f"cannot read {entry.path}: permission denied") from None
         except FileNotFoundError:
-            raise BuildError(f"{entry.path} disappeared while the layer was being built; build again") from None
+            raise _gone(entry.path) from None
         try:
             out.read_file(fd, entry.size, entry.path)
         finally:
