@@ -141,6 +141,45 @@ def test_an_answer_cut_short_is_an_error(serve: Callable[[Script], ScriptedServe
         _get(Pool(10, 10, max_idle=4), server)
 
 
+def test_a_body_read_into_one_buffer(serve: Callable[[Script], ScriptedServer]) -> None:
+    body = bytes(range(256)) * 40  # 10,240 bytes: two whole buffers of 4,096 and a short last piece
+    answers = [_answer(body), b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"]
+
+    def answer(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(answers[served - 1] if served <= len(answers) else b"HTTP/1.1 200 OK\r\n\r\nto the end")
+        return served <= len(answers)
+
+    server = serve(answer)
+    pool = Pool(10, 10, max_idle=4)
+    buffer = bytearray(4096)
+    response = pool.request("GET", f"http://127.0.0.1:{server.port}/v2/blob", {}, None, None)
+    received, sizes = b"", []
+    for piece in response.iter_into(buffer):
+        assert piece.obj is buffer  # a view of the caller's buffer, no fresh allocation per piece
+        received += piece
+        sizes.append(len(piece))
+    assert received == body and sizes == [4096, 4096, 2048]
+    # Chunked and close-delimited answers keep their own path, through the same call, on the same connection.
+    for expected in (b"abc", b"to the end"):
+        response = pool.request("GET", f"http://127.0.0.1:{server.port}/v2/", {}, None, None)
+        assert b"".join(bytes(piece) for piece in response.iter_into(buffer)) == expected
+    assert server.connections == 1
+
+
+def test_a_body_read_into_a_buffer_cut_short_is_an_error(serve: Callable[[Script], ScriptedServer]) -> None:
+    def cut(conn: socket.socket, number: int, served: int) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n" + b"x" * 5000)
+        return False
+
+    server = serve(cut)
+    response = Pool(10, 10, max_idle=4).request("GET", f"http://127.0.0.1:{server.port}/v2/", {}, None, None)
+    received = 0
+    with pytest.raises(ProtocolError, match="closed 5000 bytes before the answer's end"):
+        for piece in response.iter_into(bytearray(4096)):
+            received += len(piece)
+    assert received == 4096  # the whole buffer that did arrive; the short piece is never handed out
+
+
 def test_a_file_body_goes_by_sendfile_and_a_short_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "blob"
     path.write_bytes(b"0123456789" * 1000)

@@ -80,6 +80,10 @@ class RegistryClient:
         """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
         return deadline.paced(response.iter_raw(), self.transport.options.deadline)
 
+    def blob_views(self, response: Response, buffer: bytearray) -> Generator[memoryview, None, None]:
+        """`blob_chunks`, read into `buffer`: each piece is a view of it, valid until the next one."""
+        return deadline.paced(response.iter_into(buffer), self.transport.options.deadline)
+
     def fetch_blob_bytes(self, digest: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""
         with self.open_blob(digest) as response:

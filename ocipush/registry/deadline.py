@@ -10,9 +10,12 @@ import math
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
+from typing import TypeVar
 
 MESSAGE = "no complete answer within the deadline"
 RENEW_BYTES = 1 << 20
+
+_Piece = TypeVar("_Piece", bytes, memoryview)
 
 
 class _State(threading.local):
@@ -41,7 +44,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
         _STATE.seconds, _STATE.at = previous
 
 
-def paced(chunks: Iterable[bytes], seconds: float | None) -> Generator[bytes, None, None]:
+def paced(chunks: Iterable[_Piece], seconds: float | None) -> Generator[_Piece, None, None]:
     """A blob's bytes under `deadline(seconds)`, renewed after each MiB received. The deadline holds for the
     thread while the generator is suspended: close it when done reading early."""
     with deadline(seconds):

@@ -40,22 +40,25 @@ class _Partial:
         self.algorithm = digest.split(":", 1)[0]
         self.hasher = new_hasher(digest)
         self.size = 0
+        # One receive buffer for the whole download: each piece is written and hashed before the next is read.
+        self.buffer = bytearray(READ_SIZE)
         flags = os.O_RDWR | os.O_APPEND
         try:
             self.fd = open_regular(path, flags | os.O_CREAT | os.O_EXCL, follow=False)
         except FileExistsError:
             self.fd = open_regular(path, flags, follow=False)
             # A download resumed from an earlier attempt or run: hash what is already there, once.
-            while data := os.read(self.fd, READ_SIZE):
-                self.hasher.update(data)
-                self.size += len(data)
+            view = memoryview(self.buffer)
+            while got := os.readv(self.fd, [view]):
+                self.hasher.update(view[:got])
+                self.size += got
 
     def restart(self) -> None:
         self.hasher = new_hasher(f"{self.algorithm}:")
         self.size = 0
         os.ftruncate(self.fd, 0)
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         write_all(self.fd, data)
         self.hasher.update(data)
         self.size += len(data)
@@ -146,7 +149,7 @@ def _fetch_into(
         if response.status_code != 206:
             partial.restart()  # the server ignored Range and sends the whole blob
         last_report = partial.size
-        for data in client.blob_chunks(response):
+        for data in client.blob_views(response, partial.buffer):
             if stop.is_set():
                 raise TransferStopped
             partial.append(data)
