@@ -10,7 +10,7 @@ import pytest
 from buildhelpers import make_tree
 
 from ocipush.build.ignore import IgnoreMatcher
-from ocipush.build.tarstream import DIR, REG, SYM, Entry, iter_tree
+from ocipush.build.tarstream import DIR, REG, SYM, Entry, Fingerprint, iter_tree
 from ocipush.errors import BuildError
 
 
@@ -121,3 +121,19 @@ def test_unreadable_directory_is_a_build_error(tmp_path: Path, monkeypatch: pyte
         list(iter_tree(str(src)))
     assert denied == ["locked"]
     assert open_fds() == before
+
+
+def test_fingerprint_covers_every_entry_of_a_long_walk() -> None:
+    # More entries than one batch of hashed lines: a change in any batch, the last partial one included, shows.
+    def entries(changed: int | None = None) -> list[Entry]:
+        return [Entry(b"f%d" % i, REG, 0o644, i, f"/f{i}", stamp=(i + (i == changed), 2 * i, i)) for i in range(1300)]
+
+    def fingerprint(items: list[Entry]) -> tuple[str, int]:
+        stamp = Fingerprint("settings")
+        assert list(stamp.watch(items)) == items
+        return stamp.hexdigest(), stamp.newest_ns
+
+    digest, newest = fingerprint(entries())
+    assert newest == 2 * 1299
+    assert fingerprint(entries()) == (digest, newest)
+    assert len({fingerprint(entries(changed))[0] for changed in (0, 700, 1299)} | {digest}) == 4
