@@ -114,6 +114,42 @@ def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: P
     assert (tmp_path / "written").read_bytes() == b"x"
 
 
+# The CLI as the console script runs it (main() reading sys.argv), with an exit handler that shows whether the
+# interpreter's teardown ran. With "embedded", main() is given its arguments, as a program embedding it does.
+ENTRY_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("teardown ran", file=sys.stderr))
+from ocipush.cli import main
+embedded = sys.argv[1] == "embedded"
+del sys.argv[1]
+sys.exit(main(sys.argv[1:]) if embedded else main())
+"""
+
+
+def test_queries_leave_without_the_teardown_and_deliver_all_their_output(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    make_image(tmp_path / "img")
+    tags = [f"t{i:03d}" for i in range(150)]
+    api.push(f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/quick:v1", tags=tags, options=options(tmp_path))
+    repo = f"{registry.host}/quick"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", ENTRY_PROBE, *args], capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    out = f"oci:{tmp_path / 'out'}:v1"
+    listed, embedded = run("script", "tags", repo), run("embedded", "tags", repo)
+    missing, pulled = run("script", "digest", f"{repo}:nope"), run("script", "pull", "--quiet", f"{repo}:v1", out)
+    assert listed.returncode == 0 and sorted(listed.stdout.split()) == sorted(["v1", *tags])
+    assert "teardown ran" not in listed.stderr  # left at once, every line delivered
+    # the controls: embedded, a failed query and a transfer command end the regular way
+    assert embedded.returncode == 0 and sorted(embedded.stdout.split()) == sorted(listed.stdout.split())
+    assert "teardown ran" in embedded.stderr
+    assert missing.returncode == 3 and "teardown ran" in missing.stderr
+    assert pulled.returncode == 0 and "teardown ran" in pulled.stderr
+
+
 def _get(url: str, accept: str | None = None) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
     with urllib.request.urlopen(request, timeout=30) as response:

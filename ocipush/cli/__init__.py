@@ -45,6 +45,20 @@ class _Parser(argparse.ArgumentParser):
         return make_formatter(prog=self.prog, width=_help_width())
 
 
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown (freeing every module: ~7 ms, an eighth of `tags`).
+    Only for commands that leave nothing behind for it (the queries: no thread, temporary file or log handler),
+    and only as the process's own entry point; returns if output cannot be flushed, or a thread still runs."""
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        return  # the regular exit reports it
+    os._exit(code)
+
+
 def _help_width() -> int:
     """What shutil.get_terminal_size().columns gives (COLUMNS, else the terminal's, else 80), less argparse's 2."""
     columns = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 0
@@ -132,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with logging_to_stderr(args.verbose, args.debug):
             code: int = args.handler(args)
+        if argv is None and getattr(args, "quick_exit", False):
+            _exit_now(code)
         return code
     except OcipushError as exc:
         from ocipush.cli.advice import advice
