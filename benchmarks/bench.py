@@ -121,6 +121,9 @@ class Bench:
             for name, trial in tools.items():
                 if name in errors or rep >= (caps or {}).get(name, reps):
                     continue
+                # Dirty pages of the last trial (a push's registry storage, a build's blobs) are written back
+                # before the next starts, so that no trial pays for another tool's writeback.
+                os.sync()
                 try:
                     sample = trial()
                 except (CommandFailed, OSError, RuntimeError, ValueError) as err:
