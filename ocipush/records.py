@@ -45,11 +45,16 @@ def options(
 
 
 def at(where: str, name: object) -> str:
+    """The dotted place of `name` inside `where`."""
     return f"{where}.{name}" if where else str(name)
 
 
 def kind(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {str(value)[:60]!r}"
+    """A value as an error message shows it: its type and repr, cut to keep the message on one line."""
+    if value is None:
+        return "nothing"
+    shown = repr(value)
+    return f"{type(value).__name__} {shown if len(shown) <= 60 else shown[:57] + '...'}"
 
 
 class Record:

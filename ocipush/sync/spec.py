@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
 from ocipush.errors import UsageError
+from ocipush.records import at as _at
+from ocipush.records import kind as _kind
 
 Convert = Callable[[Any, str], Any]  # (value as parsed, where it is in the file) -> the field's value
 _Record = TypeVar("_Record")
@@ -27,14 +29,6 @@ _Record = TypeVar("_Record")
 class _Invalid(Exception):
     def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where or 'top level'}: {message}")
-
-
-def _at(where: str, key: object) -> str:
-    return f"{where}.{key}" if where else str(key)
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
 
 
 def _text(value: Any, where: str) -> str:
