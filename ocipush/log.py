@@ -1,10 +1,11 @@
 """The library's loggers, all under "ocipush": silent unless the application configures logging (a NullHandler
 sits on "ocipush"), and URL redaction, so that no presigned query string or user:password reaches a log.
 
-The registry client's loggers (`get_logger`) load `logging` only when a record could go somewhere. Until
-something imports `logging`, nothing can have configured it, and the NullHandler would drop every record: so
-those calls are skipped, and a short command never pays for the import. An application that shows records as
-they come without importing `logging` first (the CLI without -v) names what sets it up with `set_up_on_warning`."""
+The library's loggers (`get_logger`, which every module uses) load `logging` only when a record could go
+somewhere. Until something imports `logging`, nothing can have configured it, and the NullHandler would drop
+every record: so those calls are skipped, and a short command never pays for the import. An application that
+shows records as they come without importing `logging` first (the CLI without -v) names what sets it up with
+`set_up_on_warning`."""
 
 from __future__ import annotations
 
