@@ -14,8 +14,34 @@ from typing import BinaryIO
 
 from ocipush.errors import LayoutError
 
-# tempfile and shutil (~5 ms with the compressors shutil loads) are imported by the functions that write or clean
-# up: a command that only reads a layout, and a push until its first request, never pay for them.
+# shutil (~3 ms with the compressors it loads) is imported by the functions that clean up, and new names come from
+# os.urandom rather than tempfile (which loads shutil and random): a push or pull never pays for them.
+_NEW_NAME_ATTEMPTS = 100
+
+
+def new_file_in(directory: str, prefix: str) -> tuple[int, str]:
+    """Create a file no one else has opened, named `prefix` + random hex, mode 0600 (as tempfile.mkstemp does):
+    its open descriptor and its path."""
+    for _ in range(_NEW_NAME_ATTEMPTS):
+        path = os.path.join(directory, prefix + os.urandom(8).hex())
+        try:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+
+
+def new_directory_in(directory: str, prefix: str) -> str:
+    """Create a directory no one else has made, named `prefix` + random hex, mode 0700 (as tempfile.mkdtemp)."""
+    for _ in range(_NEW_NAME_ATTEMPTS):
+        path = os.path.join(directory, prefix + os.urandom(8).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
 
 
 @contextlib.contextmanager
@@ -24,9 +50,7 @@ def atomic_writer(path: str, mode: int = 0o644, durable: bool = True) -> Iterato
     the fsync: the rename still makes the swap atomic for other processes, only a power cut may lose it."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = new_file_in(directory, ".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -89,9 +113,7 @@ def staged_directory(path: str, *, resumable: bool = False) -> Iterator[str]:
         return
     os.makedirs(parent, exist_ok=True)
     if not resumable:
-        import tempfile
-
-        staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
+        staging = new_directory_in(parent, f".{name}.partial-")
         yield from _fill_and_rename(staging, path, existing, keep_on_error=False)
         return
     staging = os.path.join(parent, f".{name}.partial")

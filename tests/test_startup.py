@@ -66,7 +66,7 @@ def test_tags_digest_inspect_load_nothing_heavy(registry: LocalRegistry, tmp_pat
     assert "ocipush.models" in results[5][1] and "pydantic" not in results[5][1]
 
 
-def test_push_pull_and_build_push_load_no_pydantic(registry: LocalRegistry, tmp_path: Path) -> None:
+def test_push_pull_and_build_push_load_no_pydantic_and_no_tempfile(registry: LocalRegistry, tmp_path: Path) -> None:
     """The documents and build settings are ocipush.records dataclasses: pydantic (~80 ms to import and build) is
     for the ECR management calls only."""
     make_image(tmp_path / "img")
@@ -77,10 +77,12 @@ def test_push_pull_and_build_push_load_no_pydantic(registry: LocalRegistry, tmp_
                          ["pull", "--quiet", f"{repo}:v1", f"oci:{tmp_path / 'out'}:v1"],
                          ["build-push", "--quiet", "--no-build-file", "--from", f"{repo}:v1", "--layer",
                           f"{tmp_path / 'app'}:/app", "--env", "A=1", "--tag", f"{repo}:app"],
-                         watch=("pydantic", "ocipush.models", "ocipush.build.spec"))  # fmt: skip
-    assert [code for code, _ in results] == [0, 0, 0]
-    # the documents were parsed (the models loaded), and the build settings read, without pydantic
-    assert [loaded for _, loaded in results] == [["ocipush.models"]] * 2 + [["ocipush.models", "ocipush.build.spec"]]
+                         watch=("pydantic", "ocipush.models", "ocipush.build.spec", "tempfile", "shutil"))  # fmt: skip
+    assert [code for code, _ in results] == [0, 0, 0], results
+    # the documents were parsed (the models loaded), and the build settings read, without pydantic; push and pull
+    # name their temporary files without tempfile, and clean up without shutil (~5 ms with what they load)
+    assert [loaded for _, loaded in results[:2]] == [["ocipush.models"]] * 2
+    assert {"ocipush.models", "ocipush.build.spec"} <= set(results[2][1]) and "pydantic" not in results[2][1]
     pulled = OCILayout(str(tmp_path / "out")).resolve("v1")
     assert pulled.digest == api.resolve_digest(f"{repo}:v1", options=options(tmp_path))
 
@@ -88,8 +90,8 @@ def test_push_pull_and_build_push_load_no_pydantic(registry: LocalRegistry, tmp_
 def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: Path) -> None:
     """Retry, digest, credential, layout and cache-dir helpers are on the path of every registry command or push;
     what only some calls need (email's date parser for a Retry-After date, random for a backoff, hashlib for a
-    hash, subprocess for a credential helper, tempfile and shutil for a write or a clean-up) is imported by the call
-    that needs it."""
+    hash, subprocess for a credential helper, shutil for a clean-up) is imported by the call that needs it; an
+    atomic write names its temporary file itself and never imports tempfile."""
     modules = ("ocipush.registry.retry", "ocipush.digest", "ocipush.registry.credentials", "ocipush.layout",
                "ocipush.cachedir")  # fmt: skip
     later = ("email.utils", "random", "hashlib", "subprocess", "tempfile", "shutil")
@@ -110,15 +112,20 @@ def test_helpers_on_every_path_import_what_they_use_when_they_use_it(tmp_path: P
     before, after = (json.loads(line) for line in done.stdout.splitlines())
     assert before == []
     # the control: using them loads them, and the probe sees it
-    assert {"email.utils", "random", "hashlib", "tempfile"} <= set(after)
+    assert {"email.utils", "random", "hashlib"} <= set(after) and "tempfile" not in after
     assert (tmp_path / "written").read_bytes() == b"x"
 
 
-# The CLI as the console script runs it (main() reading sys.argv), with an exit handler that shows whether the
-# interpreter's teardown ran. With "embedded", main() is given its arguments, as a program embedding it does.
+# The CLI as the console script runs it (main() reading sys.argv). The exit handler shows that exit handlers ran;
+# the object that writes when it is freed shows that the interpreter's teardown ran (it frees __main__'s names).
+# With "embedded", main() is given its arguments, as a program embedding it does.
 ENTRY_PROBE = """
-import atexit, sys
-atexit.register(lambda: print("teardown ran", file=sys.stderr))
+import atexit, os, sys
+atexit.register(lambda: print("exit handlers ran", file=sys.stderr))
+class Freed:
+    def __del__(self, write=os.write):
+        write(2, b"teardown ran\\n")
+probe = Freed()
 from ocipush.cli import main
 embedded = sys.argv[1] == "embedded"
 del sys.argv[1]
@@ -126,7 +133,7 @@ sys.exit(main(sys.argv[1:]) if embedded else main())
 """
 
 
-def test_queries_leave_without_the_teardown_and_deliver_all_their_output(
+def test_commands_leave_without_the_teardown_and_deliver_all_their_output(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
     make_image(tmp_path / "img")
@@ -138,16 +145,22 @@ def test_queries_leave_without_the_teardown_and_deliver_all_their_output(
         return subprocess.run([sys.executable, "-c", ENTRY_PROBE, *args], capture_output=True, text=True,
                               timeout=120)  # fmt: skip
 
-    out = f"oci:{tmp_path / 'out'}:v1"
+    out = tmp_path / "out"
     listed, embedded = run("script", "tags", repo), run("embedded", "tags", repo)
-    missing, pulled = run("script", "digest", f"{repo}:nope"), run("script", "pull", "--quiet", f"{repo}:v1", out)
-    assert listed.returncode == 0 and sorted(listed.stdout.split()) == sorted(["v1", *tags])
-    assert "teardown ran" not in listed.stderr  # left at once, every line delivered
-    # the controls: embedded, a failed query and a transfer command end the regular way
+    missing = run("script", "digest", f"{repo}:nope")
+    pulled = run("script", "pull", "--quiet", f"{repo}:v1", f"oci:{out}:v1")
+    for quick in (listed, pulled):  # left at once, exit handlers run, every line delivered
+        assert quick.returncode == 0, quick.stderr
+        assert "exit handlers ran" in quick.stderr and "teardown ran" not in quick.stderr
+    assert sorted(listed.stdout.split()) == sorted(["v1", *tags])
+    pulled_index, source_index = OCILayout(str(out)).read_index(), OCILayout(str(tmp_path / "img")).read_index()
+    assert [d.digest for d in pulled_index.manifests] == [d.digest for d in source_index.manifests]
+    blobs = list((out / "blobs" / "sha256").iterdir())
+    assert len(blobs) >= 3 and all(hashlib.sha256(b.read_bytes()).hexdigest() == b.name for b in blobs)
+    # the controls: embedded, and a failed command, end the regular way
     assert embedded.returncode == 0 and sorted(embedded.stdout.split()) == sorted(listed.stdout.split())
     assert "teardown ran" in embedded.stderr
-    assert missing.returncode == 3 and "teardown ran" in missing.stderr
-    assert pulled.returncode == 0 and "teardown ran" in pulled.stderr
+    assert missing.returncode == 3 and "exit handlers ran" in missing.stderr and "teardown ran" in missing.stderr
 
 
 def _get(url: str, accept: str | None = None) -> bytes:

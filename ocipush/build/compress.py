@@ -11,12 +11,12 @@ import contextlib
 import hashlib
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ocipush.fsutil import new_file_in
 from ocipush.layout import OCILayout
 from ocipush.spool import GrowingBlob
 
@@ -121,7 +121,7 @@ class BlobPipeline:
         self._compressor = new_compressor(compression, level)
         blobs = os.path.join(store.path, "blobs", "sha256")
         os.makedirs(blobs, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=".build-", dir=blobs)
+        fd, self._tmp = new_file_in(blobs, ".build-")
         self._file = os.fdopen(fd, "wb")
         self._diff = DiffIdHasher()
         self._blob_hash = hashlib.sha256()

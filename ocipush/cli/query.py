@@ -17,7 +17,7 @@ from ocipush.cli.common import add_registry_arguments, emit, printable, registry
 def register(subparsers: Any) -> None:
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.set_defaults(handler=handler, quick_exit=True)  # see cli._exit_now
+        parser.set_defaults(handler=handler)
         add_registry_arguments(parser, transfers=False)
         return parser
 

@@ -9,10 +9,10 @@ import base64
 import json
 import os
 import subprocess
-import tempfile
 from typing import Any
 
 from ocipush.errors import AuthError, UsageError
+from ocipush.fsutil import new_file_in
 from ocipush.log import get_logger
 from ocipush.registry.credentials import config_path, host_keys
 
@@ -35,7 +35,7 @@ def _load(path: str) -> dict[str, Any]:
 def _save(path: str, config: dict[str, Any]) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=directory)  # mode 0600
+    fd, tmp = new_file_in(directory, ".config-")  # mode 0600
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(config, f, indent="\t")
