@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ocipush import blobsource
 from ocipush.blobsource import FileRangeBody
 from ocipush.errors import RegistryError
 from ocipush.registry.wire import Pool, ProtocolError, ProxyRefused, StaleConnection, TLSFailed
@@ -180,17 +181,82 @@ def test_a_body_read_into_a_buffer_cut_short_is_an_error(serve: Callable[[Script
     assert received == 4096  # the whole buffer that did arrive; the short piece is never handed out
 
 
-def test_a_file_body_goes_by_sendfile_and_a_short_file_is_refused(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A real TCP connection over loopback: (client end, server end)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with client, server:
+            yield client, server
+
+
+def _receive(sock: socket.socket, into: bytearray) -> threading.Thread:
+    def run() -> None:
+        while data := sock.recv(1 << 20):
+            into.extend(data)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("by_sendfile", [False, True], ids=["copied", "sendfile"])
+def test_a_file_body_arrives_whole_either_way_and_a_short_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_sendfile: bool
+) -> None:
+    """On loopback the body is copied through a buffer; the sendfile way (for another host, which this machine does
+    not have) is forced here, on the same real connection."""
     path = tmp_path / "blob"
-    path.write_bytes(b"0123456789" * 1000)
+    path.write_bytes(bytes(range(256)) * 4096 + b"tail")  # 1 MiB + 4: several pieces, a short last one
+    calls: list[int] = []
+    real_sendfile = socket.socket.sendfile
+
+    def counting_sendfile(sock: socket.socket, *args: object) -> int:
+        calls.append(1)
+        return real_sendfile(sock, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "sendfile", counting_sendfile)
+    if by_sendfile:
+        monkeypatch.setattr(blobsource, "_sendfile_pays", lambda sock: True)
     seen: list[int] = []
+    received = bytearray()
+    length = path.stat().st_size - 5
+    with _tcp_pair() as (client, server):
+        reader = _receive(server, received)
+        FileRangeBody(str(path), 5, length, seen.append).send_to(client)
+        with pytest.raises(RegistryError, match="shorter than its descriptor"):
+            FileRangeBody(str(path), length, 9000, seen.append).send_to(client)
+        client.shutdown(socket.SHUT_WR)
+        reader.join(10)
+    data = path.read_bytes()
+    assert bytes(received) == data[5:] + data[length:]
+    assert seen[0] == length  # one step: progress heard once, after the whole range
+    assert bool(calls) == by_sendfile
+
+
+def test_sendfile_only_for_a_plain_connection_to_another_host(tmp_path: Path) -> None:
+    """Real sockets for this host (IPv4 and IPv6 loopback, a Unix socket pair); a stand-in that reports a peer
+    elsewhere for the one case this machine cannot connect to."""
+
+    class Elsewhere:
+        def __init__(self, peer: tuple[str, int]) -> None:
+            self.peer = peer
+
+        def getpeername(self) -> tuple[str, int]:
+            return self.peer
+
+    with _tcp_pair() as (client, _):
+        assert not blobsource._sendfile_pays(client)
+    listener6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    with listener6, socket.create_connection(listener6.getsockname()[:2]) as client6:
+        assert not blobsource._sendfile_pays(client6)
     left, right = socket.socketpair()
     with left, right:
-        FileRangeBody(str(path), 5, 9000, seen.append).send_to(left)
-        assert right.recv(9000, socket.MSG_WAITALL) == (b"0123456789" * 1000)[5:9005]
-        assert seen[-1] == 9000
-        with pytest.raises(RegistryError, match="shorter than its descriptor"):
-            FileRangeBody(str(path), 5000, 9000, seen.append).send_to(left)
+        assert not blobsource._sendfile_pays(left)
+    assert blobsource._sendfile_pays(Elsewhere(("192.0.2.10", 443)))  # type: ignore[arg-type]
+    assert blobsource._sendfile_pays(Elsewhere(("2001:db8::1", 443)))  # type: ignore[arg-type]
+    assert not blobsource._sendfile_pays(Elsewhere(("::ffff:127.0.0.1", 443)))  # type: ignore[arg-type]
 
 
 def test_a_location_cannot_smuggle_a_line_into_the_request(serve: Callable[[Script], ScriptedServer]) -> None:

@@ -68,8 +68,8 @@ class StaleConnection(WireError):
 
 @runtime_checkable
 class SocketBody(Protocol):
-    """A body of `length` bytes that writes itself to the socket: a file range goes with sendfile, never through
-    Python's memory (`blobsource.FileRangeBody`)."""
+    """A body of `length` bytes that writes itself to the socket: a file range goes with sendfile to another host,
+    through one reused buffer otherwise, never as Python objects (`blobsource.FileRangeBody`)."""
 
     length: int
 
