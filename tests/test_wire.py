@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -218,7 +219,7 @@ def test_a_file_body_arrives_whole_either_way_and_a_short_file_is_refused(
 
     monkeypatch.setattr(socket.socket, "sendfile", counting_sendfile)
     if by_sendfile:
-        monkeypatch.setattr(blobsource, "_sendfile_pays", lambda sock: True)
+        monkeypatch.setattr(blobsource, "copy_piece", lambda sock: 0)
     seen: list[int] = []
     received = bytearray()
     length = path.stat().st_size - 5
@@ -235,28 +236,35 @@ def test_a_file_body_arrives_whole_either_way_and_a_short_file_is_refused(
     assert bool(calls) == by_sendfile
 
 
-def test_sendfile_only_for_a_plain_connection_to_another_host(tmp_path: Path) -> None:
+def test_sendfile_only_for_a_plain_connection_to_another_host() -> None:
     """Real sockets for this host (IPv4 and IPv6 loopback, a Unix socket pair); a stand-in that reports a peer
     elsewhere for the one case this machine cannot connect to."""
 
     class Elsewhere:
-        def __init__(self, peer: tuple[str, int]) -> None:
+        def __init__(self, peer: tuple[object, ...], tls: bool) -> None:
             self.peer = peer
+            if tls:
+                self.getpeercert = dict
 
-        def getpeername(self) -> tuple[str, int]:
+        def getpeername(self) -> tuple[object, ...]:
             return self.peer
 
+    def elsewhere(*peer: object, tls: bool = False) -> socket.socket:
+        return cast(socket.socket, Elsewhere(peer, tls))
+
+    local = blobsource.LOCAL_PIECE
     with _tcp_pair() as (client, _):
-        assert not blobsource._sendfile_pays(client)
+        assert blobsource.copy_piece(client) == local
     listener6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
     with listener6, socket.create_connection(listener6.getsockname()[:2]) as client6:
-        assert not blobsource._sendfile_pays(client6)
+        assert blobsource.copy_piece(client6) == local
     left, right = socket.socketpair()
     with left, right:
-        assert not blobsource._sendfile_pays(left)
-    assert blobsource._sendfile_pays(Elsewhere(("192.0.2.10", 443)))  # type: ignore[arg-type]
-    assert blobsource._sendfile_pays(Elsewhere(("2001:db8::1", 443)))  # type: ignore[arg-type]
-    assert not blobsource._sendfile_pays(Elsewhere(("::ffff:127.0.0.1", 443)))  # type: ignore[arg-type]
+        assert blobsource.copy_piece(left) == local
+    assert blobsource.copy_piece(elsewhere("192.0.2.10", 443)) == 0
+    assert blobsource.copy_piece(elsewhere("2001:db8::1", 443, 0, 0)) == 0
+    assert blobsource.copy_piece(elsewhere("::ffff:127.0.0.1", 443, 0, 0)) == local
+    assert blobsource.copy_piece(elsewhere("192.0.2.10", 443, tls=True)) == blobsource.TLS_PIECE
 
 
 def test_a_location_cannot_smuggle_a_line_into_the_request(serve: Callable[[Script], ScriptedServer]) -> None:
