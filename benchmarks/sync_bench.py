@@ -44,7 +44,7 @@ def _ocipush(bench: Bench, spec: Path, host: str, *extra: str) -> list[str]:
     from bench import OCIPUSH
 
     text = spec.read_text().replace('"DEST"', json.dumps(host))
-    target = spec.with_name(f"sync-{host.replace(':', '-')}.yaml")
+    target = bench.fresh("sync-file") / spec.name  # removed with the other trial directories
     target.write_text(text)
     return [str(OCIPUSH), "sync", "-f", str(target), "-q", *extra]
 
