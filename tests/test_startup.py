@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from transferhelpers import make_image, options, push_two_platform_index, run_cli
+from transferhelpers import make_image, modules_after_pushes, options, push_two_platform_index, run_cli
 
 from ocipush import api
 from ocipush.document import ManifestDocument, config_of
@@ -219,23 +219,10 @@ def test_config_of_reads_the_raw_json_and_refuses_what_is_not_a_descriptor() -> 
 # decompressors, the layer extractor and more models) must not load when nothing is converted.
 def test_library_push_loads_no_converter(registry: LocalRegistry, tmp_path: Path) -> None:
     make_image(tmp_path / "img")
-    code = (
-        "import json, sys\n"
-        "from ocipush.api import push\n"
-        "from ocipush.registry.options import RegistryOptions\n"
-        "options = RegistryOptions(cache_dir=sys.argv[3])\n"
-        "push(sys.argv[1], sys.argv[2], options=options)\n"
-        "heavy = sys.argv[4].split(',')\n"
-        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
-        "from ocipush.ops.convert import Conversion\n"
-        "push(sys.argv[1], sys.argv[2] + '-gzip', options=options, conversion=Conversion('gzip'))\n"
-        "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
-    )
     heavy = ("ocipush.ops.convert", "ocipush.extract", "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli")
-    done = subprocess.run([sys.executable, "-c", code, f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/lambda:v1",
-                           str(tmp_path / "cache"), ",".join(heavy)], capture_output=True, text=True, check=True,
-                          timeout=120)  # fmt: skip
-    first, second = (json.loads(line) for line in done.stdout.splitlines()[-2:])
+    target = f"{registry.host}/lambda:v1"
+    first, second = modules_after_pushes(f"oci:{tmp_path / 'img'}:v1", [(target, None), (f"{target}-gzip", "gzip")],
+                                         tmp_path / "cache", heavy)  # fmt: skip
     assert first == []
     assert "ocipush.ops.convert" in second and "ocipush.extract" in second  # the control: a conversion loads them
 

@@ -4,14 +4,11 @@ reports. Anything else (a changed tag, a referrer, an index.json it cannot read 
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import imagehelpers as ih
-from transferhelpers import log_between, log_mark, make_image, options
+from transferhelpers import log_between, log_mark, make_image, modules_after_pushes, options
 
 from ocipush import api
 from ocipush.layout import OCILayout
@@ -64,15 +61,6 @@ def test_a_changed_tag_goes_the_regular_way(registry: LocalRegistry, tmp_path: P
 
 def test_an_unchanged_push_loads_no_models(registry: LocalRegistry, tmp_path: Path) -> None:
     make_image(tmp_path / "img")
-    code = (
-        "import json, sys\n"
-        "from ocipush.api import push\n"
-        "from ocipush.registry.options import RegistryOptions\n"
-        "push(sys.argv[1], sys.argv[2], options=RegistryOptions(cache_dir=sys.argv[3]))\n"
-        "print(json.dumps([m for m in ('pydantic', 'ocipush.models') if m in sys.modules]))\n"
-    )
-    args = [sys.executable, "-c", code, f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/light:v1",
-            str(tmp_path / "cache")]  # fmt: skip
-    runs = [subprocess.run(args, capture_output=True, text=True, check=True, timeout=120) for _ in range(2)]
-    loaded = [json.loads(run.stdout.splitlines()[-1]) for run in runs]
+    source, target, watch = f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/light:v1", ("pydantic", "ocipush.models")
+    loaded = [modules_after_pushes(source, [(target, None)], tmp_path / "cache", watch)[0] for _ in range(2)]
     assert loaded == [["ocipush.models"], []]  # the first push (the control) does load them

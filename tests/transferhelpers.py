@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -115,3 +116,32 @@ def log_mark(registry: LocalRegistry) -> int:
 
 def log_between(registry: LocalRegistry, start: int, end: int) -> list[str]:
     return registry.log_path.read_text(errors="replace").splitlines()[start:end]
+
+
+# Library pushes in one fresh interpreter, as a Lambda handler makes them: after each, the watched modules loaded
+# so far. A push given a compression converts to it (ocipush.ops.convert is imported for it only then).
+_PUSH_PROBE = """
+import json, sys
+from ocipush.api import push
+from ocipush.registry.options import RegistryOptions
+source, cache_dir, watch, pushes = sys.argv[1], sys.argv[2], sys.argv[3].split(","), json.loads(sys.argv[4])
+for target, compression in pushes:
+    if compression:
+        from ocipush.ops.convert import Conversion
+    conversion = Conversion(compression) if compression else None
+    push(source, target, options=RegistryOptions(cache_dir=cache_dir), conversion=conversion)
+    print("loaded:", json.dumps([m for m in watch if m in sys.modules]), flush=True)
+"""
+
+
+def modules_after_pushes(
+    source: str, pushes: list[tuple[str, str | None]], cache_dir: Path, watch: tuple[str, ...]
+) -> list[list[str]]:
+    """Push `source` to each (target, compression or None) in a fresh interpreter; the `watch` modules loaded
+    after each push."""
+    done = subprocess.run([sys.executable, "-c", _PUSH_PROBE, source, str(cache_dir), ",".join(watch),
+                           json.dumps(pushes)], capture_output=True, text=True, check=True, timeout=120)  # fmt: skip
+    lines = [line.removeprefix("loaded: ") for line in done.stdout.splitlines() if line.startswith("loaded: ")]
+    assert len(lines) == len(pushes), done.stdout + done.stderr
+    return [json.loads(line) for line in lines]
+
