@@ -84,6 +84,18 @@ def test_the_private_key_file_is_never_readable_by_others(tmp_path: Path, monkey
     assert appeared == {"cosign.key": 0o600, "cosign.pub": 0o644}
 
 
+def _cosign_key_file(path: Path, params: dict[str, int], salt: bytes, nonce: bytes, sealed: bytes) -> str:
+    """An encrypted key file in the documented format, written here, not by ocipush's writer."""
+    document = {
+        "kdf": {"name": "scrypt", "params": params, "salt": base64.b64encode(salt).decode()},
+        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+        "ciphertext": base64.b64encode(sealed).decode(),
+    }
+    pem = base64.encodebytes(json.dumps(document).encode()).decode()
+    path.write_text(f"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n{pem}-----END ENCRYPTED COSIGN PRIVATE KEY-----\n")
+    return str(path)
+
+
 def test_key_encrypted_independently_by_the_format_loads(tmp_path: Path) -> None:
     """A key made by the documented format with other scrypt parameters (N=65536, as older cosign wrote), using
     `cryptography`'s scrypt and PyNaCl directly, not ocipush's writer."""
@@ -97,15 +109,26 @@ def test_key_encrypted_independently_by_the_format_loads(tmp_path: Path) -> None
     salt, nonce = b"s" * 32, b"n" * 24
     secret = Scrypt(salt=salt, length=32, n=65536, r=8, p=1).derive(b"")
     sealed = nacl.secret.SecretBox(secret).encrypt(der, nonce).ciphertext
-    document = {
-        "kdf": {"name": "scrypt", "params": {"N": 65536, "r": 8, "p": 1}, "salt": base64.b64encode(salt).decode()},
-        "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
-        "ciphertext": base64.b64encode(sealed).decode(),
-    }
-    pem = base64.encodebytes(json.dumps(document).encode()).decode()
-    path = tmp_path / "cosign.key"
-    path.write_text(f"-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----\n{pem}-----END ENCRYPTED COSIGN PRIVATE KEY-----\n")
-    assert load_private_key(str(path), lambda: b"").public_key() == key.public_key()  # empty password is valid
+    path = _cosign_key_file(tmp_path / "cosign.key", {"N": 65536, "r": 8, "p": 1}, salt, nonce, sealed)
+    assert load_private_key(path, lambda: b"").public_key() == key.public_key()  # empty password is valid
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"N": 1 << 30, "r": 8, "p": 1}, r"N=1073741824, r=8, p=1\) ask for more than 256 MiB or 16 passes"),
+        ({"N": 32768, "r": 1 << 20, "p": 1}, r"more than 256 MiB"),
+        ({"N": 32768, "r": 8, "p": 1 << 20}, r"or 16 passes"),
+        ({"N": 1000, "r": 8, "p": 1}, "not a cosign encrypted key document"),  # N must be a power of two
+        ({"N": 32768, "r": 0, "p": 1}, "not a cosign encrypted key document"),
+    ],
+)
+def test_a_key_file_cannot_ask_scrypt_for_gigabytes(tmp_path: Path, params: dict[str, int], message: str) -> None:
+    """Refused before scrypt runs (which would take 128 GiB for the first case): a one-line error naming the file."""
+    path = _cosign_key_file(tmp_path / "hostile.key", params, b"s" * 32, b"n" * 24, b"x" * 64)
+    with pytest.raises(UsageError, match=message) as caught:
+        load_private_key(path, lambda: b"")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(path)
 
 
 def test_openssl_verifies_ocipush_signature(registry: LocalRegistry, tmp_path: Path) -> None:

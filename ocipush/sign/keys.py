@@ -26,6 +26,10 @@ from ocipush.fsutil import atomic_write_bytes, atomic_writer
 
 ENCRYPTED_LABELS = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
+# What a key file may ask of scrypt when it is read. cosign writes N=32768 r=8 p=1 (32 MiB), older releases N=65536:
+# a key file from elsewhere must not make loading it take gigabytes of memory or minutes of CPU.
+SCRYPT_MAX_MEMORY = 256 << 20
+SCRYPT_MAX_P = 16
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
 
 PasswordSource = Callable[[], bytes]
@@ -79,8 +83,8 @@ def decrypt_private_key(body: bytes, password: bytes, where: str) -> PrivateKeyT
         kdf, cipher = document["kdf"], document["cipher"]
         if kdf["name"] != "scrypt" or cipher["name"] != "nacl/secretbox":
             raise UsageError(f"{where}: unsupported key encryption {kdf['name']} / {cipher['name']}")
-        params = kdf["params"]
-        key = _scrypt(password, base64.b64decode(kdf["salt"]), int(params["N"]), int(params["r"]), int(params["p"]))
+        n, r, p = _scrypt_params(kdf["params"], where)
+        key = _scrypt(password, base64.b64decode(kdf["salt"]), n, r, p)
         nonce, sealed = base64.b64decode(cipher["nonce"]), base64.b64decode(document["ciphertext"])
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"{where}: not a cosign encrypted key document") from None
@@ -89,6 +93,18 @@ def decrypt_private_key(body: bytes, password: bytes, where: str) -> PrivateKeyT
     except nacl.exceptions.CryptoError:
         raise UsageError(f"{where}: wrong password for this key (COSIGN_PASSWORD)") from None
     return serialization.load_der_private_key(der, password=None)
+
+
+def _scrypt_params(params: dict[str, Any], where: str) -> tuple[int, int, int]:
+    """N, r and p of a key document; ValueError when they are not scrypt's, UsageError past what we accept."""
+    n, r, p = (int(params[name]) for name in ("N", "r", "p"))
+    if n < 2 or n & (n - 1) or r < 1 or p < 1:
+        raise ValueError("not scrypt parameters")
+    if 128 * n * r > SCRYPT_MAX_MEMORY or p > SCRYPT_MAX_P:
+        limits = f"{SCRYPT_MAX_MEMORY >> 20} MiB or {SCRYPT_MAX_P} passes"
+        raise UsageError(f"{where}: its scrypt parameters (N={n}, r={r}, p={p}) ask for more than {limits} "
+                         "(cosign writes N=32768, r=8, p=1)")  # fmt: skip
+    return n, r, p
 
 
 def generate_key_pair(directory: str, password: bytes, prefix: str = "cosign") -> tuple[str, str]:
