@@ -159,8 +159,7 @@ def _copy_from(
             )
         if isinstance(dst, LayoutLocation):
             layout_tags = ([dst.tag] if dst.tag else []) + extra_tags
-            with _layout_dir(dst.path) as path:
-                layout = OCILayout(path, create=True)
+            with _layout_at(dst.path) as layout:
                 return transfer(
                     image, LayoutTarget(layout, progress), layout_tags, platform=wanted, jobs=jobs, progress=progress,
                     referrers=referrers,
@@ -171,23 +170,24 @@ def _copy_from(
 
 
 @contextlib.contextmanager
-def _layout_dir(path: str) -> Iterator[str]:
-    """Where to write a layout: a new one is filled beside `path` and renamed into place when complete (a failed
-    attempt is continued by the next); an existing layout is added to in place, blobs first, index.json last."""
+def _layout_at(path: str) -> Iterator[OCILayout]:
+    """The layout to write: a new one is filled beside `path` and renamed into place when complete (a failed
+    attempt is continued by the next; not durable, as that rename is not); an existing layout is added to in
+    place, blobs first, index.json last."""
     from ocipush.fsutil import staged_directory
 
     if os.path.isdir(path) and os.listdir(path):
-        yield path
+        yield OCILayout(path, create=True)
     else:
         with staged_directory(path, resumable=True) as staging:
-            yield staging
+            yield OCILayout(staging, create=True, durable=False)
 
 
 def _to_scratch(
     image: ImageSource, platform: Platform, session: RegistrySession, progress: ProgressCallback, scratch: str
 ) -> tuple[OCILayout, TransferResult]:
     """One platform's image copied into a scratch layout."""
-    layout = OCILayout(scratch, create=True)
+    layout = OCILayout(scratch, create=True, durable=False)
     result = transfer(
         image, LayoutTarget(layout, progress), [], platform=platform, jobs=session.options.jobs, progress=progress
     )
@@ -214,7 +214,7 @@ def _to_oci_archive(
     from ocipush.ociarchive import write_oci_archive
 
     with _scratch_dir(session.options) as scratch:
-        layout = OCILayout(scratch, create=True)
+        layout = OCILayout(scratch, create=True, durable=False)
         all_tags = ([dst.tag] if dst.tag else []) + tags
         jobs = session.options.jobs
         target = LayoutTarget(layout, progress)
@@ -373,7 +373,7 @@ def build_to(
             raise UsageError("a docker archive always holds the base's layers: leave them out only of an oci: layout")
         platform = _host_platform() if len(spec.platforms) != 1 else spec.platforms[0]
         with _scratch_dir(options) as scratch, RegistrySession(options) as session:
-            store = OCILayout(scratch, create=True)
+            store = OCILayout(scratch, create=True, durable=False)
             built = build_image(spec, store, None, progress, fetch_options=options,
                                 check=_lambda_gate(spec, store, options))  # fmt: skip
             complete_layout(session, store, built.descriptor.digest, platform, progress)

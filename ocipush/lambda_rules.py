@@ -72,7 +72,7 @@ class SizeCache:
         from ocipush.fsutil import atomic_write_bytes
 
         with contextlib.suppress(OSError):
-            atomic_write_bytes(self.path, json.dumps(self.sizes).encode())
+            atomic_write_bytes(self.path, json.dumps(self.sizes).encode(), durable=False)  # a cache
 
 
 def _handler_paths(handler: str, task_root: str) -> list[str]:

@@ -1,7 +1,15 @@
 """OCI image layout on disk (image-spec `image-layout.md`): the local store and a push/pull endpoint.
 
 Blobs are written through a temporary file, verified, then renamed into place; `index.json` is rewritten
-atomically under a lock, so a crash never leaves a half-written blob or index."""
+atomically under a lock, so a crash never leaves a half-written blob or index.
+
+What survives a power cut: blobs are never fsynced (as skopeo, umoci, crane and oras write them). They are named by
+their digest, and one cut short is a wrong size, which every reader checks (`has_blob` takes it for missing, so
+the next pull or build writes it again). `index.json` (and `oci-layout`) of a durable layout, the default for one
+the user keeps, is fsynced: it holds every other tag, and losing it would lose them. Scratch and cache layouts, and
+a new layout staged beside its final name, are not durable: nothing in them outlives a cut that the next run
+does not redo, and an fsync after a large write waits for that write to reach the disk (0.04 s after a 500 MiB
+pull on an idle disk, most of a second on a busy one)."""
 
 from __future__ import annotations
 
@@ -26,20 +34,22 @@ COPY_SIZE = 1 << 20
 
 
 class OCILayout:
-    """An OCI image layout directory. `create=True` makes it (and its `oci-layout` file) when missing."""
+    """An OCI image layout directory. `create=True` makes it (and its `oci-layout` file) when missing; `durable`
+    says whether its `index.json` is fsynced when written (see the module's docstring)."""
 
-    def __init__(self, path: str, create: bool = False) -> None:
+    def __init__(self, path: str, create: bool = False, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         marker = os.path.join(path, "oci-layout")
         if not os.path.exists(marker):
             if not create:
                 raise LayoutError(f"{path} is not an OCI image layout (no oci-layout file)")
             os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
-            atomic_write_bytes(marker, LAYOUT_VERSION)
+            atomic_write_bytes(marker, LAYOUT_VERSION, durable=durable)
             if not os.path.exists(self._index_path):
                 from ocipush.models import Index
 
-                atomic_write_bytes(self._index_path, Index(manifests=[]).to_json_bytes())
+                atomic_write_bytes(self._index_path, Index(manifests=[]).to_json_bytes(), durable=durable)
 
     @property
     def _index_path(self) -> str:
@@ -76,7 +86,7 @@ class OCILayout:
         digest = digest or sha256_of(data)
         check_digest(digest, hash_as(digest, data), "blob")
         if not self.has_blob(digest, len(data)):
-            atomic_write_bytes(self.blob_path(digest), data)
+            atomic_write_bytes(self.blob_path(digest), data, durable=False)
         return digest
 
     def write_blob_stream(self, stream: BinaryIO, digest: str, size: int | None = None) -> None:
@@ -88,7 +98,7 @@ class OCILayout:
     @contextlib.contextmanager
     def blob_writer(self, digest: str, size: int | None = None) -> Iterator[HashingWriter]:
         """A writer for a blob, hashed as it is written; on exit it is checked and renamed into place."""
-        with atomic_writer(self.blob_path(digest)) as f:
+        with atomic_writer(self.blob_path(digest), durable=False) as f:
             writer = HashingWriter(f, digest.split(":", 1)[0])
             yield writer
             check_digest(digest, writer.digest, f"blob written to {self.path}")
@@ -191,5 +201,5 @@ class OCILayout:
             data = json.loads(index.to_json_bytes())
             data["manifests"] = [json.loads(m.to_json_bytes()) for m in manifests]
             data["mediaType"] = mt.OCI_INDEX
-            atomic_write_bytes(self._index_path, json.dumps(data, separators=(",", ":")).encode())
+            atomic_write_bytes(self._index_path, json.dumps(data, separators=(",", ":")).encode(), durable=self.durable)
         return new_entries[0]

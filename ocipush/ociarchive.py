@@ -47,7 +47,7 @@ def read_oci_archive(path: str, into: OCILayout) -> None:
                         Index.model_validate_json(raw)
                     except ValueError:
                         raise LayoutError(f"{path}: index.json is not a valid image index") from None
-                    atomic_write_bytes(os.path.join(into.path, "index.json"), raw)
+                    atomic_write_bytes(os.path.join(into.path, "index.json"), raw, durable=into.durable)
                     found_index = True
                 elif name.startswith("blobs/") and name.count("/") == 2:
                     _, algorithm, hexdigest = name.split("/")

@@ -31,14 +31,14 @@ def open_source(session: RegistrySession, location: Location) -> Iterator[ImageS
         from ocipush.ociarchive import read_oci_archive
 
         with scratch_dir(session.options.cache_dir) as scratch:
-            layout = OCILayout(scratch, create=True)
+            layout = OCILayout(scratch, create=True, durable=False)
             read_oci_archive(location.path, layout)
             yield LayoutSource(session, layout, location.tag, None)
     else:
         from ocipush.archive import read_docker_archive
 
         with scratch_dir(session.options.cache_dir) as scratch:
-            layout = OCILayout(scratch, create=True)
+            layout = OCILayout(scratch, create=True, durable=False)
             reference = str(location.reference) if location.reference else None
             descriptor = read_docker_archive(location.path, reference, layout, None)
             yield LayoutSource(session, layout, None, descriptor.digest)

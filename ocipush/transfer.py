@@ -552,4 +552,4 @@ def _index_referrers(target: ImageTarget, documents: list[ManifestDocument]) -> 
 def default_cache_layout(name: str, cache_dir: str | None) -> OCILayout:
     from ocipush.cachedir import cache_subdir
 
-    return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True)
+    return OCILayout(os.path.join(cache_subdir("layouts", cache_dir), name), create=True, durable=False)

@@ -178,7 +178,7 @@ class SummaryStore:
             self._emit(ProgressEvent("info", layer.digest, message="base layer: reading its tar headers, once"))
             found = read_layer(layer, opener)
             with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build
-                atomic_write_bytes(self._path(layer.digest), found.to_json())
+                atomic_write_bytes(self._path(layer.digest), found.to_json(), durable=False)  # a cache
         self._memory[layer.digest] = found
         return found
 

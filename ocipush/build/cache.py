@@ -70,4 +70,4 @@ class LayerCache:
         if len(data) > _MAX_ENTRIES:
             data = dict(list(data.items())[-_MAX_ENTRIES:])
         with contextlib.suppress(OSError):  # a read-only or full cache must not fail the build
-            atomic_write_bytes(self.path, json.dumps(data).encode())
+            atomic_write_bytes(self.path, json.dumps(data).encode(), durable=False)  # a cache: lost, it is rebuilt

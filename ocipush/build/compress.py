@@ -154,9 +154,7 @@ class BlobPipeline:
         diff_id = self._diff.finish()
         if self._compressor:
             self._emit(self._compressor.flush())
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        self._file.close()  # not fsynced: a blob cut short by a power cut is a wrong size (see ocipush.layout)
         digest = "sha256:" + self._blob_hash.hexdigest()
         os.chmod(self._tmp, 0o644)
         os.replace(self._tmp, self._store.blob_path(digest))

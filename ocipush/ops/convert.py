@@ -61,7 +61,7 @@ def convert(
     if platform is not None and root.is_index:
         root = select_platform(source, root, platform)
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-convert") as pool:
-        work = _Converter(source, conversion, OCILayout(scratch, create=True), pool)
+        work = _Converter(source, conversion, OCILayout(scratch, create=True, durable=False), pool)
         new_root = work.document(root)
     result = ComposedSource(new_root, f"{source.name} ({_describe(conversion)})")
     for document in work.documents:

@@ -240,7 +240,7 @@ def flatten(
         if docker and compression == "zstd":
             raise UsageError("a Docker v2.2 manifest cannot hold zstd layers: flatten with --compression gzip")
         local = stage_locally(session, image, scratch, progress)
-        store = OCILayout(scratch)
+        store = OCILayout(scratch, durable=False)
         with BlobPipeline(store, compression) as pipeline:
             chunker = Chunker(pipeline.write, CHUNK_SIZE)
             entries = write_flat_tar(local.source, image.manifest.layers, chunker)

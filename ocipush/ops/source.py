@@ -180,7 +180,7 @@ def stage_locally(session: RegistrySession, image: Image, directory: str, progre
     from ocipush.layout import OCILayout
     from ocipush.transfer import LayoutSource, LayoutTarget
 
-    layout = OCILayout(directory, create=True)
+    layout = OCILayout(directory, create=True, durable=False)  # a scratch directory
     source = ComposedSource(image.document, image.source.name)
     source.add_origin(image.source, image.blob_digests())
     transfer(source, LayoutTarget(layout, progress), [], jobs=session.options.jobs, progress=progress)

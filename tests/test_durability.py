@@ -1,0 +1,67 @@
+"""What is fsynced: index.json of a layout the user keeps; never a blob, nor anything of a new layout being staged,
+a scratch layout or the cache (ocipush.layout's docstring says why)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from transferhelpers import make_image, options
+
+from ocipush import api
+from ocipush.build.spec import BuildSpec, LayerSpec
+from ocipush.layout import OCILayout
+from ocipush.localregistry import LocalRegistry
+
+
+@pytest.fixture
+def fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the files fsynced from now on, as the kernel names their descriptors."""
+    paths: list[str] = []
+    real: Callable[[int], None] = os.fsync
+
+    def recording(fd: int) -> None:
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return paths
+
+
+def _outside_blobs(paths: list[str], layout: Path) -> bool:
+    return all(os.path.dirname(p) == str(layout) for p in paths)
+
+
+def test_a_new_pull_fsyncs_nothing_and_a_pull_into_a_kept_layout_only_its_index(
+    registry: LocalRegistry, tmp_path: Path, fsynced: list[str]
+) -> None:
+    make_image(tmp_path / "img", big=3 << 20)
+    make_image(tmp_path / "other", seed=2)
+    api.push(f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/durable:v1", options=options(tmp_path))
+    fsynced.clear()
+    api.pull(f"{registry.host}/durable:v1", f"oci:{tmp_path / 'new'}:v1", options=options(tmp_path))
+    assert fsynced == []  # staged beside its name, and renamed into place whole
+    assert OCILayout(str(tmp_path / "new")).resolve("v1").digest == api.resolve_digest(
+        f"{registry.host}/durable:v1", options=options(tmp_path)
+    )
+    # a layout the user keeps, holding another tag: its index.json is fsynced, the blobs are not
+    kept = tmp_path / "other"
+    api.pull(f"{registry.host}/durable:v1", f"oci:{kept}:pulled", options=options(tmp_path))
+    assert fsynced and _outside_blobs(fsynced, kept), fsynced
+    assert {d.annotations["org.opencontainers.image.ref.name"] for d in OCILayout(str(kept)).read_index().manifests
+            if d.annotations} == {"v1", "pulled"}  # fmt: skip
+
+
+def test_a_build_fsyncs_only_the_index_of_the_layout_it_writes_and_build_push_nothing(
+    registry: LocalRegistry, tmp_path: Path, fsynced: list[str]
+) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "data.bin").write_bytes(os.urandom(2 << 20))
+    spec = BuildSpec(base="scratch", layers=[LayerSpec(source=str(tmp_path / "app"), dest="/app")])
+    api.build_to(spec, f"oci:{tmp_path / 'out'}:v1", options=options(tmp_path))
+    assert fsynced and _outside_blobs(fsynced, tmp_path / "out"), fsynced
+    fsynced.clear()
+    api.build_push(spec, f"{registry.host}/built:v1", options=options(tmp_path))  # through the cache's layout
+    assert fsynced == []
