@@ -4,12 +4,13 @@ Blobs are written through a temporary file, verified, then renamed into place; `
 atomically under a lock, so a crash never leaves a half-written blob or index.
 
 What survives a power cut: blobs are never fsynced (as skopeo, umoci, crane and oras write them). They are named by
-their digest, and one cut short is a wrong size, which every reader checks (`has_blob` takes it for missing, so
-the next pull or build writes it again). `index.json` (and `oci-layout`) of a durable layout, the default for one
-the user keeps, is fsynced: it holds every other tag, and losing it would lose them. Scratch and cache layouts, and
-a new layout staged beside its final name, are not durable: nothing in them outlives a cut that the next run
-does not redo, and an fsync after a large write waits for that write to reach the disk (0.04 s after a 500 MiB
-pull on an idle disk, most of a second on a busy one)."""
+their digest, and one cut short has the wrong size: `has_blob` with the descriptor's size takes it for missing, so
+the next pull, copy or build writes it again, and a push from the layout stops at it with a one-line error.
+`index.json` (and `oci-layout`) of a durable layout, the default for one the user keeps, is fsynced: it holds
+every other tag, and losing it would lose them. Scratch and cache layouts, and a new layout staged beside its
+final name, are not durable: nothing in them outlives a cut that the next run does not redo, and an fsync after a
+large write waits for that write to reach the disk (0.04 s after a 500 MiB pull on an idle disk, most of a second
+on a busy one)."""
 
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ class LayoutSource:
         return self._base.get(digest) or self._root_base
 
     def blob(self, descriptor: Descriptor) -> BlobSource:
-        if self.layout.has_blob(descriptor.digest):
+        if self.layout.has_blob(descriptor.digest, descriptor.size):
             return FileBlobSource(self.layout.blob_path(descriptor.digest), descriptor.digest, descriptor.size)
         base = self._base_of(descriptor.digest)
         if base is None:
@@ -163,6 +163,10 @@ class ImageTarget(Protocol):
 
     def current_digest(self, reference: str) -> str | None:
         """The digest a tag (or digest) names at the target now, None when it names nothing."""
+        ...
+
+    def holds_blobs(self, blobs: Iterable[Descriptor]) -> bool:
+        """Whether the target holds all these blobs whole, given that a manifest naming them is there."""
         ...
 
     def index_referrers(self, documents: list[ManifestDocument]) -> None:
@@ -231,6 +235,9 @@ class RegistryTarget:
             if not self.referrers.has_api(subject_digest):
                 self.referrers.add_to_index(subject_digest, referrers)
 
+    def holds_blobs(self, blobs: Iterable[Descriptor]) -> bool:
+        return True  # a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob
+
     def current_digest(self, reference: str) -> str | None:
         if reference in self.known:
             return self.known[reference]
@@ -286,6 +293,10 @@ class LayoutTarget:
 
     def index_referrers(self, documents: list[ManifestDocument]) -> None:
         """Nothing to do: a layout's referrers are found by their subject field (LayoutReferrers)."""
+
+    def holds_blobs(self, blobs: Iterable[Descriptor]) -> bool:
+        # A manifest says nothing of its blobs here: one can be gone, or cut short by a power cut (never fsynced).
+        return all(self.layout.has_blob(d.digest, d.size) for d in blobs)
 
     def current_digest(self, reference: str) -> str | None:
         if is_digest(reference):
@@ -447,7 +458,7 @@ def transfer(
     result.referrers = [document.digest for document, _ in attached]
     missing = [(d, t) for d, t in attached if _absent(target, d, t)]
     image_there = all(target.current_digest(reference) == root.digest for reference in tags or [root.digest])
-    # Already there, and a registry only takes a manifest whose blobs it has: one HEAD instead of one a blob.
+    image_there = image_there and target.holds_blobs(blobs.values())
     pending = {} if image_there else dict(blobs)
     if image_there:
         result.blobs = dict.fromkeys(blobs, "exists")

@@ -219,7 +219,7 @@ def _candidates(
         for diff_id, layer in zip(diff_ids, layers, strict=False):
             compression = mt.layer_compression(layer.media_type)
             if compression == options.compression and diff_id not in found:
-                blob = layout.blob_path(layer.digest) if layout and layout.has_blob(layer.digest) else None
+                blob = layout.blob_path(layer.digest) if layout and layout.has_blob(layer.digest, layer.size) else None
                 found[diff_id] = Candidate(layer.digest, layer.size, options.compression, blob, previous)
 
     for image in bases.images:
