@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ocipush.errors import NotFoundError, RegistryError
+from ocipush.errors import LayoutError, NotFoundError, RegistryError
 from ocipush.fsutil import open_regular, pread_range
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class FileBlobSource:
         try:
             yield from pread_range(fd, offset, length)
         except EOFError:
-            raise RegistryError(f"{self.path} is shorter than its descriptor says ({self.size} bytes)") from None
+            raise LayoutError(f"{self.path} is shorter than its descriptor says ({self.size} bytes)") from None
         finally:
             os.close(fd)
 
@@ -63,7 +63,7 @@ class FileRangeBody:
                 at, step = self.offset + done, min(self.STEP, self.length - done)
                 n = sock.sendfile(file, at, step) if buffer is None else _send_copied(sock, fd, at, step, buffer)
                 if not n:
-                    raise RegistryError(f"{self.path} is shorter than its descriptor says")
+                    raise LayoutError(f"{self.path} is shorter than its descriptor says")
                 done += n
                 self.sent(done)
 

@@ -123,7 +123,7 @@ class LayoutSource:
         return self._base.get(digest) or self._root_base
 
     def blob(self, descriptor: Descriptor) -> BlobSource:
-        if self.layout.has_blob(descriptor.digest, descriptor.size):
+        if self.layout.has_blob(descriptor.digest):  # its size is checked as it is read: a short one is named
             return FileBlobSource(self.layout.blob_path(descriptor.digest), descriptor.digest, descriptor.size)
         base = self._base_of(descriptor.digest)
         if base is None:

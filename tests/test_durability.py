@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from transferhelpers import make_image, options
+from transferhelpers import assert_one_line_error, make_image, options, run_cli
 
 from ocipush import api
 from ocipush.build.spec import BuildSpec, LayerSpec
@@ -72,3 +72,14 @@ def test_a_build_fsyncs_only_the_index_of_the_layout_it_writes_and_build_push_no
     fsynced.clear()
     api.build_push(spec, f"{registry.host}/built:v1", options=options(tmp_path))  # through the cache's layout
     assert fsynced == []
+
+
+def test_a_push_from_a_layout_with_a_blob_cut_short_stops_in_one_line(registry: LocalRegistry, tmp_path: Path) -> None:
+    layout, descriptor = make_image(tmp_path / "img", big=1 << 20)
+    layer = layout.read_manifest(descriptor).manifest.layers[0]
+    path = Path(layout.blob_path(layer.digest))
+    path.write_bytes(path.read_bytes()[: layer.size // 2])  # what a power cut can leave of a blob never fsynced
+    done = run_cli("push", "--quiet", f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/short:v1",
+                   env={"OCIPUSH_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert_one_line_error(done, "shorter than its descriptor")
+    assert done.returncode == 9  # a bad local layout

@@ -16,7 +16,7 @@ import pytest
 
 from ocipush import blobsource
 from ocipush.blobsource import FileRangeBody
-from ocipush.errors import RegistryError
+from ocipush.errors import LayoutError
 from ocipush.registry.wire import Pool, ProtocolError, ProxyRefused, StaleConnection, TLSFailed
 
 Script = Callable[[socket.socket, int, int], bool]  # (connection, its number, request number on it) -> keep open
@@ -226,7 +226,7 @@ def test_a_file_body_arrives_whole_either_way_and_a_short_file_is_refused(
     with _tcp_pair() as (client, server):
         reader = _receive(server, received)
         FileRangeBody(str(path), 5, length, seen.append).send_to(client)
-        with pytest.raises(RegistryError, match="shorter than its descriptor"):
+        with pytest.raises(LayoutError, match="shorter than its descriptor"):
             FileRangeBody(str(path), length, 9000, seen.append).send_to(client)
         client.shutdown(socket.SHUT_WR)
         reader.join(10)
@@ -461,7 +461,7 @@ def test_a_file_body_over_tls_goes_in_large_writes(tmp_path: Path, monkeypatch: 
     seen: list[int] = []
     with ssl.create_default_context(cafile=str(ca.cert_path)).wrap_socket(left, server_hostname="localhost") as tls:
         FileRangeBody(str(path), 7, 3 * 1024 * 1024 - 7, seen.append).send_to(tls)
-        with pytest.raises(RegistryError, match="shorter than its descriptor"):
+        with pytest.raises(LayoutError, match="shorter than its descriptor"):
             FileRangeBody(str(path), 3 * 1024 * 1024 - 10, 20, seen.append).send_to(tls)
     server.join(10)
     assert bytes(received) == path.read_bytes()[7:] + path.read_bytes()[-10:]
