@@ -9,36 +9,39 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Generator, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Generator, Iterator
+from typing import BinaryIO, TypeVar
 
 from ocipush.errors import LayoutError
 
 # shutil (~3 ms with the compressors it loads) is imported by the functions that clean up, and new names come from
 # os.urandom rather than tempfile (which loads shutil and random): a push or pull never pays for them.
 _NEW_NAME_ATTEMPTS = 100
+_Made = TypeVar("_Made")
 
 
 def new_file_in(directory: str, prefix: str) -> tuple[int, str]:
     """Create a file no one else has opened, named `prefix` + random hex, mode 0600 (as tempfile.mkstemp does):
     its open descriptor and its path."""
-    for _ in range(_NEW_NAME_ATTEMPTS):
-        path = os.path.join(directory, prefix + os.urandom(8).hex())
-        try:
-            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            return os.open(path, flags, 0o600), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return _made_new(directory, prefix, lambda path: (os.open(path, flags, 0o600), path))
 
 
 def new_directory_in(directory: str, prefix: str) -> str:
     """Create a directory no one else has made, named `prefix` + random hex, mode 0700 (as tempfile.mkdtemp)."""
+
+    def make(path: str) -> str:
+        os.mkdir(path, 0o700)
+        return path
+
+    return _made_new(directory, prefix, make)
+
+
+def _made_new(directory: str, prefix: str, make: Callable[[str], _Made]) -> _Made:
+    """`make(path)` for random names until one did not exist yet (`make` raises FileExistsError when it did)."""
     for _ in range(_NEW_NAME_ATTEMPTS):
-        path = os.path.join(directory, prefix + os.urandom(8).hex())
         try:
-            os.mkdir(path, 0o700)
-            return path
+            return make(os.path.join(directory, prefix + os.urandom(8).hex()))
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
