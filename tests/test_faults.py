@@ -3,12 +3,13 @@ ends with the image pushed (or pulled) byte-identical."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.handles import RegistryHandle
-from support.proxy import CutResponse, FaultProxy, LoseAnswer, Reset, Respond, status, throttled
+from support.proxy import CutResponse, FaultProxy, IgnoreRange, LoseAnswer, Reset, Respond, status, throttled
 from transferhelpers import layout_blobs, make_image, options
 
 from ocipush import api
@@ -126,6 +127,35 @@ def test_cut_download_resumes_with_range(registry: LocalRegistry, fault_proxy: F
     assert proxy.stats.statuses[("GET", "blob", 206)] == 1  # the second request asked for the rest only
     assert any(e.kind == "resume" and e.done > 0 for e in events)
     assert proxy.stats.bytes_sent < big.size + 11 * MiB
+
+
+def test_a_resume_answered_whole_starts_the_partial_over_and_a_fresh_download_never_truncates(
+    registry: LocalRegistry, fault_proxy: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that ignores Range answers the resumed request with the whole blob (200): the partial file starts
+    over from byte 0. A fresh download never truncates its partial file: ext4 takes a truncation to 0 as a rewrite
+    and writes the whole file back when it is closed (download.py)."""
+    source, descriptor = make_image(tmp_path / "src", big=24 * MiB)
+    api.push(f"oci:{source.path}:v1", f"{registry.host}/app:v1", options=options(tmp_path))
+    truncated: list[tuple[str, int]] = []
+    real = os.ftruncate
+
+    def recording(fd: int, length: int) -> None:
+        truncated.append((os.readlink(f"/proc/self/fd/{fd}"), length))
+        real(fd, length)
+
+    monkeypatch.setattr(os, "ftruncate", recording)
+    api.pull(f"{registry.host}/app:v1", f"oci:{tmp_path / 'fresh'}", options=options(tmp_path))
+    assert truncated == []
+    proxy = fault_proxy(registry.url)
+    big = max(source.read_manifest(descriptor).manifest.layers, key=lambda d: d.size)
+    cut = proxy.add_fault("GET", rf"/blobs/{big.digest}", CutResponse(after_bytes=10 * MiB))
+    whole = proxy.add_fault("GET", rf"/blobs/{big.digest}", IgnoreRange())
+    api.pull(f"{proxy.host}/app:v1", f"oci:{tmp_path / 'back'}", options=options(tmp_path))
+    assert (cut.applied, whole.applied) == (1, 1)
+    assert proxy.stats.statuses[("GET", "blob", 206)] == 0  # the resumed request was answered whole
+    assert layout_blobs(OCILayout(str(tmp_path / "back"))) == layout_blobs(source)
+    assert len(truncated) == 1 and truncated[0][1] == 0 and big.digest.split(":")[1] in truncated[0][0]
 
 
 def test_a_failed_push_leaves_no_upload_running(

@@ -55,8 +55,11 @@ class _Partial:
 
     def restart(self) -> None:
         self.hasher = new_hasher(f"{self.algorithm}:")
+        if self.size:
+            # Only a file with bytes in it: ext4 takes a truncation to 0 as "about to be rewritten" and starts
+            # writing the whole file back in close() (auto_da_alloc), 40-80 ms of a 128 MiB layer's pull.
+            os.ftruncate(self.fd, 0)
         self.size = 0
-        os.ftruncate(self.fd, 0)
 
     def append(self, data: bytes | memoryview) -> None:
         write_all(self.fd, data)

@@ -114,11 +114,17 @@ class CutResponse:
 
 
 @dataclass(frozen=True)
+class IgnoreRange:
+    """Forward the request without its Range header: the whole blob comes back with 200, as from a server or a
+    cache in front of one that ignores Range."""
+
+
+@dataclass(frozen=True)
 class LoseAnswer:
     """Forward the request whole and let the registry act on it, then reset the client instead of answering."""
 
 
-Action = Respond | Reset | Stall | LoseAnswer | CutResponse
+Action = Respond | Reset | Stall | LoseAnswer | CutResponse | IgnoreRange
 
 
 def status(code: int) -> Respond:
@@ -308,6 +314,7 @@ class _ProxyHandler(QuietHandler):
             session,
             lose_answer=isinstance(action, LoseAnswer),
             cut_after=action.after_bytes if isinstance(action, CutResponse) else None,
+            drop_range=isinstance(action, IgnoreRange),
         )
 
     # --- request side --------------------------------------------------------------------------------------
@@ -387,14 +394,18 @@ class _ProxyHandler(QuietHandler):
         session: _EcrSession | None,
         lose_answer: bool = False,
         cut_after: int | None = None,
+        drop_range: bool = False,
     ) -> None:
         conn = self._upstream()
         chunked = self._chunked()
         spool = self._spool(reset_after) if session is not None and self.command == "PATCH" else None
         # The client's Host passes unchanged, so the registry builds Location URLs that point at the proxy.
         conn.putrequest(self.command, self._upstream_path(session), skip_host=True, skip_accept_encoding=True)
+        dropped = {"content-length"} if spool is not None else set()
+        if drop_range:
+            dropped.add("range")
         for name, value in self.headers.items():
-            if name.lower() not in HOP_BY_HOP and not (spool is not None and name.lower() == "content-length"):
+            if name.lower() not in HOP_BY_HOP and name.lower() not in dropped:
                 conn.putheader(name, value)
         if spool is not None:
             conn.putheader("Content-Length", str(spool.tell()))
