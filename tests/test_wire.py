@@ -156,7 +156,7 @@ def test_a_body_read_into_one_buffer(serve: Callable[[Script], ScriptedServer]) 
     buffer = bytearray(4096)
     response = pool.request("GET", f"http://127.0.0.1:{server.port}/v2/blob", {}, None, None)
     received, sizes = b"", []
-    for piece in response.iter_into(buffer):
+    for piece in response.iter_into(memoryview(buffer)):
         assert piece.obj is buffer  # a view of the caller's buffer, no fresh allocation per piece
         received += piece
         sizes.append(len(piece))
@@ -164,7 +164,7 @@ def test_a_body_read_into_one_buffer(serve: Callable[[Script], ScriptedServer]) 
     # Chunked and close-delimited answers keep their own path, through the same call, on the same connection.
     for expected in (b"abc", b"to the end"):
         response = pool.request("GET", f"http://127.0.0.1:{server.port}/v2/", {}, None, None)
-        assert b"".join(bytes(piece) for piece in response.iter_into(buffer)) == expected
+        assert b"".join(bytes(piece) for piece in response.iter_into(memoryview(buffer))) == expected
     assert server.connections == 1
 
 
@@ -177,7 +177,7 @@ def test_a_body_read_into_a_buffer_cut_short_is_an_error(serve: Callable[[Script
     response = Pool(10, 10, max_idle=4).request("GET", f"http://127.0.0.1:{server.port}/v2/", {}, None, None)
     received = 0
     with pytest.raises(ProtocolError, match="closed 5000 bytes before the answer's end"):
-        for piece in response.iter_into(bytearray(4096)):
+        for piece in response.iter_into(memoryview(bytearray(4096))):
             received += len(piece)
     assert received == 4096  # the whole buffer that did arrive; the short piece is never handed out
 

@@ -80,7 +80,7 @@ class RegistryClient:
         """The raw bytes of an open_blob answer; each MiB must come within the deadline (a trickle ends)."""
         return deadline.paced(response.iter_raw(), self.transport.options.deadline)
 
-    def blob_views(self, response: Response, buffer: bytearray) -> Generator[memoryview, None, None]:
+    def blob_views(self, response: Response, buffer: memoryview) -> Generator[memoryview, None, None]:
         """`blob_chunks`, read into `buffer`: each piece is a view of it, valid until the next one."""
         return deadline.paced(response.iter_into(buffer), self.transport.options.deadline)
 

@@ -10,8 +10,9 @@ import threading
 from typing import TYPE_CHECKING
 
 from ocipush.digest import new_hasher
+from ocipush.directio import Appender, aligned_buffer
 from ocipush.errors import DigestMismatchError, LayoutError, TransferStopped, TransportError
-from ocipush.fsutil import locked_file, open_regular, write_all
+from ocipush.fsutil import locked_file, open_regular
 from ocipush.layout import OCILayout
 from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ProgressEvent, ignore_progress
@@ -41,17 +42,18 @@ class _Partial:
         self.hasher = new_hasher(digest)
         self.size = 0
         # One receive buffer for the whole download: each piece is written and hashed before the next is read.
-        self.buffer = bytearray(READ_SIZE)
+        # Page-aligned, so that whole pieces can go to the file with O_DIRECT (directio.py).
+        self.buffer = memoryview(aligned_buffer(READ_SIZE))
         flags = os.O_RDWR | os.O_APPEND
         try:
             self.fd = open_regular(path, flags | os.O_CREAT | os.O_EXCL, follow=False)
         except FileExistsError:
             self.fd = open_regular(path, flags, follow=False)
             # A download resumed from an earlier attempt or run: hash what is already there, once.
-            view = memoryview(self.buffer)
-            while got := os.readv(self.fd, [view]):
-                self.hasher.update(view[:got])
+            while got := os.readv(self.fd, [self.buffer]):
+                self.hasher.update(self.buffer[:got])
                 self.size += got
+        self.appender = Appender(self.fd, self.size)
 
     def restart(self) -> None:
         self.hasher = new_hasher(f"{self.algorithm}:")
@@ -62,7 +64,7 @@ class _Partial:
         self.size = 0
 
     def append(self, data: bytes | memoryview) -> None:
-        write_all(self.fd, data)
+        self.appender.append(data)
         self.hasher.update(data)
         self.size += len(data)
 

@@ -267,18 +267,18 @@ class Response:
                 yield buffer  # type: ignore[misc]  # bytes-like: hashers, files and joins take it as it is
         self._finished()
 
-    def iter_into(self, buffer: bytearray) -> Iterator[memoryview]:
+    def iter_into(self, buffer: memoryview) -> Iterator[memoryview]:
         """The body's bytes as `iter_raw` gives them, but a body framed by Content-Length is read into `buffer`:
-        each piece is a view of it, valid until the next is asked for. One buffer then serves a whole blob, where
-        a fresh one per piece costs its zeroing and page faults (1 GiB of them for a 1 GiB pull)."""
+        each piece is a view of its start, valid until the next is asked for. One buffer then serves a whole blob,
+        where a fresh one per piece costs its zeroing and page faults (1 GiB of them for a 1 GiB pull), and every
+        piece but the last fills it (a file written with O_DIRECT needs them whole)."""
         connection = self._connection
         if connection is None or self._left is None or self._chunked or self._content is not None:
             for data in self.iter_raw(len(buffer)):
                 yield memoryview(data)
             return
-        view = memoryview(buffer)
         while self._left > 0:
-            piece = view[: min(self._left, len(view))]
+            piece = buffer[: min(self._left, len(buffer))]
             self._fill(connection, piece)
             yield piece
         self._finished()
