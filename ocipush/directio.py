@@ -7,7 +7,13 @@ pages also costs the host a fault: writing 1 GiB in 1 MiB pieces took 2.0-2.6 s 
 0.45 s with O_DIRECT (the disk takes 1 GiB in ~0.6 s). Direct I/O needs the memory, the length and the file offset
 aligned; the first piece that is not (a blob's last, a resumed file of odd length), or a file system that refuses
 the flag or the write, sends the rest of the file through the page cache. Nothing is lost either way: an O_DIRECT
-write that the kernel refuses for alignment (EINVAL) writes nothing."""
+write that the kernel refuses for alignment (EINVAL) writes nothing.
+
+A direct write returns when the disk has the bytes; a buffered one when the page cache has them, the disk taking
+them later while the download goes on. So direct I/O is kept only while the disk keeps pace: once a file's direct
+writes have taken more than twice the time spent receiving and hashing between them (judged after its first
+8 MiB), the rest goes through the page cache. A network-attached volume (125 MB/s for a default EBS gp3) would
+otherwise bound a pull by the disk where the page cache lets it run at the network's speed."""
 
 from __future__ import annotations
 
@@ -15,8 +21,16 @@ import errno
 import fcntl
 import mmap
 import os
+import time
+from collections.abc import Callable
+
+from ocipush.log import get_logger
 
 ALIGN = 4096  # a multiple of every logical block size in use (512 and 4096 bytes)
+PROBE_BYTES = 8 << 20  # direct writes timed before the disk's pace is judged
+SLOWER = 2.0  # the disk is behind when direct writes take this many times the time between them
+
+_log = get_logger(__name__)
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
@@ -36,13 +50,33 @@ def _set_direct(fd: int, on: bool) -> bool:
 
 class Appender:
     """Appends to `fd` (opened with O_APPEND, holding `size` bytes): with O_DIRECT while every piece keeps the
-    file's length aligned, through the page cache from the first piece that does not."""
+    file's length aligned and the disk keeps pace, through the page cache from the first piece that does not."""
 
-    def __init__(self, fd: int, size: int) -> None:
+    def __init__(self, fd: int, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.fd = fd
         self.direct = size % ALIGN == 0 and _set_direct(fd, True)
+        self._clock = clock
+        self._writing = 0.0  # seconds inside direct writes
+        self._between = 0.0  # seconds between them: receiving and hashing the next piece
+        self._timed = 0  # bytes written directly
+        self._last_end: float | None = None
 
     def append(self, data: bytes | memoryview) -> None:
+        if not self.direct:
+            self._write(data)
+            return
+        start = self._clock()
+        if self._last_end is not None:
+            self._between += start - self._last_end
+        self._write(data)
+        self._last_end = end = self._clock()
+        self._writing += end - start
+        self._timed += len(data)
+        if self.direct and self._timed >= PROBE_BYTES and self._writing > SLOWER * self._between:
+            _log.debug("the disk is slower than the download: the rest of it goes through the page cache")
+            self._buffered()
+
+    def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             if self.direct and len(view) % ALIGN:

@@ -9,7 +9,7 @@ import fcntl
 import hashlib
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from transferhelpers import make_image, options
 
 from ocipush import api
-from ocipush.directio import ALIGN, Appender, aligned_buffer
+from ocipush.directio import ALIGN, PROBE_BYTES, Appender, aligned_buffer
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 
@@ -124,6 +124,46 @@ def test_a_file_system_without_direct_io_is_written_through_the_page_cache(
     finally:
         os.close(fd)
     assert (tmp_path / "blob").read_bytes() == b"y" * ALIGN
+
+
+def _paced(write: float, between: float) -> Callable[[], float]:
+    """A clock for Appender that has each direct write take `write` seconds and the time between two take
+    `between` (it is read once before and once after each write)."""
+
+    def times() -> Iterator[float]:
+        now = 0.0
+        while True:
+            yield now
+            now += write
+            yield now
+            now += between
+
+    return times().__next__
+
+
+@pytest.mark.parametrize(("write", "between", "stays_direct"), [(0.004, 0.006, True), (0.030, 0.006, False)])
+def test_direct_writes_last_only_while_the_disk_keeps_pace(
+    tmp_path: Path, write: float, between: float, stays_direct: bool
+) -> None:
+    """A disk that takes 30 ms for a piece the network brings in 6 ms (a 125 MB/s volume) loses O_DIRECT after the
+    probe; one that keeps pace keeps it."""
+    piece = 1 << 20
+    buffer = memoryview(aligned_buffer(piece))
+    data = os.urandom(2 * PROBE_BYTES)
+    fd = _new_file(tmp_path / "blob")
+    try:
+        appender = Appender(fd, 0, clock=_paced(write, between))
+        modes = []
+        for start in range(0, len(data), piece):
+            buffer[:] = data[start : start + piece]
+            appender.append(buffer)
+            modes.append(_direct(fd))
+    finally:
+        os.close(fd)
+    probe = PROBE_BYTES // piece
+    assert all(modes[: probe - 1])  # judged only once the probe is written
+    assert all(modes) if stays_direct else not any(modes[probe:])
+    assert (tmp_path / "blob").read_bytes() == data
 
 
 def test_a_pulled_layer_is_whole_and_only_its_tail_went_through_the_page_cache(
