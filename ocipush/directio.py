@@ -14,8 +14,8 @@ them later while the download goes on. So direct I/O is kept only while the disk
 writes have taken more than four times the time spent receiving and hashing between them (judged after its
 first 32 MiB), the rest goes through the page cache. The margin is wide because eight downloads starting together
 queue on the disk at first: judged after 8 MiB at twice, pulls on the benchmark's 1.7 GB/s disk gave up O_DIRECT
-in one of three runs. A network-attached volume (125 MB/s for a default EBS gp3) would
-otherwise bound a pull by the disk where the page cache lets it run at the network's speed."""
+in one of three runs. A network-attached volume (125 MB/s for a default EBS gp3) would otherwise bound a pull by
+the disk where the page cache lets it run at the network's speed."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable
 
+from ocipush.fsutil import write_all
 from ocipush.log import get_logger
 
 ALIGN = 4096  # a multiple of every logical block size in use (512 and 4096 bytes)
@@ -80,17 +81,18 @@ class Appender:
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        while view:
-            if self.direct and len(view) % ALIGN:
+        while view and self.direct:
+            if len(view) % ALIGN:
                 self._buffered()
+                break
             try:
-                written = os.write(self.fd, view)
+                view = view[os.write(self.fd, view) :]
             except OSError as exc:
-                if not (self.direct and exc.errno == errno.EINVAL):
+                if exc.errno != errno.EINVAL:
                     raise
                 self._buffered()  # memory not aligned, or a file system that took the flag but not this write
-                continue
-            view = view[written:]
+        if view:
+            write_all(self.fd, view)
 
     def _buffered(self) -> None:
         self.direct = False
