@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Inspection:
+    """What `inspect` found at a reference: the manifest as served, its digest and media type, the config."""
+
     reference: str
     digest: str
     media_type: str

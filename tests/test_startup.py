@@ -23,12 +23,13 @@ from ocipush.mediatypes import ACCEPT_MANIFESTS, OCI_MANIFEST
 
 # What a query to a plain-HTTP registry never needs: pydantic's models, the transfer engine and local media, the
 # converter, the AWS SDK, YAML, signing, Dask, the CLI modules of other command groups, TLS, the standard
-# library's HTTP stack and file helpers, logging (no warning came) and shutil (argparse's terminal width).
+# library's HTTP stack and file helpers, logging (no warning came), shutil (argparse's terminal width) and inspect
+# (which dataclasses would load: ocipush.cli.deferred).
 HEAVY = (
     "pydantic", "ocipush.models", "ocipush.transfer", "ocipush.layout", "ocipush.ops.convert", "ocipush.extract",
     "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli.ecr", "ocipush.cli.sign", "ocipush.cli.transfer",
     "ssl", "http.client", "urllib.request", "email.utils", "tempfile", "subprocess", "random", "concurrent.futures",
-    "hashlib", "logging", "shutil",
+    "hashlib", "logging", "shutil", "inspect",
 )  # fmt: skip
 
 # Runs each command line of argv[2] (JSON) through the CLI in this one process, and after each prints a line
@@ -237,3 +238,31 @@ def test_help_loads_no_library_and_no_dataclasses() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert "usage: ocipush" in done.stdout
     assert done.stdout.splitlines()[-1] == "loaded: []", done.stdout[-300:]
+
+
+DEFERRED_PROBE = """
+import sys
+from dataclasses import dataclass
+print("loaded before use:", "inspect" in sys.modules)
+
+@dataclass
+class Undocumented:
+    name: str
+    size: int = 0
+
+print("docstring:", Undocumented.__doc__)
+print("real module now:", sys.modules["dataclasses"].inspect is sys.modules["inspect"])
+"""
+
+
+def test_dataclasses_load_inspect_only_when_they_use_it() -> None:
+    """The command line imports dataclasses with a stand-in for inspect; a dataclass without a docstring (the one
+    use) then loads the real module and gets the docstring dataclasses always writes."""
+    prelude = "from ocipush.cli import deferred; deferred.import_dataclasses_without_inspect()"
+    done = subprocess.run([sys.executable, "-c", prelude + DEFERRED_PROBE], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.splitlines() == [
+        "loaded before use: False",
+        "docstring: Undocumented(name: str, size: int = 0)",
+        "real module now: True",
+    ]

@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from ocipush.cli.deferred import import_dataclasses_without_inspect
+
+    import_dataclasses_without_inspect()  # before the library's modules, which define dataclasses
     from ocipush.cli.logs import logging_to_stderr
     from ocipush.errors import OcipushError
 

@@ -35,6 +35,8 @@ _log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Challenge:
+    """A `WWW-Authenticate` challenge: its scheme (Bearer, Basic) and parameters (realm, service, scope)."""
+
     scheme: str
     params: dict[str, str] = field(default_factory=dict)
 
@@ -72,6 +74,8 @@ def _basic(creds: Credentials) -> str:
 
 @dataclass
 class _Token:
+    """A bearer token and when it expires (epoch seconds)."""
+
     value: str = field(repr=False)  # a bearer token is a credential: never in a log line or traceback
     expires: float
 

@@ -16,6 +16,8 @@ _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "reg
 
 @dataclass(frozen=True)
 class Credentials:
+    """A user name and password (or, under the user name `<token>`, an identity token) for a registry."""
+
     username: str
     password: str
 

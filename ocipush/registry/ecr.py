@@ -24,6 +24,8 @@ EXPIRED_MARKER = "authorization token has expired"
 
 @dataclass(frozen=True)
 class EcrHost:
+    """The account and Region a private ECR registry host names, and whether it is a FIPS endpoint."""
+
     account: str
     region: str
     fips: bool
@@ -55,6 +57,8 @@ def is_expired_token_answer(status: int, body: bytes) -> bool:
 
 @dataclass
 class _Token:
+    """ECR credentials, when they were fetched and when they expire (epoch seconds)."""
+
     credentials: Credentials
     fetched: float
     expires: float

@@ -14,6 +14,8 @@ from ocipush.errors import UsageError
 
 @dataclass(frozen=True)
 class Proxy:
+    """An HTTP proxy to send requests through, with its Proxy-Authorization value if it needs one."""
+
     host: str
     port: int
     authorization: str | None = field(default=None, repr=False)  # carries the proxy's password
