@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, BinaryIO
 
 from ocipush.errors import DigestMismatchError, UsageError
+from ocipush.lazy import Pattern
 
 if TYPE_CHECKING:
     import hashlib
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 # hashlib (OpenSSL's libcrypto) is imported where a hash is first made: `ocipush tags` and a `digest` answered by
 # a HEAD never hash anything, and they start faster without it.
 
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+_DIGEST_RE = Pattern(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 READ_SIZE = 1 << 20
 
 EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ocipush.lazy import Pattern
+
 if TYPE_CHECKING:
     import logging
 
@@ -22,7 +24,7 @@ DEBUG, INFO, WARNING = 10, 20, 30  # logging's levels, without importing it
 
 # A URL: scheme, user:password@ (dropped), host and path (kept), query string or fragment (presigned S3 and
 # CloudFront URLs carry signatures there: replaced by "?…").
-_URL = re.compile(r"([a-z][a-z0-9+.-]*://)(?:[^/@\s\"'<>]*@)?([^\s?#\"'<>]*)([?#][^\s\"'<>]*)?", re.I)
+_URL = Pattern(r"([a-z][a-z0-9+.-]*://)(?:[^/@\s\"'<>]*@)?([^\s?#\"'<>]*)([?#][^\s\"'<>]*)?", re.I)
 
 _set_up: Callable[[], None] | None = None
 _set_up_lock = threading.Lock()  # two threads warning at once set logging up once

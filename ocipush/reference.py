@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from ocipush.digest import is_digest
 from ocipush.errors import InvalidReferenceError
+from ocipush.lazy import Pattern
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_HOST_RE = re.compile(
+_REPO_RE = Pattern(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG_RE = Pattern(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_HOST_RE = Pattern(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
     r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$"
 )
@@ -142,8 +143,8 @@ PREFIXES = ("oci:", "oci-archive:", "docker-archive:", "docker://")
 _FOREIGN_TRANSPORTS = frozenset(
     {"dir", "docker-daemon", "containers-storage", "ostree", "sif", "tarball"}  # not `docker:` (an image name)
 )
-_PREFIX_RE = re.compile(r"^([a-z][a-z0-9+-]*):(.*)$", re.DOTALL)
-_PORT_PATH_RE = re.compile(r"^[0-9]+(?:/|$)")
+_PREFIX_RE = Pattern(r"^([a-z][a-z0-9+-]*):(.*)$", re.DOTALL)
+_PORT_PATH_RE = Pattern(r"^[0-9]+(?:/|$)")
 
 
 def has_prefix(text: str) -> bool:

@@ -50,6 +50,8 @@ def ecr_options(tmp_path: Path, url: str) -> RegistryOptions:
         "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
         "123456789012.dkr-ecr.eu-west-1.on.aws",
         "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+        "123456789012.dkr.ecr.eu-west-3.amazonaws.com:443",
+        "123456789012.dkr-ecr.ap-south-1.on.aws:443",
     ],
 )
 def test_every_ecr_host_form_is_recognised(host: str) -> None:

@@ -240,6 +240,24 @@ def test_help_loads_no_library_and_no_dataclasses() -> None:
     assert done.stdout.splitlines()[-1] == "loaded: []", done.stdout[-300:]
 
 
+def test_tags_compiles_only_the_patterns_it_uses(registry: LocalRegistry, tmp_path: Path) -> None:
+    """Patterns compile on first use (ocipush.lazy.Pattern): tags against a plain-HTTP, anonymous registry compiles
+    the reference's host and repository patterns, and none of redaction, challenges, paging or ECR hosts."""
+    make_image(tmp_path / "img")
+    api.push(f"oci:{tmp_path / 'img'}:v1", f"{registry.host}/patterns:v1", options=options(tmp_path))
+    probe = (
+        "import sys\nfrom ocipush.cli import main\n"
+        f"main(['tags', '{registry.host}/patterns'])\n"
+        "from ocipush import digest, log, reference\nfrom ocipush.registry import auth, client, ecr\n"
+        "patterns = {'host': reference._HOST_RE, 'repository': reference._REPO_RE, 'tag': reference._TAG_RE,\n"
+        "            'digest': digest._DIGEST_RE, 'url': log._URL, 'challenge': auth._PARAM_RE,\n"
+        "            'link': client._LINK_RE, 'ecr': ecr._PRIVATE_HOST}\n"
+        "print('compiled:', sorted(k for k, p in patterns.items() if p._compiled is not None))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines() == ["v1", "compiled: ['host', 'repository']"]
+
+
 DEFERRED_PROBE = """
 import sys
 from dataclasses import dataclass

@@ -4,7 +4,6 @@ per scope set. Credentials come from explicit options, ECR (boto3), or the docke
 from __future__ import annotations
 
 import base64
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from ocipush.errors import AuthError, TransportError
+from ocipush.lazy import Pattern
 from ocipush.limits import MAX_TOKEN_BYTES
 from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
@@ -28,7 +28,7 @@ class Send(Protocol):
 
     def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes | None, limit: int) -> Response: ...
 
-_PARAM_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
+_PARAM_RE = Pattern(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()
 _log = get_logger(__name__)
 

@@ -12,6 +12,7 @@ from ocipush import mediatypes as mt
 from ocipush.digest import hash_as, is_digest
 from ocipush.document import ManifestDocument, sniff_media_type
 from ocipush.errors import DigestMismatchError, NotFoundError, RegistryError
+from ocipush.lazy import Pattern
 from ocipush.limits import MAX_MANIFEST_BYTES, read_limited
 from ocipush.registry import deadline
 from ocipush.registry.auth import CATALOG_SCOPE, delete_scope, pull_scope, push_scope
@@ -22,7 +23,7 @@ from ocipush.registry.wire import Response
 if TYPE_CHECKING:
     from ocipush.models import Descriptor
 
-_LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
+_LINK_RE = Pattern(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
 MAX_PAGES = 10_000  # ten million tags or repositories at the usual page size
 
 
@@ -280,7 +281,8 @@ class RegistryClient:
             if response.status_code != 200:
                 raise registry_error(response, what, self.name if self.repository else self.transport.host)
             items.extend(_listed(response, key, what, item))
-            match = _LINK_RE.search(response.headers.get("link", ""))
+            link = response.headers.get("link")
+            match = _LINK_RE.search(link) if link else None
             url = self.absolute(response, match.group(1)) if match else None
         return items
 

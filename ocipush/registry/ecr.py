@@ -4,20 +4,21 @@ account and Region, refreshed at half-life and whenever ECR answers 403 "token h
 from __future__ import annotations
 
 import base64
-import re
 import threading
 import time
 from dataclasses import dataclass
 
+from ocipush.lazy import Pattern
 from ocipush.log import get_logger
 from ocipush.registry.credentials import Credentials
 
 _log = get_logger(__name__)
 
-_PRIVATE_HOST = re.compile(
+_PRIVATE_HOST = Pattern(
     r"^(?P<account>\d{12})\.(?:dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
     r"|dkr-ecr(?P<fips2>-fips)?\.(?P<region2>[a-z0-9-]+)\.on\.aws)(?::\d+)?$"
 )
+_AWS_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".on.aws")
 ECR_PUBLIC_HOST = "public.ecr.aws"
 EXPIRED_MARKER = "authorization token has expired"
 
@@ -33,7 +34,9 @@ class EcrHost:
 
 def parse_ecr_host(host: str) -> EcrHost | None:
     """Account and Region of a private ECR registry host (standard, .com.cn, FIPS, dual-stack), else None."""
-    match = _PRIVATE_HOST.match(host.lower())
+    host = host.lower()
+    # Every registry host is asked: the pattern is compiled only for a name (without its port) that could be AWS's.
+    match = _PRIVATE_HOST.match(host) if host.rsplit(":", 1)[0].endswith(_AWS_SUFFIXES) else None
     if not match:
         return None
     region = match.group("region") or match.group("region2")

@@ -195,11 +195,12 @@ class Transport:
                 if status == 303:
                     method, body = "GET", None
                 continue
-            why = f"{method} {redact(url)}: HTTP {status}"
-            if status in RETRYABLE_STATUS and retry and budget.sleep(response.headers.get("retry-after"), why):
-                # A presigned redirect target may have expired meanwhile: start again from the registry.
-                url, redirects = start, 0
-                continue
+            if status in RETRYABLE_STATUS and retry:
+                why = f"{method} {redact(url)}: HTTP {status}"
+                if budget.sleep(response.headers.get("retry-after"), why):
+                    # A presigned redirect target may have expired meanwhile: start again from the registry.
+                    url, redirects = start, 0
+                    continue
             return response
 
 
