@@ -11,12 +11,14 @@ if [ "${1:-}" != "--python" ]; then
 fi
 
 PEERS=(oras python-dxf matplotlib)
+# The same interpreter as ocipush's .venv (scripts/setup.sh says why), so that the Python clients compare as code.
+PYTHON=${PYTHON:-/usr/bin/python3}
 stamp=.venv-peers/.installed
-want="${PEERS[*]}"
+want="${PEERS[*]} $("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
 if [ -x .venv-peers/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-PYTHON=${PYTHON:-python3}
-[ -x .venv-peers/bin/python ] || "$PYTHON" -m venv .venv-peers
+rm -rf .venv-peers  # absent, or made with another interpreter or other peers
+"$PYTHON" -m venv .venv-peers
 .venv-peers/bin/python -m pip install -q --disable-pip-version-check "${PEERS[@]}"
 echo "$want" > "$stamp"
