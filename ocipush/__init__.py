@@ -4,10 +4,9 @@ The public API is imported lazily so that `import ocipush` stays fast (no models
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ocipush.lazy import lazy_attributes
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time they load on first use
     from ocipush.api import (
         Inspection,

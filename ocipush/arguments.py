@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
@@ -23,12 +22,15 @@ from ocipush.reference import (
 )
 from ocipush.registry.options import RegistryOptions
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
 
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
+    T = TypeVar("T")
+    F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _kind(value: object) -> str:
@@ -207,4 +209,4 @@ def checked(function: F) -> F:
                 check(value, name)
         return function(*args, **kwargs)
 
-    return cast(F, wrapper)
+    return wrapper  # type: ignore[return-value]  # F's signature, kept by functools.wraps

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ocipush.errors import LayoutError, NotFoundError, RegistryError
 from ocipush.fsutil import open_regular, pread_range
+from ocipush.registry.wire import SocketBody
 
 if TYPE_CHECKING:
     import socket
@@ -45,7 +46,7 @@ class FileBlobSource:
             os.close(fd)
 
 
-class FileRangeBody:
+class FileRangeBody(SocketBody):
     """Bytes [offset, offset + length) of a file as a request body. `sent(n)` hears of the bytes sent so far after
     each step, and may raise to stop the upload."""
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO
-
 from ocipush.errors import DigestMismatchError, UsageError
 from ocipush.lazy import Pattern
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     import hashlib
+    from typing import BinaryIO
 
 # hashlib (OpenSSL's libcrypto) is imported where a hash is first made: `ocipush tags` and a `digest` answered by
 # a HEAD never hash anything, and they start faster without it.

@@ -4,11 +4,11 @@ refused after 4 MiB, never buffered first)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ocipush.errors import OcipushError, RegistryError
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     from ocipush.registry.wire import Response
 

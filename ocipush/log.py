@@ -13,12 +13,13 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ocipush.lazy import Pattern
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
 DEBUG, INFO, WARNING = 10, 20, 30  # logging's levels, without importing it
 

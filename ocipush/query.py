@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ocipush import arguments as check
 from ocipush.digest import check_digest, hash_as
@@ -18,7 +17,10 @@ from ocipush.errors import NotFoundError
 from ocipush.reference import Location, Reference
 from ocipush.registry.session import RegistrySession
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ocipush.models import Platform
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import ImageSource

@@ -13,9 +13,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from ocipush import __version__
+
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission

@@ -8,12 +8,13 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from ocipush.errors import UsageError
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from ocipush.progress import ProgressCallback, ProgressEvent
     from ocipush.registry.options import RegistryOptions

@@ -7,7 +7,6 @@ import base64
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from ocipush.errors import AuthError, TransportError
@@ -19,14 +18,18 @@ from ocipush.registry.credentials import Credentials, lookup_credentials
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.wire import WireError
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from ocipush.registry.wire import Response
 
+    class Send(Protocol):
+        """How the authenticator reaches a token service: one plain request, its answer read up to `limit` bytes."""
 
-class Send(Protocol):
-    """How the authenticator reaches a token service: one plain request, its answer read up to `limit` bytes."""
-
-    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes | None, limit: int) -> Response: ...
+        def __call__(
+            self, method: str, url: str, headers: dict[str, str], body: bytes | None, limit: int
+        ) -> Response: ...
 
 _PARAM_RE = Pattern(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()

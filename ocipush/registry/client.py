@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from ocipush import mediatypes as mt
@@ -20,7 +19,10 @@ from ocipush.registry.errors import error_codes, registry_error
 from ocipush.registry.transport import BodyFactory, Transport
 from ocipush.registry.wire import Response
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
+    from typing import Any
+
     from ocipush.models import Descriptor
 
 _LINK_RE = Pattern(r"<([^>]+)>\s*;\s*rel=\"?next\"?")

@@ -10,12 +10,15 @@ import math
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
-from typing import TypeVar
 
 MESSAGE = "no complete answer within the deadline"
 RENEW_BYTES = 1 << 20
 
-_Piece = TypeVar("_Piece", bytes, memoryview)
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _Piece = TypeVar("_Piece", bytes, memoryview)
 
 
 class _State(threading.local):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from ocipush.errors import AuthError, NotFoundError, OcipushError, RegistryError
 from ocipush.registry.wire import WireError
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     from ocipush.registry.wire import Response
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ocipush.errors import TransportError
@@ -27,6 +26,7 @@ from ocipush.registry.wire import (
     WireError,
 )
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     import ssl
 

@@ -9,6 +9,7 @@ the per-request deadline (`deadline.py`) as well as the per-read timeout."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import select
@@ -16,14 +17,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 from urllib.parse import urlsplit
 
 from ocipush.registry import deadline
 from ocipush.registry.proxy import Proxy, proxy_for
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     import ssl
+    from typing import Any, overload
 
 READ_SIZE = 1 << 20
 MAX_HEAD_BYTES = 64 << 10  # status line and headers of one answer
@@ -66,17 +68,17 @@ class StaleConnection(WireError):
     """A kept-alive connection the server had closed before it read the request: sending again is safe."""
 
 
-@runtime_checkable
-class SocketBody(Protocol):
+class SocketBody(abc.ABC):
     """A body of `length` bytes that writes itself to the socket: a file range goes with sendfile to another host,
     through one reused buffer otherwise, never as Python objects (`blobsource.FileRangeBody`)."""
 
     length: int
 
+    @abc.abstractmethod
     def send_to(self, sock: socket.socket) -> None: ...
 
 
-class _Bytes:
+class _Bytes(SocketBody):
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self.data = data
         self.length = len(data)
@@ -97,10 +99,13 @@ class Headers:
             key = name.lower()
             self._values[key] = f"{self._values[key]}, {value}" if key in self._values else value
 
-    @overload
-    def get(self, name: str) -> str | None: ...
-    @overload
-    def get(self, name: str, default: str) -> str: ...
+    if TYPE_CHECKING:
+
+        @overload
+        def get(self, name: str) -> str | None: ...
+        @overload
+        def get(self, name: str, default: str) -> str: ...
+
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._values.get(name.lower(), default)
 
