@@ -3,7 +3,6 @@ per scope set. Credentials come from explicit options, ECR (boto3), or the docke
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from ocipush.lazy import Pattern
 from ocipush.limits import MAX_TOKEN_BYTES
 from ocipush.log import get_logger, redact
 from ocipush.registry import ecr
-from ocipush.registry.credentials import Credentials, lookup_credentials
+from ocipush.registry.credentials import Credentials, basic_authorization, lookup_credentials
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.wire import WireError
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         def __call__(
             self, method: str, url: str, headers: dict[str, str], body: bytes | None, limit: int
         ) -> Response: ...
+
 
 _PARAM_RE = Pattern(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _UNSET = object()
@@ -69,10 +69,6 @@ def delete_scope(repository: str) -> str:
 
 
 CATALOG_SCOPE = "registry:catalog:*"
-
-
-def _basic(creds: Credentials) -> str:
-    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
 
 
 @dataclass
@@ -122,7 +118,7 @@ class Authenticator:
         """The Authorization header value for a request needing `scopes`, from what earlier challenges taught."""
         if self._scheme == "basic":
             creds = self.credentials()
-            return None if creds is None else _basic(creds)
+            return None if creds is None else basic_authorization(creds.username, creds.password)
         if self._scheme == "bearer":
             with self._lock:
                 token = self._tokens.get(scopes)
@@ -224,7 +220,7 @@ class Authenticator:
             else:
                 query = urlencode(([("service", service)] if service else []) + [("scope", s) for s in wanted])
                 url = realm + ("&" if "?" in realm else "?") + query if query else realm
-                headers = {"Authorization": _basic(creds)} if creds else {}
+                headers = {"Authorization": basic_authorization(creds.username, creds.password)} if creds else {}
                 answer = send("GET", url, headers, None, MAX_TOKEN_BYTES)
         except WireError as exc:
             raise TransportError(f"cannot reach the token service of {self.host}: {exc.__class__.__name__}") from None

@@ -4,7 +4,6 @@ so a read-only HOME (AWS Lambda) is fine."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from dataclasses import dataclass
@@ -27,6 +26,13 @@ class Credentials:
 
     def __repr__(self) -> str:  # never show the secret in logs or tracebacks
         return f"Credentials(username={self.username!r}, password=***)"
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An `Authorization` (or `Proxy-Authorization`) value for HTTP Basic."""
+    import base64  # here: only Basic needs it
+
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def config_path(docker_config: str | None = None) -> str:
@@ -81,6 +87,8 @@ def _from_auth_entry(entry: object) -> Credentials | None:
     if entry.get("identitytoken"):
         return Credentials("<token>", str(entry["identitytoken"]))
     if entry.get("auth"):
+        import base64  # here: most registries are asked with no docker config entry
+
         try:
             user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
         except (ValueError, UnicodeDecodeError):

@@ -3,7 +3,6 @@ account and Region, refreshed at half-life and whenever ECR answers 403 "token h
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from dataclasses import dataclass
@@ -11,6 +10,11 @@ from dataclasses import dataclass
 from ocipush.lazy import Pattern
 from ocipush.log import get_logger
 from ocipush.registry.credentials import Credentials
+
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 _log = get_logger(__name__)
 
@@ -72,6 +76,17 @@ class _Token:
         return time.time() >= self.fetched + (self.expires - self.fetched) / 2
 
 
+def _token_of(data: Mapping[str, Any]) -> _Token:
+    """The credentials of an `authorizationData` entry (ECR's or ECR Public's), and when they expire."""
+    import base64  # here: only a registry token needs it
+
+    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    now = time.time()
+    expires = data["expiresAt"].timestamp() if data.get("expiresAt") else now + 12 * 3600
+    # moto hands out tokens that are already "expired": never let that make a token permanently stale.
+    return _Token(Credentials(user, password), now, max(expires, now + 600))
+
+
 class EcrTokenCache:
     """Process-wide cache of ECR registry passwords, keyed by (account, Region, profile)."""
 
@@ -102,13 +117,7 @@ class EcrTokenCache:
             answer = client.get_authorization_token(registryIds=[host.account])
         except Exception as exc:
             raise aws_error(exc, action="get an ECR registry token", repository=None, region=host.region) from None
-        data = answer["authorizationData"][0]
-        user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-        now = time.time()
-        expires = data["expiresAt"].timestamp() if data.get("expiresAt") else now + 12 * 3600
-        # moto hands out tokens that are already "expired": never let that make a token permanently stale.
-        expires = max(expires, now + 600)
-        return _Token(Credentials(user, password), now, expires)
+        return _token_of(answer["authorizationData"][0])
 
     def public_credentials(self, profile: str | None = None) -> Credentials | None:
         """Basic credentials for ECR Public's token endpoint (its API lives only in us-east-1), or None when no AWS
@@ -123,11 +132,7 @@ class EcrTokenCache:
                     data = ecr_public_client(profile=profile).get_authorization_token()["authorizationData"]
                 except Exception:
                     return None
-                user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-                now = time.time()
-                expires = data["expiresAt"].timestamp() if data.get("expiresAt") else now + 12 * 3600
-                token = _Token(Credentials(user, password), now, max(expires, now + 600))
-                self._tokens[key] = token
+                token = self._tokens[key] = _token_of(data)
             return token.credentials
 
 

@@ -4,12 +4,12 @@ https URLs, `HTTP_PROXY` for http ones, `ALL_PROXY` for both (lower-case names t
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from ocipush.errors import UsageError
+from ocipush.registry.credentials import basic_authorization
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,5 @@ def _parse(url: str) -> Proxy:
         raise UsageError("the proxy named in the environment is not a host[:port] URL")
     authorization = None
     if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+        authorization = basic_authorization(unquote(parts.username), unquote(parts.password or ""))
     return Proxy(parts.hostname, port, authorization)
