@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
         UnsafeArchiveError,
         UsageError,
     )
+    from ocipush.locations import ArchiveLocation, LayoutLocation, OciArchiveLocation
     from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
     from ocipush.ops.files import cat, get_blob
@@ -51,7 +52,7 @@ if TYPE_CHECKING:  # type checkers see the real, typed functions; at run time th
     from ocipush.ops.rebase import rebase
     from ocipush.ops.tags import tag, untag
     from ocipush.progress import ProgressEvent
-    from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, Reference
+    from ocipush.reference import Reference
     from ocipush.registry.options import RegistryOptions
     from ocipush.supply import attach, generate_key_pair, list_referrers, sbom, sign_image, verify_image
     from ocipush.sync.report import SyncReport
@@ -86,9 +87,9 @@ _API = {
     "ProgressEvent": "ocipush.progress",
     "Platform": "ocipush.models",
     "Reference": "ocipush.reference",
-    "LayoutLocation": "ocipush.reference",
-    "ArchiveLocation": "ocipush.reference",
-    "OciArchiveLocation": "ocipush.reference",
+    "LayoutLocation": "ocipush.locations",
+    "ArchiveLocation": "ocipush.locations",
+    "OciArchiveLocation": "ocipush.locations",
     # errors
     "OcipushError": "ocipush.errors",
     "UsageError": "ocipush.errors",

@@ -15,6 +15,7 @@ from ocipush import mediatypes as mt
 from ocipush.document import ManifestDocument
 from ocipush.errors import LayoutError, NotFoundError, RegistryError, UsageError
 from ocipush.layout import OCILayout
+from ocipush.locations import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation
 from ocipush.log import get_logger
 from ocipush.progress import ProgressCallback, ignore_progress
 
@@ -25,7 +26,7 @@ from ocipush.query import fetch_manifest as fetch_manifest
 from ocipush.query import inspect as inspect
 from ocipush.query import list_tags as list_tags
 from ocipush.query import resolve_digest as resolve_digest
-from ocipush.reference import ArchiveLocation, LayoutLocation, Location, OciArchiveLocation, Reference
+from ocipush.reference import Reference
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.sources import open_source

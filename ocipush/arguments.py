@@ -11,21 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ocipush.digest import is_digest
 from ocipush.errors import UsageError
-from ocipush.reference import (
-    ArchiveLocation,
-    LayoutLocation,
-    Location,
-    OciArchiveLocation,
-    Reference,
-    is_valid_tag,
-    parse_location,
-)
+from ocipush.reference import Reference, is_valid_tag, parse_location
 from ocipush.registry.options import RegistryOptions
 
 TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from ocipush.locations import Location
     from ocipush.models import Platform
     from ocipush.ops.convert import Conversion
 
@@ -41,7 +34,11 @@ def location(value: object, name: str, default_tag: str | None = "latest") -> Lo
     """A location string (`REF`, `oci:DIR`, …) parsed, or a parsed `Location` as it is."""
     if isinstance(value, str):
         return parse_location(value, default_tag)
-    if isinstance(value, Reference | LayoutLocation | ArchiveLocation | OciArchiveLocation):
+    if isinstance(value, Reference):
+        return value
+    from ocipush.locations import ArchiveLocation, LayoutLocation, OciArchiveLocation  # here: a reference needs none
+
+    if isinstance(value, LayoutLocation | ArchiveLocation | OciArchiveLocation):
         return value
     raise UsageError(f"{name}: expected a location string such as 'registry/repo:tag' or 'oci:DIR', got {_kind(value)}")
 

@@ -14,13 +14,14 @@ from ocipush import arguments as check
 from ocipush.digest import check_digest, hash_as
 from ocipush.document import ManifestDocument, config_of
 from ocipush.errors import NotFoundError
-from ocipush.reference import Location, Reference
+from ocipush.reference import Reference
 from ocipush.registry.session import RegistrySession
 
 TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
     from typing import Any
 
+    from ocipush.locations import Location
     from ocipush.models import Platform
     from ocipush.registry.options import RegistryOptions
     from ocipush.transfer import ImageSource

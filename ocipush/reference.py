@@ -10,6 +10,10 @@ from ocipush.digest import is_digest
 from ocipush.errors import InvalidReferenceError
 from ocipush.lazy import Pattern
 
+TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
+if TYPE_CHECKING:
+    from ocipush.locations import Location
+
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -100,42 +104,6 @@ def is_valid_tag(tag: str) -> bool:
     return bool(_TAG_RE.match(tag))
 
 
-@dataclass(frozen=True)
-class LayoutLocation:
-    """`oci:PATH[:tag|@digest]`: an OCI image layout directory."""
-
-    path: str
-    tag: str | None = None
-    digest: str | None = None
-
-    def __str__(self) -> str:
-        suffix = f":{self.tag}" if self.tag else f"@{self.digest}" if self.digest else ""
-        return f"oci:{self.path}{suffix}"
-
-
-@dataclass(frozen=True)
-class ArchiveLocation:
-    """`docker-archive:FILE[:ref]`: a `docker save` / `docker load` tarball."""
-
-    path: str
-    reference: Reference | None = None
-
-    def __str__(self) -> str:
-        return f"docker-archive:{self.path}" + (f":{self.reference}" if self.reference else "")
-
-
-@dataclass(frozen=True)
-class OciArchiveLocation:
-    """`oci-archive:FILE[:tag]`: a tar of an OCI image layout, as skopeo reads and writes it."""
-
-    path: str
-    tag: str | None = None
-
-    def __str__(self) -> str:
-        return f"oci-archive:{self.path}" + (f":{self.tag}" if self.tag else "")
-
-
-Location = Reference | LayoutLocation | ArchiveLocation | OciArchiveLocation
 
 # The location prefixes ocipush reads and writes, and those of other tools (skopeo, podman) it does not, so that
 # `dir:x` is refused instead of being read as a Docker Hub name or a path.
@@ -184,6 +152,17 @@ def parse_location(text: str, default_tag: str | None = "latest") -> Location:
     """Parse a source or target: `oci:PATH[:tag]`, `oci-archive:FILE[:tag]`, `docker-archive:FILE[:ref]`,
     `docker://REF` or `REF`. Another `word:` prefix is refused with the list of supported ones."""
     _refuse_unknown_prefix(text)
+    if text.startswith(("oci-archive:", "oci:", "docker-archive:")):
+        return _parse_local(text)
+    if text.startswith("docker://"):
+        text = text[len("docker://") :]
+    return parse_reference(text, default_tag)
+
+
+def _parse_local(text: str) -> Location:
+    """An `oci:`, `oci-archive:` or `docker-archive:` location."""
+    from ocipush.locations import ArchiveLocation, LayoutLocation, OciArchiveLocation  # here: references need none
+
     if text.startswith("oci-archive:"):
         path, tag, digest = _split_path_suffix(text[len("oci-archive:") :], "oci-archive:")
         if digest is not None or (tag is not None and not _TAG_RE.match(tag)):
@@ -194,13 +173,9 @@ def parse_location(text: str, default_tag: str | None = "latest") -> Location:
         if tag is not None and not _TAG_RE.match(tag):
             raise InvalidReferenceError(f"invalid location {text!r}: bad tag {tag!r}")
         return LayoutLocation(path, tag, digest)
-    if text.startswith("docker-archive:"):
-        body = text[len("docker-archive:") :]
-        # The reference after the file may itself contain ':' (a tag or a port): split at the first ':'.
-        path, sep, ref = body.partition(":")
-        if not path:
-            raise InvalidReferenceError(f"invalid location {text!r}: a file path is required")
-        return ArchiveLocation(path, parse_reference(ref) if sep and ref else None)
-    if text.startswith("docker://"):
-        text = text[len("docker://") :]
-    return parse_reference(text, default_tag)
+    body = text[len("docker-archive:") :]
+    # The reference after the file may itself contain ':' (a tag or a port): split at the first ':'.
+    path, sep, ref = body.partition(":")
+    if not path:
+        raise InvalidReferenceError(f"invalid location {text!r}: a file path is required")
+    return ArchiveLocation(path, parse_reference(ref) if sep and ref else None)

@@ -10,7 +10,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ocipush.reference import LayoutLocation, Location, OciArchiveLocation, Reference
+from ocipush.locations import LayoutLocation, Location, OciArchiveLocation
+from ocipush.reference import Reference
 
 if TYPE_CHECKING:
     from ocipush.registry.session import RegistrySession

@@ -18,7 +18,8 @@ from ocipush.document import ManifestDocument
 from ocipush.errors import OcipushError
 from ocipush.fsutil import open_regular
 from ocipush.layout import REF_NAME, OCILayout
-from ocipush.reference import LayoutLocation, Reference
+from ocipush.locations import LayoutLocation
+from ocipush.reference import Reference
 from ocipush.registry.client import current_digest
 from ocipush.registry.session import RegistrySession
 from ocipush.transfer import MAX_INDEX_DEPTH, MAX_MANIFESTS, PUSH_OUTCOMES, TransferResult

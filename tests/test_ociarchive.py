@@ -16,7 +16,8 @@ from ocipush import api
 from ocipush.errors import DigestMismatchError, InvalidReferenceError, LayoutError
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
-from ocipush.reference import OciArchiveLocation, parse_location
+from ocipush.locations import OciArchiveLocation
+from ocipush.reference import parse_location
 
 
 def _skopeo(*args: str) -> None:

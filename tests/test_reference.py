@@ -1,7 +1,8 @@
 import pytest
 
 from ocipush.errors import InvalidReferenceError
-from ocipush.reference import ArchiveLocation, LayoutLocation, Reference, parse_location, parse_reference
+from ocipush.locations import ArchiveLocation, LayoutLocation
+from ocipush.reference import Reference, parse_location, parse_reference
 
 DIGEST = "sha256:" + "a" * 64
 

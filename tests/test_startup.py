@@ -21,14 +21,15 @@ from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 from ocipush.mediatypes import ACCEPT_MANIFESTS, OCI_MANIFEST
 
-# What a query to a plain-HTTP registry never needs: pydantic's models, the transfer engine and local media, the
-# converter, the AWS SDK, YAML, signing, Dask, the CLI modules of other command groups, TLS, the standard
-# library's HTTP stack and file helpers, logging (no warning came), shutil (argparse's terminal width), inspect
-# (which dataclasses would load: ocipush.cli.deferred), typing (the path's modules use it for type checkers only) and
-# base64 (Basic auth and docker config entries only).
+# What a query to a plain-HTTP registry never needs: pydantic's models, the transfer engine and local media (with
+# their locations' classes), the converter, the AWS SDK, YAML, signing, Dask, the CLI modules of other command
+# groups, TLS, the standard library's HTTP stack and file helpers, logging (no warning came), shutil (argparse's
+# terminal width), inspect (which dataclasses would load: ocipush.cli.deferred), typing (the path's modules use it
+# for type checkers only) and base64 (Basic auth and docker config entries only).
 HEAVY = (
     "pydantic", "ocipush.models", "ocipush.transfer", "ocipush.layout", "ocipush.ops.convert", "ocipush.extract",
-    "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli.ecr", "ocipush.cli.sign", "ocipush.cli.transfer",
+    "ocipush.locations", "boto3", "botocore", "yaml", "nacl", "dask", "ocipush.cli.ecr", "ocipush.cli.sign",
+    "ocipush.cli.transfer",
     "ssl", "http.client", "urllib.request", "email.utils", "tempfile", "subprocess", "random", "concurrent.futures",
     "hashlib", "logging", "shutil", "inspect", "typing", "base64",
 )  # fmt: skip

@@ -15,8 +15,9 @@ from typing import Any
 from ocipush import mediatypes as mt
 from ocipush.errors import BuildError
 from ocipush.layout import OCILayout
+from ocipush.locations import ArchiveLocation, LayoutLocation, OciArchiveLocation
 from ocipush.models import Descriptor, ImageConfig, ManifestDocument, Platform, platform_matches
-from ocipush.reference import ArchiveLocation, LayoutLocation, OciArchiveLocation, parse_location
+from ocipush.reference import parse_location
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ def run_build(args: argparse.Namespace) -> int:
     from ocipush import api
     from ocipush.build import spec_from_args
     from ocipush.cli.common import registry_options
-    from ocipush.reference import LayoutLocation, parse_location
+    from ocipush.locations import LayoutLocation
+    from ocipush.reference import parse_location
 
     spec = spec_from_args(args)
     output = parse_location(args.output, default_tag=None)
