@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 from ocipush.errors import AuthError, TransportError
@@ -36,12 +35,16 @@ _UNSET = object()
 _log = get_logger(__name__)
 
 
-@dataclass(frozen=True)
+# Plain classes for the records every command builds: a dataclass costs 0.2-0.4 ms to make at import (S5 in
+# docs/benchmarks.md), and these need no equality or repr.
 class Challenge:
     """A `WWW-Authenticate` challenge: its scheme (Bearer, Basic) and parameters (realm, service, scope)."""
 
-    scheme: str
-    params: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("params", "scheme")
+
+    def __init__(self, scheme: str, params: dict[str, str]) -> None:
+        self.scheme = scheme
+        self.params = params
 
 
 def parse_challenge(header: str) -> Challenge | None:
@@ -71,12 +74,14 @@ def delete_scope(repository: str) -> str:
 CATALOG_SCOPE = "registry:catalog:*"
 
 
-@dataclass
 class _Token:
-    """A bearer token and when it expires (epoch seconds)."""
+    """A bearer token and when it expires (epoch seconds). Its repr shows neither: a token is a credential."""
 
-    value: str = field(repr=False)  # a bearer token is a credential: never in a log line or traceback
-    expires: float
+    __slots__ = ("expires", "value")
+
+    def __init__(self, value: str, expires: float) -> None:
+        self.value = value
+        self.expires = expires
 
 
 class Authenticator:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 from ocipush.lazy import Pattern
 from ocipush.log import get_logger
@@ -27,13 +26,17 @@ ECR_PUBLIC_HOST = "public.ecr.aws"
 EXPIRED_MARKER = "authorization token has expired"
 
 
-@dataclass(frozen=True)
+# Plain classes for the records every command builds: a dataclass costs 0.2-0.4 ms to make at import (S5 in
+# docs/benchmarks.md), and these need no equality or repr.
 class EcrHost:
     """The account and Region a private ECR registry host names, and whether it is a FIPS endpoint."""
 
-    account: str
-    region: str
-    fips: bool
+    __slots__ = ("account", "fips", "region")
+
+    def __init__(self, account: str, region: str, fips: bool) -> None:
+        self.account = account
+        self.region = region
+        self.fips = fips
 
 
 def parse_ecr_host(host: str) -> EcrHost | None:
@@ -62,13 +65,15 @@ def is_expired_token_answer(status: int, body: bytes) -> bool:
     return status == 403 and (not body or EXPIRED_MARKER in body.decode(errors="replace").lower())
 
 
-@dataclass
 class _Token:
     """ECR credentials, when they were fetched and when they expire (epoch seconds)."""
 
-    credentials: Credentials
-    fetched: float
-    expires: float
+    __slots__ = ("credentials", "expires", "fetched")
+
+    def __init__(self, credentials: Credentials, fetched: float, expires: float) -> None:
+        self.credentials = credentials
+        self.fetched = fetched
+        self.expires = expires
 
     @property
     def stale(self) -> bool:

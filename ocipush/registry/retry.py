@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ocipush.log import get_logger
 
@@ -14,16 +13,17 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 MAX_DELAY = 20.0
 
 
-@dataclass
+# A plain class: every command makes one, and a dataclass costs ~0.2 ms to build at import (S5 in
+# docs/benchmarks.md).
 class RetryBudget:
     """Counts attempts of one logical operation against the policy's limits."""
 
-    max_attempts: int
-    max_seconds: float
-    attempt: int = 0
-    started: float = 0.0
+    __slots__ = ("attempt", "max_attempts", "max_seconds", "started")
 
-    def __post_init__(self) -> None:
+    def __init__(self, max_attempts: int, max_seconds: float) -> None:
+        self.max_attempts = max_attempts
+        self.max_seconds = max_seconds
+        self.attempt = 0
         self.started = time.monotonic()
 
     def next_delay(self, retry_after: str | None = None) -> float | None:
