@@ -11,14 +11,13 @@ if [ "${1:-}" != "--python" ]; then
 fi
 
 PEERS=(oras python-dxf matplotlib)
-# The same interpreter as ocipush's .venv (scripts/setup.sh says why), so that the Python clients compare as code.
-PYTHON=${PYTHON:-/usr/bin/python3}
+# The same interpreter as ocipush's (scripts/make-venv.sh), so that the Python clients compare as code; a venv
+# made anew has no stamp.
+bash ../scripts/make-venv.sh .venv-peers
 stamp=.venv-peers/.installed
-want="${PEERS[*]} $("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
-if [ -x .venv-peers/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+want="${PEERS[*]}"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-rm -rf .venv-peers  # absent, or made with another interpreter or other peers
-"$PYTHON" -m venv .venv-peers
 .venv-peers/bin/python -m pip install -q --disable-pip-version-check "${PEERS[@]}"
 echo "$want" > "$stamp"

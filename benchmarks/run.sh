@@ -12,7 +12,7 @@ fi
 bash benchmarks/install.sh
 # ocipush as users get it: a regular (not editable) install with its runtime dependencies only, byte-compiled.
 # The development venv carries test tools (click, moto, ...) that httpx and others import at start-up.
-[ -x benchmarks/.venv-ocipush/bin/python ] || python3 -m venv benchmarks/.venv-ocipush
+bash scripts/make-venv.sh benchmarks/.venv-ocipush  # the interpreter of .venv
 benchmarks/.venv-ocipush/bin/python -m pip install -q --disable-pip-version-check . >/dev/null
 benchmarks/.venv-ocipush/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall . >/dev/null
 exec .venv/bin/python benchmarks/bench.py --ocipush benchmarks/.venv-ocipush/bin/ocipush "$@"

@@ -20,18 +20,7 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
   systemctl stop docker-registry || true
 fi
 
-# The python3 installed above, not whichever PATH finds first: a Python built from source without PGO (pyenv's
-# default) starts every command ~25 % slower than the distribution's. PYTHON=/path/to/python picks another.
-PYTHON=${PYTHON:-/usr/bin/python3}
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 required" >&2; exit 1; }
-real_executable='import os, sys; print(os.path.realpath(sys.executable))'
-if [ -x .venv/bin/python ] && [ "$(.venv/bin/python -c "$real_executable")" != "$("$PYTHON" -c "$real_executable")" ]
-then
-  rm -rf .venv  # made with another interpreter
-fi
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
+bash scripts/make-venv.sh .venv  # with the python3 installed above (PYTHON=... picks another)
 # The stamp names what is installed: a test install serves the demo too, a demo install does not serve the tests.
 stamp=.venv/.ocipush-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) compat $extra"
@@ -41,7 +30,8 @@ if [ "$have" != "$want" ] && ! { [ "$profile" = demo ] && [ "${have% *}" = "${wa
   # A compat editable install puts the source folder on sys.path; the default one imports a finder (with pathlib)
   # at every start of the interpreter, ~3 ms that an installed wheel never costs.
   # pip's output is kept and shown only when the install fails.
-  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".$extra" --config-settings editable_mode=compat; } >"$log" 2>&1
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -e ".$extra" --config-settings editable_mode=compat; } >"$log" 2>&1
   then
     cat "$log" >&2; rm -f "$log"; echo "setup: pip install failed (output above)" >&2; exit 1
   fi
