@@ -62,12 +62,23 @@ class Sizes:
     lambda_cap_mb: int
 
 
+def stdlib_tree() -> Path:
+    """P1's tree: the standard library folder of the first python3 on PATH, as in every report so far, whichever
+    interpreter runs ocipush (scripts/make-venv.sh picks Debian's). On this machine kind that is pyenv's 3.11, whose
+    lib folder holds its site-packages too (~50,000 files, ~820 MB); on a plain Debian, /usr/lib/python3.11."""
+    found = shutil.which("python3")
+    if found is None:
+        return Path(sysconfig.get_paths()["stdlib"])
+    code = "import sysconfig; print(sysconfig.get_paths()['stdlib'])"
+    return Path(subprocess.run([found, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
+
+
 def full_sizes(reps: int) -> Sizes:
-    return Sizes(reps, 500 * MiB, 8, 128 * MiB, 1024 * MiB, Path(sysconfig.get_paths()["stdlib"]), 20, 1024)
+    return Sizes(reps, 500 * MiB, 8, 128 * MiB, 1024 * MiB, stdlib_tree(), 20, 1024)
 
 
 def quick_sizes() -> Sizes:
-    tree = Path(sysconfig.get_paths()["stdlib"]) / "email"
+    tree = stdlib_tree() / "email"
     return Sizes(1, 20 * MiB, 8, 4 * MiB, 64 * MiB, tree, 3, 1024)
 
 
@@ -399,7 +410,7 @@ class Bench:
         manifest = json.loads((base / "blobs" / "sha256" / manifest_ref.split(":", 1)[1]).read_text())
         base_layers = [layer["digest"] for layer in manifest["layers"]]
         base_mb = sum(layer["size"] for layer in manifest["layers"]) / 1e6
-        app = Path(sysconfig.get_paths()["stdlib"]) / "email"
+        app = stdlib_tree() / "email"
         print(f"P10: build-push of {app.name} onto the {name} base ({base_mb:.0f} MB compressed)", flush=True)
         rebuilds: list[Sample] = []
 
