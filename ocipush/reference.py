@@ -104,10 +104,10 @@ def is_valid_tag(tag: str) -> bool:
     return bool(_TAG_RE.match(tag))
 
 
-
 # The location prefixes ocipush reads and writes, and those of other tools (skopeo, podman) it does not, so that
 # `dir:x` is refused instead of being read as a Docker Hub name or a path.
-PREFIXES = ("oci:", "oci-archive:", "docker-archive:", "docker://")
+_LOCAL_PREFIXES = ("oci:", "oci-archive:", "docker-archive:")  # what ocipush.locations' classes stand for
+PREFIXES = (*_LOCAL_PREFIXES, "docker://")
 _FOREIGN_TRANSPORTS = frozenset(
     {"dir", "docker-daemon", "containers-storage", "ostree", "sif", "tarball"}  # not `docker:` (an image name)
 )
@@ -152,7 +152,7 @@ def parse_location(text: str, default_tag: str | None = "latest") -> Location:
     """Parse a source or target: `oci:PATH[:tag]`, `oci-archive:FILE[:tag]`, `docker-archive:FILE[:ref]`,
     `docker://REF` or `REF`. Another `word:` prefix is refused with the list of supported ones."""
     _refuse_unknown_prefix(text)
-    if text.startswith(("oci-archive:", "oci:", "docker-archive:")):
+    if text.startswith(_LOCAL_PREFIXES):
         return _parse_local(text)
     if text.startswith("docker://"):
         text = text[len("docker://") :]
