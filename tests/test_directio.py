@@ -17,7 +17,7 @@ import pytest
 from transferhelpers import make_image, options
 
 from ocipush import api
-from ocipush.directio import ALIGN, PROBE_BYTES, Appender, aligned_buffer
+from ocipush.directio import ALIGN, PAGE_CACHE_PIECE, PROBE_BYTES, Appender, aligned_buffer
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 
@@ -97,6 +97,28 @@ def test_a_resumed_file_of_odd_length_appends_through_the_page_cache(tmp_path: P
     finally:
         os.close(fd)
     assert (tmp_path / "blob").read_bytes() == b"12345" + b"x" * ALIGN
+
+
+def test_the_page_cache_takes_a_large_piece_in_smaller_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[int] = []
+    real: Callable[[int, Any], int] = os.write
+
+    def recording(fd: int, data: Any) -> int:
+        n = real(fd, data)
+        written.append(n)
+        return n
+
+    data = os.urandom(4 * PAGE_CACHE_PIECE + 1000)
+    (tmp_path / "blob").write_bytes(b"12345")
+    fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_APPEND)
+    try:
+        appender = Appender(fd, 5)  # odd length: the page cache from the start
+        monkeypatch.setattr(os, "write", recording)
+        appender.append(data)
+    finally:
+        os.close(fd)
+    assert written == [PAGE_CACHE_PIECE] * 4 + [1000]
+    assert (tmp_path / "blob").read_bytes() == b"12345" + data
 
 
 def test_a_file_system_without_direct_io_is_written_through_the_page_cache(
