@@ -264,13 +264,16 @@ class Bench:
         with self.registry() as reg:
             subprocess.run(self.ocipush_push(img, f"{reg.host}/p5:bench"), check=True,
                            env=self.env(self.fresh("cache")), stdout=subprocess.DEVNULL)  # fmt: skip
-            samples, errors = self.alternate(self.sizes.reps, scaling.pull_tools(self, reg.host, "p5", img))
+            tools = scaling.pull_tools(self, reg.host, "p5", img, verified_curl=True)
+            samples, errors = self.alternate(self.sizes.reps, tools)
         verified = [s.extra["verification"] for s in samples["ocipush"]]
         commands = {
             "ocipush": "ocipush pull --quiet 127.0.0.1:PORT/p5:bench oci:OUT:bench",
             "skopeo": "skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:PORT/p5:bench oci:OUT:bench",
             "curl": f"benchmarks/curl_pull.sh 127.0.0.1:PORT p5 OUT DIGEST… ({len(digests)} GETs in parallel, "
             "not verified)",
+            scaling.VERIFIED_CURL: "benchmarks/curl_pull.sh --verify 127.0.0.1:PORT p5 OUT DIGEST… (the same GETs, "
+            "each blob then hashed with openssl dgst -sha256 and compared)",
         }
         self.record("P5", f"Pull of the P3 image ({img.layer_bytes / MiB:.0f} MiB, {len(digests)} layers) to an "
                     "OCI layout", samples, errors, commands, verification=verified)  # fmt: skip

@@ -146,9 +146,12 @@ def _push_commands(bench: Bench, img: data.Image, repo: str) -> dict[str, str]:
     return {name: cmd.replace(str(img.path), "LAYOUT") for name, cmd in commands.items()}
 
 
-def pull_tools(bench: Bench, host: str, repo: str, img: data.Image) -> dict[str, Callable[[], Sample]]:
-    """ocipush pull (digests verified by ocipush, and every blob re-hashed here), skopeo copy, parallel curl GETs.
-    ocipush's samples carry `verified` and `verification` (blobs checked, bad, missing)."""
+def pull_tools(
+    bench: Bench, host: str, repo: str, img: data.Image, verified_curl: bool = False
+) -> dict[str, Callable[[], Sample]]:
+    """ocipush pull (digests verified by ocipush, and every blob re-hashed here), skopeo copy, parallel curl GETs,
+    and with `verified_curl` the same GETs each followed by `openssl dgst`. ocipush's samples carry `verified` and
+    `verification` (blobs checked, bad, missing)."""
     digests = [layer.digest for layer in img.layers]
 
     def ocipush() -> Sample:
@@ -170,15 +173,19 @@ def pull_tools(bench: Bench, host: str, repo: str, img: data.Image) -> dict[str,
         shutil.rmtree(out)
         return sample
 
-    def curl() -> Sample:
+    def curl(name: str = "curl", *flags: str) -> Sample:
         out = bench.fresh("pull")
-        sample = bench.timed("curl", [str(BENCH / "curl_pull.sh"), host, repo, str(out), *digests])
+        sample = bench.timed(name, [str(BENCH / "curl_pull.sh"), *flags, host, repo, str(out), *digests])
         shutil.rmtree(out)
         return sample
 
-    return {"ocipush": ocipush, "skopeo": skopeo, "curl": curl}
+    tools = {"ocipush": ocipush, "skopeo": skopeo, "curl": curl}
+    if verified_curl:
+        tools[VERIFIED_CURL] = lambda: curl(VERIFIED_CURL, "--verify")
+    return tools
 
 
+VERIFIED_CURL = "curl + openssl dgst"
 PULL_COMMANDS = {
     "ocipush": "ocipush pull --quiet 127.0.0.1:PORT/REPO:bench oci:OUT:bench",
     "skopeo": "skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:PORT/REPO:bench oci:OUT:bench",
