@@ -1,7 +1,6 @@
-"""Downloads written through the page cache or past it (ocipush.directio): the page cache first, whole aligned pieces
-with O_DIRECT once it proves the costlier and while the disk keeps pace, anything else through the page cache, and
-the file always holds exactly what was appended. Costs come from injected clocks; residency in the page cache is
-read with util-linux's fincore."""
+"""Downloads written through the page cache or past it (ocipush.directio): a probe of each way, then the faster,
+whole aligned pieces with O_DIRECT, anything else through the page cache, and the file always holds exactly what
+was appended. Costs come from injected clocks; residency in the page cache is read with util-linux's fincore."""
 
 from __future__ import annotations
 
@@ -10,15 +9,15 @@ import fcntl
 import hashlib
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from transferhelpers import make_image, options
 
-from ocipush import api, directio
-from ocipush.directio import ALIGN, DIRECT_PROBE, PAGE_CACHE_PIECE, PAGE_CACHE_PROBE, Appender, aligned_buffer
+from ocipush import api
+from ocipush.directio import ALIGN, PAGE_CACHE_PIECE, PROBE_BYTES, Appender, aligned_buffer
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 from ocipush.registry.download import READ_SIZE
@@ -41,70 +40,103 @@ def _new_file(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
 
 
-def _paced(write: float, between: float) -> Callable[[], float]:
-    """A clock for Appender that has each write take `write` seconds and the time between two take `between` (it
-    is read once before and once after each write)."""
-
-    def times() -> Iterator[float]:
-        now = 0.0
-        while True:
-            yield now
-            now += write
-            yield now
-            now += between
-
-    return times().__next__
+Costs = Callable[[bool, int], tuple[float, float]]  # (direct, file length) -> (seconds per write, between)
 
 
-def _costly_page_cache() -> Callable[[], float]:
-    """A CPU clock on which page-cache writes cost ten times what the download does between them."""
-    return _paced(0.010, 0.001)
+class _Paced:
+    """A clock for Appender on which each write takes, and the time until the next one lasts, what `costs` says
+    for the way the appender writes and the file's length when it is read (once before and once after a write)."""
+
+    def __init__(self, costs: Costs, fd: int) -> None:
+        self.costs = costs
+        self.fd = fd
+        self.appender: Appender | None = None
+        self.now = 0.0
+        self.before_write = True
+
+    def __call__(self) -> float:
+        assert self.appender is not None
+        write, between = self.costs(self.appender.direct, os.fstat(self.fd).st_size)
+        now = self.now
+        self.now += write if self.before_write else between
+        self.before_write = not self.before_write
+        return now
 
 
-def _append_probe(appender: Appender, data: bytes) -> None:
-    """Append PAGE_CACHE_PROBE bytes of `data` in whole aligned 1 MiB pieces."""
+def _appender(fd: int, size: int, costs: Costs) -> Appender:
+    clock = _Paced(costs, fd)
+    clock.appender = Appender(fd, size, clock=clock)
+    return clock.appender
+
+
+def _ways(page_cache: tuple[float, float], direct: tuple[float, float]) -> Costs:
+    return lambda is_direct, _length: direct if is_direct else page_cache
+
+
+FAST, SLOW = (0.002, 0.004), (0.012, 0.004)  # per 1 MiB piece: ~170 MB/s against ~60 MB/s
+
+
+def _append_pieces(appender: Appender, fd: int, data: bytes, start: int, end: int) -> list[bool]:
+    """Append data[start:end] in whole aligned 1 MiB pieces; the way each went (True: direct)."""
     buffer = memoryview(aligned_buffer(MiB))
-    for start in range(0, PAGE_CACHE_PROBE, MiB):
-        buffer[:] = data[start : start + MiB]
+    ways = []
+    for at in range(start, end, MiB):
+        buffer[:] = data[at : at + MiB]
+        ways.append(_direct(fd))
         appender.append(buffer)
+    return ways
 
 
-def test_a_file_stays_in_the_page_cache_while_that_costs_less_than_the_download(tmp_path: Path) -> None:
-    data = os.urandom(2 * PAGE_CACHE_PROBE)
+@pytest.mark.parametrize(("page_cache", "direct", "chosen"), [(FAST, SLOW, False), (SLOW, FAST, True)])
+def test_the_page_cache_first_then_a_direct_probe_then_the_faster_way(
+    tmp_path: Path, page_cache: tuple[float, float], direct: tuple[float, float], chosen: bool
+) -> None:
+    data = os.urandom(4 * PROBE_BYTES)
     fd = _new_file(tmp_path / "blob")
     try:
-        appender = Appender(fd, 0, cpu_clock=_paced(0.001, 0.010))
-        _append_probe(appender, data)
-        assert not appender.direct and not _direct(fd)
-        appender.append(data[PAGE_CACHE_PROBE:])
-        assert not appender.direct and not _direct(fd)
+        appender = _appender(fd, 0, _ways(page_cache, direct))
+        ways = _append_pieces(appender, fd, data, 0, len(data))
     finally:
         os.close(fd)
-    assert _resident_bytes(tmp_path / "blob") == len(data)
+    probe = PROBE_BYTES // MiB
+    assert ways == [False] * probe + [True] * probe + [chosen] * (len(ways) - 2 * probe)
+    direct_bytes = (len(data) - PROBE_BYTES) if chosen else PROBE_BYTES
+    assert _resident_bytes(tmp_path / "blob") == len(data) - direct_bytes  # direct pieces left nothing cached
     assert (tmp_path / "blob").read_bytes() == data
 
 
-def test_whole_aligned_pieces_go_past_the_page_cache_once_it_proves_costlier_and_the_short_last_one_through_it(
-    tmp_path: Path,
-) -> None:
-    data = os.urandom(PAGE_CACHE_PROBE + 128 * KiB + 1000)
+def test_direct_writes_stop_once_the_disk_falls_behind(tmp_path: Path) -> None:
+    """A volume that keeps pace for 24 MiB and then takes ten times as long (out of burst credit)."""
+    data = os.urandom(8 * PROBE_BYTES)
+    behind = 3 * PROBE_BYTES
+
+    def costs(is_direct: bool, length: int) -> tuple[float, float]:
+        if not is_direct:
+            return SLOW
+        return FAST if length < behind else (0.120, 0.004)
+
     fd = _new_file(tmp_path / "blob")
     try:
-        appender = Appender(fd, 0, cpu_clock=_costly_page_cache())
-        assert not appender.direct and not _direct(fd)  # the page cache first
-        _append_probe(appender, data)
+        ways = _append_pieces(_appender(fd, 0, costs), fd, data, 0, len(data))
+    finally:
+        os.close(fd)
+    went_back = ways.index(False, PROBE_BYTES // MiB)
+    assert behind // MiB < went_back < len(ways) and not any(ways[went_back:])
+    assert (tmp_path / "blob").read_bytes() == data
+
+
+def test_a_short_last_piece_goes_through_the_page_cache(tmp_path: Path) -> None:
+    data = os.urandom(3 * PROBE_BYTES + 1000)
+    fd = _new_file(tmp_path / "blob")
+    try:
+        appender = _appender(fd, 0, _ways(SLOW, FAST))
+        _append_pieces(appender, fd, data, 0, 3 * PROBE_BYTES)
         assert appender.direct and _direct(fd)
-        buffer = memoryview(aligned_buffer(64 * KiB))
-        for start in range(PAGE_CACHE_PROBE, PAGE_CACHE_PROBE + 128 * KiB, 64 * KiB):
-            buffer[: 64 * KiB] = data[start : start + 64 * KiB]
-            appender.append(buffer[: 64 * KiB])
-            assert appender.direct and _direct(fd)
-        assert _resident_bytes(tmp_path / "blob") == PAGE_CACHE_PROBE  # nothing more in the page cache
-        buffer[:1000] = data[PAGE_CACHE_PROBE + 128 * KiB :]
-        appender.append(buffer[:1000])
+        appender.append(data[3 * PROBE_BYTES :])
         assert not appender.direct and not _direct(fd)
     finally:
         os.close(fd)
+    assert _resident_bytes(tmp_path / "blob") == PROBE_BYTES + ALIGN  # the first probe and the last page
     assert (tmp_path / "blob").read_bytes() == data
 
 
@@ -121,13 +153,13 @@ def test_a_piece_in_unaligned_memory_is_refused_by_the_kernel_and_written_throug
             refused.append(exc.errno or 0)
             raise
 
-    data = os.urandom(PAGE_CACHE_PROBE + 2 * ALIGN)
+    data = os.urandom(PROBE_BYTES + 2 * ALIGN)
     odd = memoryview(aligned_buffer(4 * ALIGN))[1 : 1 + 2 * ALIGN]  # an aligned length at an odd address
-    odd[:] = data[PAGE_CACHE_PROBE:]
+    odd[:] = data[PROBE_BYTES:]
     fd = _new_file(tmp_path / "blob")
     try:
-        appender = Appender(fd, 0, cpu_clock=_costly_page_cache())
-        _append_probe(appender, data)
+        appender = _appender(fd, 0, _ways(SLOW, FAST))
+        _append_pieces(appender, fd, data, 0, PROBE_BYTES)
         assert appender.direct
         monkeypatch.setattr(os, "write", recording)
         appender.append(odd)
@@ -138,14 +170,12 @@ def test_a_piece_in_unaligned_memory_is_refused_by_the_kernel_and_written_throug
 
 
 def test_a_resumed_file_of_odd_length_stays_in_the_page_cache(tmp_path: Path) -> None:
-    data = os.urandom(2 * PAGE_CACHE_PROBE)
+    data = os.urandom(3 * PROBE_BYTES)
     (tmp_path / "blob").write_bytes(b"12345")
     fd = os.open(tmp_path / "blob", os.O_WRONLY | os.O_APPEND)
     try:
-        appender = Appender(fd, 5, cpu_clock=_costly_page_cache())
-        _append_probe(appender, data)
-        appender.append(data[PAGE_CACHE_PROBE:])
-        assert not appender.direct and not _direct(fd)
+        ways = _append_pieces(_appender(fd, 5, _ways(SLOW, FAST)), fd, data, 0, len(data))
+        assert not any(ways) and not _direct(fd)
     finally:
         os.close(fd)
     assert (tmp_path / "blob").read_bytes() == b"12345" + data
@@ -187,56 +217,27 @@ def test_a_file_system_without_direct_io_is_written_through_the_page_cache(
         return real(fd, cmd, arg)
 
     monkeypatch.setattr(fcntl, "fcntl", refusing)
-    data = os.urandom(2 * PAGE_CACHE_PROBE)
+    data = os.urandom(3 * PROBE_BYTES)
     fd = _new_file(tmp_path / "blob")
     try:
-        appender = Appender(fd, 0, cpu_clock=_costly_page_cache())
-        _append_probe(appender, data)
-        appender.append(data[PAGE_CACHE_PROBE:])
-        assert asked == [fd] and not appender.direct
+        ways = _append_pieces(_appender(fd, 0, _ways(SLOW, FAST)), fd, data, 0, len(data))
+        assert asked == [fd] and not any(ways)
     finally:
         os.close(fd)
     assert (tmp_path / "blob").read_bytes() == data
 
 
-@pytest.mark.parametrize(("write", "between", "stays_direct"), [(0.004, 0.006, True), (0.030, 0.006, False)])
-def test_direct_writes_last_only_while_the_disk_keeps_pace(
-    tmp_path: Path, write: float, between: float, stays_direct: bool
+def test_a_pulled_layer_is_whole_and_only_its_page_cache_probe_and_tail_went_through_the_page_cache(
+    registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    """Once the page cache has proved costlier: a disk that takes 30 ms for a piece the network brings in 6 ms (a
-    125 MB/s volume) loses O_DIRECT after the probe; one that keeps pace keeps it."""
-    piece = 1 << 20
-    buffer = memoryview(aligned_buffer(piece))
-    data = os.urandom(PAGE_CACHE_PROBE + 2 * DIRECT_PROBE)
-    fd = _new_file(tmp_path / "blob")
-    try:
-        appender = Appender(fd, 0, clock=_paced(write, between), cpu_clock=_costly_page_cache())
-        _append_probe(appender, data)
-        modes = []
-        for start in range(PAGE_CACHE_PROBE, len(data), piece):
-            buffer[:] = data[start : start + piece]
-            appender.append(buffer)
-            modes.append(_direct(fd))
-    finally:
-        os.close(fd)
-    probe = DIRECT_PROBE // piece
-    assert all(modes[: probe - 1])  # judged only once the probe is written
-    assert all(modes) if stays_direct else not any(modes[probe:])
-    assert (tmp_path / "blob").read_bytes() == data
-
-
-def test_a_pulled_layer_is_whole_and_only_its_probe_and_tail_went_through_the_page_cache(
-    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A real pull, with the page cache judged the costlier whatever it cost on this machine (COSTLIER 0), so that
-    the direct path runs: the probe and the short last piece are in the page cache, nothing else."""
-    monkeypatch.setattr(directio, "COSTLIER", 0.0)
-    size = PAGE_CACHE_PROBE + (3 << 20) + 100  # the probe, three whole receive buffers and a short last piece
+    """A real pull of a layer that ends during its direct probe, so that whatever the two ways cost on this machine,
+    the probe's pieces go past the page cache."""
+    size = PROBE_BYTES + (3 << 20) + 100  # the page cache's probe, three whole receive buffers and a short last piece
     source, descriptor = make_image(tmp_path / "src", big=size)
     api.push(f"oci:{source.path}:v1", f"{registry.host}/direct:v1", options=options(tmp_path))
     api.pull(f"{registry.host}/direct:v1", f"oci:{tmp_path / 'back'}:v1", options=options(tmp_path))
     layer = next(d for d in source.read_manifest(descriptor).manifest.layers if d.size >= size)
     path = Path(OCILayout(str(tmp_path / "back")).blob_path(layer.digest))
     tail = layer.size % READ_SIZE  # the short last piece, in whole pages
-    assert _resident_bytes(path) == PAGE_CACHE_PROBE + -(-tail // ALIGN) * ALIGN
+    assert _resident_bytes(path) == PROBE_BYTES + -(-tail // ALIGN) * ALIGN
     assert hashlib.sha256(path.read_bytes()).hexdigest() == layer.digest.split(":")[1]
