@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ "${1:-}" != "--python" ]; then
-  bash ../scripts/apt-ensure.sh docker-registry skopeo umoci buildah runc curl pigz time util-linux tar
+  bash ../scripts/apt-ensure.sh docker-registry skopeo umoci buildah runc curl pigz time util-linux tar openssl
 fi
 
 PEERS=(oras python-dxf matplotlib)

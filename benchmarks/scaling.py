@@ -37,7 +37,7 @@ KEYS = ("S1", "S2", "S3", "S4", "S5")  # the scenarios this module records (repo
 
 
 def _ocipush() -> Path:
-    import bench  # the module global, which --ocipush may have replaced
+    import bench  # the running module (bench.py maps the name to __main__), whose OCIPUSH --ocipush may replace
 
     return bench.OCIPUSH
 

@@ -9,7 +9,7 @@ profile=${1:-test}
 case "$profile" in
   demo) packages=(docker-registry python3 python3-venv python3-pip ca-certificates); extra="" ;;
   test) packages=(docker-registry python3 python3-venv python3-pip ca-certificates git curl pigz skopeo umoci
-                  podman buildah runc debootstrap time tinyproxy util-linux-extra)
+                  podman buildah runc debootstrap time tinyproxy util-linux-extra openssl)
         extra="[test]" ;;
   *) echo "setup: unknown profile '$profile' (demo or test)" >&2; exit 2 ;;
 esac

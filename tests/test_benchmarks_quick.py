@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS_PY = ROOT / "benchmarks" / ".venv-peers" / "bin" / "python"
 SCENARIOS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "PY", "Lambda", "S1", "S2", "S3",
              "S4", "S5", "SY1", "SY2", "SY3")
-TOOLS = ("docker-registry", "skopeo", "umoci", "buildah", "curl", "pigz", "unshare", "prlimit", "/usr/bin/time")
+TOOLS = ("docker-registry", "skopeo", "umoci", "buildah", "curl", "openssl", "pigz", "unshare", "prlimit",
+         "/usr/bin/time")
 
 pytestmark = pytest.mark.slow
 
