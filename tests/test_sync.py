@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import synchelpers as sh
-from transferhelpers import options, run_cli
+from transferhelpers import assert_one_line_error, options, run_cli
 
 from ocipush import api
 from ocipush.localregistry import LocalRegistry
@@ -426,6 +428,21 @@ def test_cli_dask_executor_starts_its_own_local_cluster(
     assert json.loads(done.stdout)["summary"] == {"copied": 4, "skipped": 0, "failed": 0}
     for tag, digest in source.tags_of("tools/t03").items():
         assert _digest(f"{registry.host}/t03:{tag}", tmp_path) == digest
+
+
+def test_dask_executor_without_dask_installed_is_a_one_line_error_before_any_request(tmp_path: Path) -> None:
+    """Dask is an optional extra. The development venv has it, so the child process hides it (a None entry in
+    sys.modules is how Python marks a module as unavailable); the registries are a closed port, which a request
+    would have turned into a transport error."""
+    spec = {"sources": [{"registry": "127.0.0.1:9", "images": {"a": ["1"]}}],
+            "destinations": [{"registry": "127.0.0.1:9"}]}  # fmt: skip
+    config = tmp_path / "sync.yaml"
+    config.write_text(json.dumps(spec))
+    hide = "import sys; sys.modules['distributed'] = None; from ocipush.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", hide, "sync", "-f", str(config), "--executor", "dask"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert_one_line_error(done, "pip install 'ocipush[dask]'")
 
 
 def test_keep_going_copies_the_rest_and_says_what_failed(

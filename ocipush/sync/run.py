@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import threading
 import time
 from typing import Literal
 
+from ocipush.errors import UsageError
 from ocipush.log import get_logger
 from ocipush.registry.options import RegistryOptions
 from ocipush.registry.session import RegistrySession
@@ -35,6 +37,9 @@ def sync(
     already equals the source's cost one HEAD and nothing else. Without `keep_going` the first failed image stops
     the sync (images not started are counted in `not_run`). `workers`: images copied at once (threads), or the
     LocalCluster's worker processes with `executor="dask"` and no `scheduler`."""
+    if executor == "dask" and not dry_run and importlib.util.find_spec("distributed") is None:
+        # Before any request, not after a whole plan. find_spec looks for the package without importing it.
+        raise UsageError("the dask executor needs Dask's distributed package: pip install 'ocipush[dask]'")
     if isinstance(spec, str):
         spec = load_spec(spec)
     options = options or RegistryOptions.from_env()
