@@ -445,6 +445,33 @@ def test_dask_executor_without_dask_installed_is_a_one_line_error_before_any_req
     assert_one_line_error(done, "pip install 'ocipush[dask]'")
 
 
+@pytest.mark.parametrize(("refusals", "copied"), [(1, True), (None, False)])
+def test_a_manifest_refused_as_digest_invalid_is_put_again(
+    source: sh.Source, registry: LocalRegistry, fault_proxy: object, tmp_path: Path, refusals: int | None,
+    copied: bool,
+) -> None:
+    """The distribution registry answers DIGEST_INVALID to a manifest PUT that reads a blob link another process is
+    rewriting; the race is rare and timing-bound, so the proxy answers it instead: once (the next PUT goes through)
+    or every time (the image fails after LINK_RACE_TRIES)."""
+    from support.proxy import Respond
+
+    from ocipush.sync.copier import LINK_RACE_TRIES
+
+    proxy = fault_proxy(f"http://{registry.host}")  # type: ignore[operator]
+    body = b'{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}]}'
+    refusal = Respond(400, body, (("Content-Type", "application/json"),))
+    fault = proxy.add_fault("PUT", r"/manifests/", refusal, times=refusals)
+    spec = {"sources": [{"registry": source.host, "images": {"tools/t00": ["1.0.0"]}}],
+            "destinations": [{"registry": proxy.host}]}  # fmt: skip
+    report = api_sync(parse_spec(spec), tmp_path, keep_going=True)
+    assert fault.applied == (1 if copied else LINK_RACE_TRIES)
+    assert report.ok is copied  # type: ignore[attr-defined]
+    expected = source.digests["tools/t00", "1.0.0"] if copied else None
+    assert _digest(f"{registry.host}/tools/t00:1.0.0", tmp_path) == expected
+    if not copied:
+        assert "DIGEST_INVALID" in report.failed[0].error  # type: ignore[attr-defined]
+
+
 def test_keep_going_copies_the_rest_and_says_what_failed(
     source: sh.Source, registry: LocalRegistry, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ocipush.errors import OcipushError
+from ocipush.errors import OcipushError, RegistryAnswerError
 from ocipush.log import get_logger
 from ocipush.models import Descriptor, ManifestDocument
 from ocipush.progress import ignore_progress
@@ -21,6 +21,11 @@ from ocipush.sync.spec import RateLimits
 from ocipush.transfer import BlobOutcome, ImageSource, RegistrySource, RegistryTarget, TransferResult, transfer
 
 log = get_logger("ocipush.sync")
+# The distribution registry refuses a manifest (DIGEST_INVALID) whose blob link another process is rewriting at that
+# moment (SyncTarget): put it again, after a pause, before calling the image failed. One image of 80 hit this in one
+# benchmark run of five with four Dask workers.
+LINK_RACE_TRIES = 3
+LINK_RACE_PAUSE = 0.05  # seconds, times the attempt
 
 
 class SyncTarget(RegistryTarget):
@@ -29,8 +34,8 @@ class SyncTarget(RegistryTarget):
     missing are not looked up again, and a blob this process already put into the repository costs nothing. Any
     other blob is asked for (a HEAD) before it is mounted or uploaded: the distribution registry rewrites a blob's
     link in the repository on every mount or upload, not atomically, and a manifest PUT of another worker that reads
-    it meanwhile is refused (DIGEST_INVALID; seen with Dask workers, which share no state). Manifest pushes wait
-    for the pacer (ECR's PutImage rate)."""
+    it meanwhile is refused (DIGEST_INVALID; seen with Dask workers, which share no state), and is put again. Manifest
+    pushes wait for the pacer (ECR's PutImage rate)."""
 
     def __init__(self, session: RegistrySession, target: CopyTarget, digest: str, context: CopyContext) -> None:
         # the planner's HEADs said these are missing a moment ago; a copy run twice only puts them again
@@ -48,10 +53,18 @@ class SyncTarget(RegistryTarget):
         return self.uploader.upload(source.blob(descriptor), mounts)
 
     def put_manifest(self, document: ManifestDocument, tags: list[str], top: bool = True) -> None:
-        for _ in tags or [document.digest]:
-            if self.pacer is not None:
-                self.pacer.wait()
-        super().put_manifest(document, tags, top)
+        for attempt in range(1, LINK_RACE_TRIES + 1):
+            for _ in tags or [document.digest]:
+                if self.pacer is not None:
+                    self.pacer.wait()
+            try:
+                super().put_manifest(document, tags, top)
+                return
+            except RegistryAnswerError as exc:
+                if exc.code != "DIGEST_INVALID" or attempt == LINK_RACE_TRIES:
+                    raise
+                log.info("%s refused manifest %s (%s): putting it again", self.host, document.digest[:19], exc.code)
+                time.sleep(LINK_RACE_PAUSE * attempt)
 
 
 class MountingSource(RegistrySource):
