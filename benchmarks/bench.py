@@ -754,6 +754,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # scaling and sync_bench read OCIPUSH with `import bench`: without this they would import a second copy of this
-    # file, whose OCIPUSH is the development venv's whatever --ocipush said.
+    # file, whose OCIPUSH would stay the development venv's, whatever --ocipush said.
     sys.modules["bench"] = sys.modules[__name__]
     sys.exit(main())
