@@ -66,7 +66,7 @@ class Appender:
     def __init__(self, fd: int, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.fd = fd
         self.direct = False
-        self._length = size
+        self._size = size  # the file's length when the page cache's probe ends is this plus _timed
         self._settled = False  # no more timing: the way stays as it is
         self._clock = clock
         self._page_cache_cost: float | None = None  # seconds per byte through the page cache, once probed
@@ -93,7 +93,7 @@ class Appender:
         """Called after each piece once the current way has written PROBE_BYTES; `cost` is its seconds per byte."""
         if self._page_cache_cost is None:  # the page cache's probe is over: the direct one starts
             self._page_cache_cost = cost
-            if self._length % ALIGN or not _set_direct(self.fd, True):
+            if (self._size + self._timed) % ALIGN or not _set_direct(self.fd, True):
                 self._settled = True
                 return
             self.direct = True
@@ -106,7 +106,6 @@ class Appender:
 
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        self._length += len(view)
         while view and self.direct:
             if len(view) % ALIGN:
                 self._buffered()
