@@ -15,6 +15,7 @@ import pytest
 from transferhelpers import make_image, modules_after_pushes, options, push_two_platform_index, run_cli
 
 from ocipush import api
+from ocipush.cli import build_parser
 from ocipush.document import ManifestDocument, config_of
 from ocipush.errors import InvalidManifestError
 from ocipush.layout import OCILayout
@@ -240,6 +241,24 @@ def test_help_loads_no_library_and_no_dataclasses() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert "usage: ocipush" in done.stdout
     assert done.stdout.splitlines()[-1] == "loaded: []", done.stdout[-300:]
+
+
+def test_help_lists_the_commands_without_building_their_parsers() -> None:
+    """`ocipush --help` (and a missing or mistyped command) registers the commands on sketches: the same help, but
+    argparse builds only the top-level parser's arguments, not the ~950 of every command's parser."""
+    assert build_parser(listing=True).format_help() == build_parser().format_help()
+    probe = ("import argparse, contextlib, io\nfrom ocipush.cli import main\ncalls = []\n"
+             "real = argparse.ArgumentParser.add_argument\n"
+             "argparse.ArgumentParser.add_argument = lambda self, *a, **k: calls.append(a) or real(self, *a, **k)\n"
+             "for words in (['--help'], ['pusj'], ['push', '--help']):\n"
+             "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()), "
+             "contextlib.redirect_stderr(io.StringIO()):\n"
+             "        main(words)\n"
+             "    print(len(calls))\n    calls.clear()\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    listed, mistyped, push = (int(n) for n in done.stdout.split())
+    assert listed == mistyped == 4  # -h, --version, --verbose, --debug
+    assert push > 20  # the control: a command's own help builds its parser
 
 
 def test_tags_compiles_only_the_patterns_it_uses(registry: LocalRegistry, tmp_path: Path) -> None:

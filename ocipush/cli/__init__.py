@@ -18,7 +18,7 @@ from ocipush import __version__
 
 TYPE_CHECKING = False  # as typing's, which the short commands do not import (docs/benchmarks.md, S5)
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 EXIT_CODES_HELP = """exit codes:
   0 success          2 bad input or usage   3 not found        4 authentication or permission
@@ -120,8 +120,24 @@ COMMAND_HOMES = {
 COMMAND_MODULES = tuple(dict.fromkeys(COMMAND_HOMES.values()))
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser with every command, or with just the module of command `only` (faster start-up)."""
+class _CommandSketch:
+    """Stands in for each command's parser when the commands are only listed (`ocipush --help`, or no command): it
+    takes every call a command module makes while registering and keeps nothing. The list needs only the commands'
+    names and help lines, which argparse keeps outside their parsers; building the real ones (about 950 arguments,
+    each parser looking its messages up through gettext) was half of `--help`'s time."""
+
+    _actions = ()  # nothing below it for add_logging_flags to visit
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> type[_CommandSketch]:
+        return _CommandSketch
+
+
+def build_parser(only: str | None = None, *, listing: bool = False) -> argparse.ArgumentParser:
+    """The parser with every command, or with just the module of command `only` (faster start-up). With `listing`,
+    the commands are there to be listed and suggested, not parsed: the top-level help is the same."""
     parser = _Parser(
         prog="ocipush",
         description="Daemonless OCI registry client: push, pull, copy and build images; manage Amazon ECR.",
@@ -129,7 +145,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ocipush {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser_class: Any = _CommandSketch if listing else _Parser
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     for name in [only] if only else COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -147,7 +164,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in words if not w.startswith("-")), None)
-    parser = build_parser(COMMAND_HOMES.get(command or ""))
+    home = COMMAND_HOMES.get(command or "")
+    parser = build_parser(home, listing=home is None)
     args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help()
