@@ -16,8 +16,16 @@ from typing import Any
 import pytest
 from transferhelpers import make_image, options
 
-from ocipush import api
-from ocipush.directio import ALIGN, PAGE_CACHE_PIECE, PROBE_BYTES, Appender, aligned_buffer
+from ocipush import api, directio
+from ocipush.directio import (
+    ALIGN,
+    PAGE_CACHE_PIECE,
+    PROBE_BYTES,
+    VERDICT_SECONDS,
+    Appender,
+    DirectProbes,
+    aligned_buffer,
+)
 from ocipush.layout import OCILayout
 from ocipush.localregistry import LocalRegistry
 from ocipush.registry.download import READ_SIZE
@@ -63,9 +71,10 @@ class _Paced:
         return now
 
 
-def _appender(fd: int, size: int, costs: Costs) -> Appender:
+def _appender(fd: int, size: int, costs: Costs, probes: DirectProbes | None = None) -> Appender:
+    """An appender on a paced clock; with probes of its own unless `probes` are shared."""
     clock = _Paced(costs, fd)
-    clock.appender = Appender(fd, size, clock=clock)
+    clock.appender = Appender(fd, size, clock=clock, probes=probes or DirectProbes())
     return clock.appender
 
 
@@ -228,10 +237,11 @@ def test_a_file_system_without_direct_io_is_written_through_the_page_cache(
 
 
 def test_a_pulled_layer_is_whole_and_only_its_page_cache_probe_and_tail_went_through_the_page_cache(
-    registry: LocalRegistry, tmp_path: Path
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real pull of a layer that ends during its direct probe, so that whatever the two ways cost on this machine,
     the probe's pieces go past the page cache."""
+    monkeypatch.setattr(directio, "PROBES", DirectProbes())  # no verdict left by an earlier test's pulls
     size = PROBE_BYTES + (3 << 20) + 100  # the page cache's probe, three whole receive buffers and a short last piece
     source, descriptor = make_image(tmp_path / "src", big=size)
     api.push(f"oci:{source.path}:v1", f"{registry.host}/direct:v1", options=options(tmp_path))
@@ -241,3 +251,66 @@ def test_a_pulled_layer_is_whole_and_only_its_page_cache_probe_and_tail_went_thr
     tail = layer.size % READ_SIZE  # the short last piece, in whole pages
     assert _resident_bytes(path) == PROBE_BYTES + -(-tail // ALIGN) * ALIGN
     assert hashlib.sha256(path.read_bytes()).hexdigest() == layer.digest.split(":")[1]
+
+
+def test_downloads_take_turns_at_the_direct_probe(tmp_path: Path) -> None:
+    """While one file probes direct writes, another that has finished its page cache probe waits in the page cache;
+    it probes on its first piece after the first probe ended (direct won, so no verdict spares it)."""
+    probes = DirectProbes()
+    data = os.urandom(4 * PROBE_BYTES)
+    first, second = _new_file(tmp_path / "first"), _new_file(tmp_path / "second")
+    try:
+        a = _appender(first, 0, _ways(SLOW, FAST), probes)
+        b = _appender(second, 0, _ways(SLOW, FAST), probes)
+        _append_pieces(a, first, data, 0, PROBE_BYTES)
+        _append_pieces(b, second, data, 0, PROBE_BYTES)
+        assert a.direct and not b.direct  # a's turn; b waits
+        waited = _append_pieces(b, second, data, PROBE_BYTES, 2 * PROBE_BYTES)
+        _append_pieces(a, first, data, PROBE_BYTES, 2 * PROBE_BYTES)  # a's probe ends: direct won
+        after = _append_pieces(b, second, data, 2 * PROBE_BYTES, 4 * PROBE_BYTES)
+    finally:
+        os.close(first)
+        os.close(second)
+    assert not any(waited)
+    assert after == [False] + [True] * (len(after) - 1)  # b's turn came after its first piece
+    assert (tmp_path / "first").read_bytes() == data[: 2 * PROBE_BYTES]
+    assert (tmp_path / "second").read_bytes() == data
+
+
+def test_a_probe_won_by_the_page_cache_spares_the_others_theirs_for_a_while(tmp_path: Path) -> None:
+    now = [0.0]
+    probes = DirectProbes(clock=lambda: now[0])
+    data = os.urandom(3 * PROBE_BYTES)
+    ways = []
+    for name in ("slow", "spared", "later"):
+        fd = _new_file(tmp_path / name)
+        try:
+            ways.append(_append_pieces(_appender(fd, 0, _ways(FAST, SLOW), probes), fd, data, 0, len(data)))
+        finally:
+            os.close(fd)
+        assert (tmp_path / name).read_bytes() == data
+        if name == "spared":
+            now[0] += VERDICT_SECONDS
+    probe = PROBE_BYTES // MiB
+    tried = [False] * probe + [True] * probe + [False] * probe
+    assert ways == [tried, [False] * 3 * probe, tried]
+
+
+def test_a_probe_cut_short_gives_up_its_turn_without_a_verdict(tmp_path: Path) -> None:
+    """A download that fails during its direct probe (closed there): the next file probes, and the failed file's
+    descriptor is left without O_DIRECT for whatever writes it next (a restarted download)."""
+    probes = DirectProbes()
+    data = os.urandom(3 * PROBE_BYTES)
+    first, second = _new_file(tmp_path / "first"), _new_file(tmp_path / "second")
+    try:
+        cut = _appender(first, 0, _ways(SLOW, FAST), probes)
+        _append_pieces(cut, first, data, 0, PROBE_BYTES + MiB)
+        assert cut.direct and _direct(first)
+        cut.close()
+        assert not _direct(first)
+        ways = _append_pieces(_appender(second, 0, _ways(SLOW, FAST), probes), second, data, 0, len(data))
+    finally:
+        os.close(first)
+        os.close(second)
+    probe = PROBE_BYTES // MiB
+    assert ways == [False] * probe + [True] * 2 * probe

@@ -62,6 +62,8 @@ class _Partial:
             # writing the whole file back in close() (auto_da_alloc), 40-80 ms of a 128 MiB layer's pull.
             os.ftruncate(self.fd, 0)
         self.size = 0
+        self.appender.close()
+        self.appender = Appender(self.fd, 0)
 
     def append(self, data: bytes | memoryview) -> None:
         self.appender.append(data)
@@ -69,6 +71,7 @@ class _Partial:
         self.size += len(data)
 
     def close(self) -> None:
+        self.appender.close()
         os.close(self.fd)
 
     @property
