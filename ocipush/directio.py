@@ -80,7 +80,8 @@ class DirectProbes:
         return won is None or self._clock() - won >= VERDICT_SECONDS
 
     def take_turn(self) -> bool:
-        return self.worth_trying() and self._turn.acquire(blocking=False)
+        """The turn to probe, when no other file holds it (ask `worth_trying` first)."""
+        return self._turn.acquire(blocking=False)
 
     def end_turn(self, page_cache_won: bool) -> None:
         if page_cache_won:
@@ -101,7 +102,7 @@ class Appender:
     ) -> None:
         self.fd = fd
         self.direct = False
-        self._length = size  # the file's length, for the alignment direct writes need
+        self._length = size  # the file's length while undecided, for the alignment direct writes need
         self._settled = False  # no more timing: the way stays as it is
         self._clock = clock
         self._probes = probes or PROBES
@@ -123,6 +124,7 @@ class Appender:
         self._last_end = self._clock()
         self._seconds += self._last_end - start
         self._timed += len(data)
+        self._length += len(data)  # _write wrote it all, one way or the other
         if self._settled:
             return
         if self._page_cache_cost is None:
@@ -174,18 +176,13 @@ class Appender:
                 self._buffered()
                 break
             try:
-                written = os.write(self.fd, view)
+                view = view[os.write(self.fd, view) :]
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
                 self._buffered()  # memory not aligned, or a file system that took the flag but not this write
-                break
-            self._length += written
-            view = view[written:]
         for start in range(0, len(view), PAGE_CACHE_PIECE):
-            piece = view[start : start + PAGE_CACHE_PIECE]
-            write_all(self.fd, piece)
-            self._length += len(piece)
+            write_all(self.fd, view[start : start + PAGE_CACHE_PIECE])
 
     def _buffered(self) -> None:
         """Through the page cache for the rest of the file."""

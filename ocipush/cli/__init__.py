@@ -124,7 +124,7 @@ class _CommandSketch:
     """Stands in for each command's parser when the commands are only listed (`ocipush --help`, or no command): it
     takes every call a command module makes while registering and keeps nothing. The list needs only the commands'
     names and help lines, which argparse keeps outside their parsers; building the real ones (about 950 arguments,
-    each parser looking its messages up through gettext) were a quarter of `--help`'s time."""
+    each parser looking its messages up through gettext) took a quarter of `--help`'s time."""
 
     _actions = ()  # nothing below it for add_logging_flags to visit
 
