@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ocipush import arguments as check
@@ -405,6 +404,8 @@ def build_push(
     (their tar headers are read once per cache dir when a layer goes below /: see `ocipush.build.base_index`).
     With `sbom`, an SPDX document of the built layers is attached to each pushed image manifest (as a referrer,
     its digest in the result's `referrers`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ocipush.build import BuildSpec, build_image
     from ocipush.registry.stream import upload_growing
     from ocipush.transfer import default_cache_layout

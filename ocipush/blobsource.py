@@ -32,6 +32,8 @@ class BlobSource(Protocol):
 
 @dataclass
 class FileBlobSource:
+    """A blob read from a file (a layout's blob, a built layer), sent by sendfile or a reused buffer."""
+
     path: str
     digest: str
     size: int

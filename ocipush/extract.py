@@ -240,6 +240,8 @@ def split_path(name: str, what: str) -> list[str]:
 
 @dataclass
 class _Applier:
+    """Applies one layer's entries under a root directory, whiteouts included."""
+
     root_fd: int
     refusal: dict[str, str]  # special entry kind -> why it is refused
     budget: SizeBudget | None = None

@@ -28,6 +28,8 @@ LAMBDA_ARCHITECTURES = ("amd64", "arm64")
 
 @dataclass(frozen=True)
 class LambdaProblem:
+    """A rule of AWS Lambda's that an image breaks, with how to fix it."""
+
     check: str
     message: str
     fix: str

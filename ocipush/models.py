@@ -25,6 +25,8 @@ def _not_negative(value: int) -> int:
 
 @dataclass(kw_only=True)
 class Platform(OpenRecord):
+    """The platform an image is for (an index entry's `platform`)."""
+
     architecture: str
     os: str
     os_version: str | None = field(default=None, metadata=options(alias="os.version"))
@@ -37,6 +39,8 @@ class Platform(OpenRecord):
 
 @dataclass(kw_only=True)
 class Descriptor(OpenRecord):
+    """A reference to content by media type, digest and size."""
+
     media_type: str = field(metadata=options(alias="mediaType"))
     digest: str
     size: int = field(metadata=options(check=_not_negative))
@@ -49,6 +53,8 @@ class Descriptor(OpenRecord):
 
 @dataclass(kw_only=True)
 class Manifest(OpenRecord):
+    """An image manifest (OCI or Docker v2.2): config and layers."""
+
     schema_version: int = field(default=2, metadata=options(alias="schemaVersion"))
     media_type: str | None = field(default=mt.OCI_MANIFEST, metadata=options(alias="mediaType"))
     artifact_type: str | None = field(default=None, metadata=options(alias="artifactType"))
@@ -60,6 +66,8 @@ class Manifest(OpenRecord):
 
 @dataclass(kw_only=True)
 class Index(OpenRecord):
+    """An image index or Docker manifest list."""
+
     schema_version: int = field(default=2, metadata=options(alias="schemaVersion"))
     media_type: str | None = field(default=mt.OCI_INDEX, metadata=options(alias="mediaType"))
     artifact_type: str | None = field(default=None, metadata=options(alias="artifactType"))
@@ -70,6 +78,8 @@ class Index(OpenRecord):
 
 @dataclass(kw_only=True)
 class ContainerConfig(OpenRecord):
+    """The execution settings of an image config (its `config`)."""
+
     user: str | None = field(default=None, metadata=options(alias="User"))
     exposed_ports: dict[str, dict[str, Any]] | None = field(default=None, metadata=options(alias="ExposedPorts"))
     env: list[str] | None = field(default=None, metadata=options(alias="Env"))
@@ -83,12 +93,16 @@ class ContainerConfig(OpenRecord):
 
 @dataclass(kw_only=True)
 class RootFS(OpenRecord):
+    """An image config's layers, by diff ID."""
+
     type: str = "layers"
     diff_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
 class History(OpenRecord):
+    """One entry of an image config's history."""
+
     created: str | None = None
     created_by: str | None = None
     author: str | None = None
@@ -98,6 +112,8 @@ class History(OpenRecord):
 
 @dataclass(kw_only=True)
 class ImageConfig(OpenRecord):
+    """An image config: platform, execution settings, layers and history."""
+
     created: str | None = None
     author: str | None = None
     architecture: str

@@ -11,6 +11,8 @@ EventKind = Literal["start", "progress", "skip", "mount", "retry", "resume", "do
 
 @dataclass(frozen=True)
 class ProgressEvent:
+    """What happened to a blob: started, progressed, skipped, mounted, retried, resumed or done."""
+
     kind: EventKind
     digest: str
     total: int | None = None

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -31,6 +30,7 @@ from ocipush.registry.journal import UploadJournal
 from ocipush.registry.options import DEFAULT_CHUNK_SIZE, RegistryOptions
 from ocipush.registry.session import RegistrySession
 from ocipush.registry.upload import BlobUploader
+from ocipush.workers import each_on_threads
 
 log = get_logger("ocipush.transfer")
 BlobOutcome = Literal["uploaded", "mounted", "downloaded", "copied", "exists"]
@@ -493,30 +493,24 @@ def move_blobs(
 ) -> dict[str, BlobOutcome]:
     """Put blobs into `target` in parallel, largest first: digest -> uploaded | exists | mounted. On an error the
     others stop at their next piece, and the first real error is raised once every worker has returned."""
-
-    def move(descriptor: Descriptor) -> tuple[str, BlobOutcome]:
-        return descriptor.digest, target.put_blob(source, descriptor)
-
     moved: dict[str, BlobOutcome] = {}
     ordered = sorted(descriptors, key=lambda d: -d.size)
     target.stop.clear()
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="ocipush-blob")
     failure: BaseException | None = None
     try:
-        for future in as_completed([pool.submit(move, d) for d in ordered]):
-            error = future.exception()
+        for descriptor, outcome, error in each_on_threads(
+            lambda d: target.put_blob(source, d), ordered, jobs, "ocipush-blob"
+        ):
             if error is None:
-                digest, outcome = future.result()
-                moved[digest] = outcome
+                assert outcome is not None
+                moved[descriptor.digest] = outcome
             elif failure is None or isinstance(failure, TransferStopped):
                 failure = error  # the first real error is the one reported; the others stop at once
                 target.stop.set()
     except BaseException:
         # Ctrl-C in this thread: start nothing new and do not wait for requests in flight.
         target.stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown()  # every worker has returned: nothing runs on after this call
     if failure is not None:
         raise failure
     return moved

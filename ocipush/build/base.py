@@ -45,6 +45,8 @@ class BaseImage:
 
 @dataclass(frozen=True)
 class Bases:
+    """The base image of a build: one image, or one per platform of an index."""
+
     images: list[BaseImage]
     is_index: bool = False
     docker_index: bool = False

@@ -82,6 +82,8 @@ class _Stage:
 
 @dataclass(frozen=True)
 class BlobResult:
+    """A layer blob written to the store: its compressed digest and size, and its diff ID and size."""
+
     diff_id: str
     digest: str
     size: int

@@ -20,6 +20,8 @@ State = tuple[bool, ...]
 
 @dataclass(frozen=True)
 class _Pattern:
+    """One line of an ignore file, compiled."""
+
     text: str
     regex: re.Pattern[str]
     negated: bool

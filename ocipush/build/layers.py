@@ -53,6 +53,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class LayerResult:
+    """A layer of the build: where it goes in the image, its digests, and whether an earlier build's was reused."""
+
     diff_id: str
     digest: str
     size: int
@@ -100,6 +102,8 @@ class KnownLayers:
 
 @dataclass(frozen=True)
 class LayerOptions:
+    """How every layer of a build is made: compression, timestamps, ownership, ignore file."""
+
     compression: Compression
     level: int | None
     mtime: int

@@ -26,6 +26,8 @@ _SPDX_EXPRESSION = re.compile(r"^[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)
 
 @dataclass(frozen=True)
 class FileRecord:
+    """A regular file of the image, for the SBOM: its path, checksums and the layer it is in."""
+
     path: str
     sha256: str
     sha1: str
@@ -34,6 +36,8 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class PythonDistribution:
+    """A Python distribution found in the image's site-packages, for the SBOM."""
+
     name: str
     version: str
     license: str | None
@@ -46,6 +50,8 @@ class PythonDistribution:
 
 @dataclass
 class Inventory:
+    """What the SBOM lists: the image's files and its Python distributions."""
+
     files: list[FileRecord] = field(default_factory=list)
     distributions: list[PythonDistribution] = field(default_factory=list)
 

@@ -100,6 +100,8 @@ class PythonDeps(Record):
 
 @dataclass(kw_only=True)
 class BuildSpec(Record):
+    """A build file (ocipush.yaml or the command line's flags): the base, the layers and the image's settings."""
+
     base: str = "scratch"
     layers: list[LayerSpec] = field(default_factory=list)
     entrypoint: list[str] | None = None

@@ -53,6 +53,8 @@ class Entry(NamedTuple):
 
 @dataclass(frozen=True)
 class Ownership:
+    """The owner and group every entry of a layer gets."""
+
     uid: int = 0
     gid: int = 0
 

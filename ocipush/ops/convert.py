@@ -100,6 +100,8 @@ def _describe(conversion: Conversion) -> str:
 
 @dataclass
 class _Converter:
+    """Rewrites one image's blobs and manifests into a scratch layout."""
+
     source: ImageSource
     conversion: Conversion
     store: OCILayout

@@ -39,6 +39,8 @@ Key = tuple[int, int]  # (layer, position of the entry in the layer's tar)
 
 @dataclass
 class _Node:
+    """What a path of the flattened tree is, and which layer's entry supplies it."""
+
     layer: int  # the layer that last wrote it (a whiteout spares what its own layer wrote)
     key: Key | None  # the entry that supplies it; None for a directory a path implied
     is_dir: bool = False

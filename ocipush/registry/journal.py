@@ -17,6 +17,8 @@ from ocipush.fsutil import atomic_write_bytes
 
 @dataclass(frozen=True)
 class JournalEntry:
+    """An unfinished chunked upload: its session and the bytes the registry acknowledged."""
+
     registry: str
     repository: str
     digest: str

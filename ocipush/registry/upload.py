@@ -48,6 +48,8 @@ def chunk_size_for(size: int, preferred: int | None, max_parts: int = MAX_PARTS)
 
 @dataclass
 class _Session:
+    """An upload session's URL and the bytes it holds."""
+
     url: str
     offset: int
 

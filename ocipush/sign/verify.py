@@ -23,6 +23,8 @@ PAYLOAD_LIMIT = 1 << 20
 
 @dataclass
 class SignatureCheck:
+    """One signature of an image, and whether it verified."""
+
     where: str
     payload: str
     valid: bool
@@ -36,6 +38,8 @@ class SignatureCheck:
 
 @dataclass
 class Verification:
+    """The signatures found for an image, each checked."""
+
     reference: str
     digest: str
     checks: list[SignatureCheck]

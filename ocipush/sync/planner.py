@@ -72,6 +72,8 @@ class _Found:
 
 @dataclass
 class Plan:
+    """What a sync will copy, and what it settled while planning."""
+
     tasks: list[ImageTask] = field(default_factory=list)
     results: list[ImageResult] = field(default_factory=list)  # skipped, and failed while planning
 

@@ -19,6 +19,8 @@ log = get_logger("ocipush.sync")
 
 @dataclass(frozen=True)
 class Quota:
+    """What a registry's rate-limit headers say is left."""
+
     remaining: int
     limit: int | None
     window: int | None  # seconds

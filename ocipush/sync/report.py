@@ -87,6 +87,8 @@ def ignore_events(_: SyncEvent) -> None:
 
 @dataclass
 class SyncReport:
+    """What a sync did, image by image, and where its time went."""
+
     results: list[ImageResult] = field(default_factory=list)
     dry_run: bool = False
     not_run: int = 0  # images left when a failure stopped the sync (without keep_going)

@@ -235,6 +235,8 @@ def _catalog(value: Any, where: str) -> bool | NameFilter:
 
 @dataclass(frozen=True)
 class Source:
+    """A sync source: a registry and the images, repositories or catalog to copy from it."""
+
     registry: str
     images: dict[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     repositories: tuple[str, ...] = ()
@@ -301,6 +303,8 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class SyncSpec:
+    """A sync file: its sources, destinations and defaults."""
+
     sources: tuple[Source, ...]
     destinations: tuple[Destination, ...]
     # Defaults for sources that set none of their own.
