@@ -497,10 +497,9 @@ def move_blobs(
     ordered = sorted(descriptors, key=lambda d: -d.size)
     target.stop.clear()
     failure: BaseException | None = None
+    outcomes = each_on_threads(lambda d: target.put_blob(source, d), ordered, jobs, "ocipush-blob")
     try:
-        for descriptor, outcome, error in each_on_threads(
-            lambda d: target.put_blob(source, d), ordered, jobs, "ocipush-blob"
-        ):
+        for descriptor, outcome, error in outcomes:
             if error is None:
                 assert outcome is not None
                 moved[descriptor.digest] = outcome
@@ -508,7 +507,9 @@ def move_blobs(
                 failure = error  # the first real error is the one reported; the others stop at once
                 target.stop.set()
     except BaseException:
-        # Ctrl-C in this thread: start nothing new and do not wait for requests in flight.
+        # Ctrl-C in this thread: start nothing new (before the stop wakes a worker that could take the next blob),
+        # and do not wait for requests in flight.
+        outcomes.close()
         target.stop.set()
         raise
     if failure is not None:

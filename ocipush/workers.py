@@ -6,7 +6,7 @@ The transfer engine moves blobs with this rather than `concurrent.futures`, whos
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -15,10 +15,10 @@ Result = TypeVar("Result")
 
 def each_on_threads(
     call: Callable[[Item], Result], items: Sequence[Item], jobs: int, name: str
-) -> Iterator[tuple[Item, Result | None, BaseException | None]]:
+) -> Generator[tuple[Item, Result | None, BaseException | None], None, None]:
     """`call(item)` for every item, started in the list's order on up to `jobs` threads named `name`-N; yields
     (item, result, None), or (item, None, error) for a call that raised, as each returns. Run to the end, it has
-    waited for every thread. Left early (the caller raised, Ctrl-C), it starts no further call and does not wait
+    waited for every thread. Closed early (the caller raised, Ctrl-C), it starts no further call and does not wait
     for those under way: the caller stops them (the transfer engine's `stop` event)."""
     waiting = list(reversed(items))  # taken from the end: the list's order
     finished: list[tuple[Item, Result | None, BaseException | None]] = []
@@ -39,9 +39,9 @@ def each_on_threads(
                 changed.notify()
 
     threads = [threading.Thread(target=work, name=f"{name}-{n}") for n in range(min(max(1, jobs), len(items)))]
-    for thread in threads:
-        thread.start()
     try:
+        for thread in threads:
+            thread.start()
         for _ in items:
             with changed:
                 while not finished:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any, cast
+
+import pytest
 
 from ocipush.workers import each_on_threads
 
@@ -38,7 +41,7 @@ def test_calls_start_in_the_list_order_on_at_most_jobs_threads() -> None:
     assert not list(each_on_threads(note, [], 4, "test-empty"))
 
 
-def test_leaving_early_starts_no_further_call_and_does_not_wait() -> None:
+def test_closing_early_starts_no_further_call_and_does_not_wait() -> None:
     called: list[int] = []
     release = threading.Event()
 
@@ -48,10 +51,44 @@ def test_leaving_early_starts_no_further_call_and_does_not_wait() -> None:
             assert release.wait(10)  # the second call is still under way when the caller leaves
         return n
 
-    for item, _, _ in each_on_threads(slow_after_the_first, list(range(5)), 1, "test-early"):
-        assert item == 0
-        break  # the caller leaves, as an exception or Ctrl-C would take it out
+    outcomes = each_on_threads(slow_after_the_first, list(range(5)), 1, "test-early")
+    assert next(outcomes) == (0, 0, None)
+    outcomes.close()  # the caller leaves, as move_blobs does on Ctrl-C
     release.set()
     for thread in _alive("test-early"):
         thread.join(10)
     assert called in ([0], [0, 1]) and not _alive("test-early")
+
+
+def test_ctrl_c_while_blobs_move_stops_the_uploads_under_way_and_starts_no_other() -> None:
+    """move_blobs on Ctrl-C: the stop event is set (each upload ends at its next piece) and no further blob starts.
+    A fake target, since the interrupt must land while uploads are under way: the first upload delivers it to
+    the main thread (as SIGINT would) and then waits, as a long upload does, until it is told to stop."""
+    import _thread
+
+    from ocipush.errors import TransferStopped
+    from ocipush.models import Descriptor
+    from ocipush.transfer import move_blobs
+
+    started: list[str] = []
+    stop = threading.Event()
+
+    class Uploading:
+        def __init__(self) -> None:
+            self.stop = stop
+
+        def put_blob(self, source: object, descriptor: Descriptor) -> str:
+            started.append(descriptor.digest)
+            if len(started) == 1:
+                _thread.interrupt_main()
+            assert stop.wait(10)  # an upload ends at its next piece once stop is set
+            raise TransferStopped
+
+    blobs = [Descriptor(media_type="application/octet-stream", digest=f"sha256:{n:064x}", size=n) for n in range(6)]
+    with pytest.raises(KeyboardInterrupt):
+        move_blobs(cast(Any, None), cast(Any, Uploading()), blobs, 2)
+    assert stop.is_set()
+    for thread in _alive("ocipush-blob"):
+        thread.join(10)
+    assert not _alive("ocipush-blob")
+    assert len(started) <= 2  # the two under way when Ctrl-C came; none of the four waiting started
